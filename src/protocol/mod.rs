@@ -1,0 +1,11 @@
+//! Wire formats spoken by switchboard.
+//!
+//! Every codec here is pure: it turns text into typed values and back, never
+//! panics on input from the network, and reports what was wrong through a typed
+//! error from [`error`].
+
+pub mod envelope;
+pub mod error;
+pub mod phoenix;
+
+pub use error::{ChannelErrorCode, DecodeError};
