@@ -1,7 +1,6 @@
 //! Phoenix Channels V2: every text frame is `[join_ref, ref, topic, event, payload]`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::error::{ChannelErrorCode, DecodeError};
@@ -114,20 +113,8 @@ pub fn encode_parts<P: Serialize + ?Sized>(
     // Serializing a tuple of strings and a serializable payload cannot fail
     // unless the payload's own Serialize impl fails; fall back to null then.
     serde_json::to_string(&(join_ref, msg_ref, topic, event, payload)).unwrap_or_else(|_| {
-        serde_json::to_string(&(join_ref, msg_ref, topic, event, Value::Null))
-            .unwrap_or_default()
+        serde_json::to_string(&(join_ref, msg_ref, topic, event, Value::Null)).unwrap_or_default()
     })
-}
-
-/// Encodes a frame whose payload is already JSON text (shared by broadcasts).
-pub fn encode_raw(
-    join_ref: Option<&str>,
-    msg_ref: Option<&str>,
-    topic: &str,
-    event: &str,
-    payload: &RawValue,
-) -> String {
-    encode_parts(join_ref, msg_ref, topic, event, payload)
 }
 
 /// The outcome carried by a `phx_reply`.

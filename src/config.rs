@@ -1,0 +1,270 @@
+//! Configuration: one serde [`Config`], loadable from TOML or JSON, with
+//! defaults and start-up validation whose messages name the offending key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file's path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or JSON for this schema.
+    #[error("cannot parse config file {path}: {message}")]
+    Parse {
+        /// The file's path.
+        path: String,
+        /// What the parser said (it names the key where it can).
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("{key} {problem}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `server.max_connections`.
+        key: &'static str,
+        /// What is wrong with it, e.g. `must be > 0`.
+        problem: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The inbound side: listen address, endpoint, limits.
+    pub server: ServerConfig,
+    /// How inbound connections authenticate.
+    pub auth: AuthConfig,
+}
+
+/// The inbound (hub) side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:4000`.
+    pub listen: String,
+    /// Path of the Phoenix V2 endpoint.
+    pub path: String,
+    /// Most sockets open at once; more are refused with 503.
+    pub max_connections: usize,
+    /// Largest inbound frame; a larger one closes the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Origins allowed to connect: empty = same origin only, `*` = any.
+    pub allowed_origins: Vec<String>,
+    /// A socket with no inbound frame for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most topics one socket may join.
+    pub max_channels_per_socket: usize,
+    /// Most frames waiting to be written to one socket; past this the socket
+    /// is closed with 1013 (try again later).
+    pub max_outbound_frames: usize,
+    /// Most bytes waiting to be written to one socket; same policy.
+    pub max_outbound_bytes: usize,
+    /// On shutdown, sockets closed per batch.
+    pub shutdown_batch: usize,
+    /// On shutdown, pause between batches.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_batch_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:4000".to_owned(),
+            path: "/socket/websocket".to_owned(),
+            max_connections: 10_000,
+            max_frame_bytes: 1024 * 1024,
+            allowed_origins: Vec::new(),
+            idle_timeout: Duration::from_secs(60),
+            max_channels_per_socket: 100,
+            max_outbound_frames: 1024,
+            max_outbound_bytes: 4 * 1024 * 1024,
+            shutdown_batch: 100,
+            shutdown_batch_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// How a connection proves who it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    /// No credentials required.
+    #[default]
+    None,
+    /// A bearer token.
+    Bearer,
+    /// HTTP basic auth.
+    Basic,
+}
+
+/// Credentials for inbound connections. Secrets come from environment
+/// variables named here, never from the file itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Which scheme is required.
+    #[serde(rename = "type")]
+    pub kind: AuthType,
+    /// Environment variable holding the bearer token.
+    pub bearer_token_env: String,
+    /// Environment variable holding the basic-auth user name.
+    pub basic_username_env: String,
+    /// Environment variable holding the basic-auth password.
+    pub basic_password_env: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            kind: AuthType::None,
+            bearer_token_env: "SWITCHBOARD_TOKEN".to_owned(),
+            basic_username_env: "SWITCHBOARD_USERNAME".to_owned(),
+            basic_password_env: "SWITCHBOARD_PASSWORD".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a file: `.json` as JSON, anything else as TOML; then validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let is_json = path.extension().is_some_and(|ext| ext == "json");
+        let config = if is_json {
+            Config::from_json(&text)
+        } else {
+            Config::from_toml(&text)
+        };
+        config
+            .map_err(|message| ConfigError::Parse {
+                path: shown,
+                message,
+            })
+            .and_then(|config| config.validated())
+    }
+
+    /// Parses TOML text (not yet validated).
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Parses JSON text (not yet validated).
+    pub fn from_json(text: &str) -> Result<Config, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        positive("server.max_connections", server.max_connections)?;
+        positive("server.max_frame_bytes", server.max_frame_bytes)?;
+        positive(
+            "server.max_channels_per_socket",
+            server.max_channels_per_socket,
+        )?;
+        positive("server.max_outbound_frames", server.max_outbound_frames)?;
+        positive("server.max_outbound_bytes", server.max_outbound_bytes)?;
+        positive("server.shutdown_batch", server.shutdown_batch)?;
+        if server.idle_timeout.is_zero() {
+            return Err(invalid("server.idle_timeout", "must be > 0"));
+        }
+        if !server.path.starts_with('/') {
+            return Err(invalid("server.path", "must start with '/'"));
+        }
+        if server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen",
+                "must be an address like 127.0.0.1:4000",
+            ));
+        }
+        let auth = &self.auth;
+        match auth.kind {
+            AuthType::None => {}
+            AuthType::Bearer => non_empty("auth.bearer_token_env", &auth.bearer_token_env)?,
+            AuthType::Basic => {
+                non_empty("auth.basic_username_env", &auth.basic_username_env)?;
+                non_empty("auth.basic_password_env", &auth.basic_password_env)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and returns self.
+    pub fn validated(self) -> Result<Config, ConfigError> {
+        self.validate().map(|()| self)
+    }
+}
+
+fn invalid(key: &'static str, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.to_owned(),
+    }
+}
+
+fn positive(key: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be > 0"));
+    }
+    Ok(())
+}
+
+fn non_empty(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(invalid(key, "must name an environment variable"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn toml_durations_and_keys() {
+        let config = Config::from_toml(
+            "[server]\nidle_timeout = \"5s\"\nallowed_origins = [\"*\"]\n[auth]\ntype = \"bearer\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.auth.kind, AuthType::Bearer);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn json_is_accepted() {
+        let config = Config::from_json(r#"{"server":{"max_connections":3}}"#).unwrap();
+        assert_eq!(config.server.max_connections, 3);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let config = Config::from_toml("[server]\nmax_connections = 0\n").unwrap();
+        let message = config.validate().unwrap_err().to_string();
+        assert_eq!(message, "server.max_connections must be > 0");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let message = Config::from_toml("[server]\nmax_conections = 5\n").unwrap_err();
+        assert!(message.contains("max_conections"), "{message}");
+    }
+}

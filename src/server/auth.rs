@@ -1,0 +1,180 @@
+//! Credentials of inbound connections, checked before the upgrade.
+//!
+//! A bearer token may come in the `Authorization` header, the `token` query
+//! parameter, or phoenix.js's `Sec-WebSocket-Protocol` entry
+//! `base64url.bearer.phx.<base64url(token)>`. Secrets are read from the
+//! environment once, at start-up, and compared in constant time.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use subtle::ConstantTimeEq;
+
+use crate::config::{AuthConfig, AuthType};
+
+/// Prefix of the token entry phoenix.js puts in `Sec-WebSocket-Protocol`.
+pub const PHOENIX_TOKEN_PROTOCOL: &str = "base64url.bearer.phx.";
+
+/// The hub cannot start: a secret named in the config is missing.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: environment variable {var} is not set")]
+pub struct MissingSecret {
+    /// The config key naming the variable.
+    pub key: &'static str,
+    /// The variable.
+    pub var: String,
+}
+
+/// The credentials every connection must present.
+#[derive(Clone)]
+pub enum Credentials {
+    /// Anyone may connect.
+    Open,
+    /// This bearer token.
+    Bearer(Vec<u8>),
+    /// This user and password.
+    Basic {
+        /// Expected user name.
+        username: Vec<u8>,
+        /// Expected password.
+        password: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Credentials::Open => "Open",
+            Credentials::Bearer(_) => "Bearer(..)",
+            Credentials::Basic { .. } => "Basic(..)",
+        };
+        f.write_str(kind)
+    }
+}
+
+fn secret(key: &'static str, var: &str) -> Result<Vec<u8>, MissingSecret> {
+    std::env::var(var)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .map(String::into_bytes)
+        .ok_or_else(|| MissingSecret {
+            key,
+            var: var.to_owned(),
+        })
+}
+
+impl Credentials {
+    /// Reads the secrets `auth` names from the environment.
+    pub fn from_config(auth: &AuthConfig) -> Result<Credentials, MissingSecret> {
+        Ok(match auth.kind {
+            AuthType::None => Credentials::Open,
+            AuthType::Bearer => {
+                Credentials::Bearer(secret("auth.bearer_token_env", &auth.bearer_token_env)?)
+            }
+            AuthType::Basic => Credentials::Basic {
+                username: secret("auth.basic_username_env", &auth.basic_username_env)?,
+                password: secret("auth.basic_password_env", &auth.basic_password_env)?,
+            },
+        })
+    }
+
+    /// Whether `req` carries the expected credentials.
+    pub fn admits(&self, req: &HttpRequest, query_token: Option<&str>) -> bool {
+        match self {
+            Credentials::Open => true,
+            Credentials::Bearer(expected) => bearer_tokens(req, query_token)
+                .iter()
+                .any(|token| same(token, expected)),
+            Credentials::Basic { username, password } => basic_pair(req)
+                .is_some_and(|(user, pass)| same(&user, username) & same(&pass, password)),
+        }
+    }
+}
+
+fn same(given: &[u8], expected: &[u8]) -> bool {
+    given.ct_eq(expected).into()
+}
+
+fn authorization(req: &HttpRequest, scheme: &str) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (given, rest) = value.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| rest.trim().to_owned())
+}
+
+fn bearer_tokens(req: &HttpRequest, query_token: Option<&str>) -> Vec<Vec<u8>> {
+    let mut tokens = Vec::new();
+    if let Some(token) = authorization(req, "Bearer") {
+        tokens.push(token.into_bytes());
+    }
+    if let Some(token) = query_token {
+        tokens.push(token.as_bytes().to_vec());
+    }
+    tokens.extend(subprotocol_token(req));
+    tokens
+}
+
+/// The token phoenix.js sends as a `Sec-WebSocket-Protocol` entry, decoded.
+pub fn subprotocol_token(req: &HttpRequest) -> Option<Vec<u8>> {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|entry| entry.trim().strip_prefix(PHOENIX_TOKEN_PROTOCOL))
+        .find_map(|encoded| URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')).ok())
+}
+
+fn basic_pair(req: &HttpRequest) -> Option<(Vec<u8>, Vec<u8>)> {
+    let encoded = authorization(req, "Basic")?;
+    let decoded = STANDARD.decode(encoded).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn bearer_from_header_query_and_subprotocol() {
+        let creds = Credentials::Bearer(b"s3cret".to_vec());
+        let header = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer s3cret"))
+            .to_http_request();
+        assert!(creds.admits(&header, None));
+        let plain = TestRequest::default().to_http_request();
+        assert!(creds.admits(&plain, Some("s3cret")));
+        assert!(!creds.admits(&plain, Some("wrong")));
+        assert!(!creds.admits(&plain, None));
+        let encoded = URL_SAFE_NO_PAD.encode("s3cret");
+        let proto = TestRequest::default()
+            .insert_header((
+                header::SEC_WEBSOCKET_PROTOCOL,
+                format!("phoenix, {PHOENIX_TOKEN_PROTOCOL}{encoded}"),
+            ))
+            .to_http_request();
+        assert!(creds.admits(&proto, None));
+    }
+
+    #[test]
+    fn basic_pair_is_checked() {
+        let creds = Credentials::Basic {
+            username: b"ann".to_vec(),
+            password: b"pw:with:colons".to_vec(),
+        };
+        let good = TestRequest::default()
+            .insert_header((
+                header::AUTHORIZATION,
+                format!("Basic {}", STANDARD.encode("ann:pw:with:colons")),
+            ))
+            .to_http_request();
+        assert!(creds.admits(&good, None));
+        let bad = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Basic !!!not-base64"))
+            .to_http_request();
+        assert!(!creds.admits(&bad, None));
+    }
+}

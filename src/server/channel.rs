@@ -1,0 +1,185 @@
+//! What an application plugs into the hub: a [`Channel`] per topic pattern.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use serde_json::Value;
+
+use super::outbox::Outbox;
+use super::registry::{Registry, SessionId};
+use crate::protocol::phoenix;
+use crate::protocol::ChannelErrorCode;
+
+/// What a channel answers to an inbound event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Reply `{"status":"ok","response": value}`.
+    Ok(Value),
+    /// Reply `{"status":"error","response":{"reason": code}}`.
+    Error(ChannelErrorCode),
+    /// Send no reply.
+    NoReply,
+}
+
+/// A channel handler failed; the client gets `phx_error` on that topic only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("channel failed: {0}")]
+pub struct ChannelFailure(pub String);
+
+/// Who is on the other end of a socket.
+#[derive(Debug, Clone, Default)]
+pub struct SocketInfo {
+    /// The socket's id within this hub.
+    pub session_id: SessionId,
+    /// Query parameters of the connect request (`vsn`, app params).
+    pub params: HashMap<String, String>,
+}
+
+/// Handles joins and inbound events for the topics it is routed to.
+///
+/// Handlers run inside the socket's session actor: keep them quick, and for
+/// slow work spawn a task that answers later through [`ChannelContext::push`]
+/// or the hub's `Broadcast` message.
+pub trait Channel: Send + Sync + 'static {
+    /// Decides a join; `Ok` carries the join reply's response.
+    fn join(
+        &self,
+        topic: &str,
+        payload: &Value,
+        socket: &SocketInfo,
+    ) -> Result<Value, ChannelErrorCode>;
+
+    /// Handles one event pushed by the client on a joined topic.
+    fn handle_in(
+        &self,
+        event: &str,
+        payload: &Value,
+        ctx: &ChannelContext<'_>,
+    ) -> Result<Outcome, ChannelFailure>;
+}
+
+/// What a handler may do while handling an event.
+pub struct ChannelContext<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) join_ref: Option<&'a str>,
+    pub(crate) socket: &'a SocketInfo,
+    pub(crate) registry: &'a Registry,
+    pub(crate) outbox: &'a Outbox,
+}
+
+impl ChannelContext<'_> {
+    /// The topic being handled.
+    pub fn topic(&self) -> &str {
+        self.topic
+    }
+
+    /// The socket that sent the event.
+    pub fn socket(&self) -> &SocketInfo {
+        self.socket
+    }
+
+    /// Sends `event` to every member of the topic, this socket included;
+    /// returns how many members it was queued for.
+    pub fn broadcast(&self, event: &str, payload: &Value) -> usize {
+        self.registry.broadcast(self.topic, event, payload, None)
+    }
+
+    /// Sends `event` to every member of the topic but this socket.
+    pub fn broadcast_from(&self, event: &str, payload: &Value) -> usize {
+        self.registry
+            .broadcast(self.topic, event, payload, Some(self.socket.session_id))
+    }
+
+    /// Pushes `event` to this socket only (`[join_ref, null, topic, event, payload]`).
+    /// Returns false when the socket's outbox is full.
+    pub fn push(&self, event: &str, payload: &Value) -> bool {
+        let frame = phoenix::encode_parts(self.join_ref, None, self.topic, event, payload);
+        self.outbox.push(ByteString::from(frame)).is_ok()
+    }
+}
+
+/// Topic patterns to channels: `"room:*"` matches every topic that starts
+/// with `room:`; any other pattern matches exactly. The first match wins.
+#[derive(Clone, Default)]
+pub struct ChannelRouter {
+    routes: Vec<(String, Arc<dyn Channel>)>,
+}
+
+impl ChannelRouter {
+    /// A router with no routes: every join is `unmatched topic`.
+    pub fn new() -> ChannelRouter {
+        ChannelRouter::default()
+    }
+
+    /// Routes topics matching `pattern` to `channel`.
+    pub fn route(mut self, pattern: &str, channel: impl Channel) -> ChannelRouter {
+        self.routes.push((pattern.to_owned(), Arc::new(channel)));
+        self
+    }
+
+    /// The default router of `switchboard serve`: `room:*` to [`RoomChannel`].
+    pub fn rooms() -> ChannelRouter {
+        ChannelRouter::new().route("room:*", RoomChannel)
+    }
+
+    /// The channel routed for `topic`, if any.
+    pub fn find(&self, topic: &str) -> Option<Arc<dyn Channel>> {
+        self.routes
+            .iter()
+            .find(|(pattern, _)| matches(pattern, topic))
+            .map(|(_, channel)| channel.clone())
+    }
+}
+
+fn matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => pattern == topic,
+    }
+}
+
+/// The default room: anyone may join; `ping` is answered with its own payload;
+/// any other event is broadcast to every member (sender included) and answered ok.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoomChannel;
+
+impl Channel for RoomChannel {
+    fn join(&self, _: &str, _: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+        Ok(Value::Object(Default::default()))
+    }
+
+    fn handle_in(
+        &self,
+        event: &str,
+        payload: &Value,
+        ctx: &ChannelContext<'_>,
+    ) -> Result<Outcome, ChannelFailure> {
+        if event == "ping" {
+            return Ok(Outcome::Ok(payload.clone()));
+        }
+        ctx.broadcast(event, payload);
+        Ok(Outcome::Ok(Value::Object(Default::default())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_and_exact_patterns() {
+        assert!(matches("room:*", "room:lobby"));
+        assert!(matches("room:*", "room:"));
+        assert!(!matches("room:*", "rooms:lobby"));
+        assert!(matches("admin", "admin"));
+        assert!(!matches("admin", "admin:1"));
+    }
+
+    #[test]
+    fn first_route_wins_and_unrouted_is_none() {
+        let router = ChannelRouter::rooms();
+        assert!(router.find("room:1").is_some());
+        assert!(router.find("nope:1").is_none());
+    }
+}

@@ -1,0 +1,26 @@
+//! The inbound side: a Phoenix Channels V2 hub inside actix-web.
+//!
+//! [`HubService`] mounts the endpoint in an app; [`serve::start`] runs it on a
+//! server of its own. Each socket is a [`ServerSession`](session::ServerSession)
+//! actor; membership lives in the shared [`Registry`](registry::Registry); apps
+//! broadcast by messaging the [`Hub`](hub::Hub).
+
+pub mod auth;
+pub mod channel;
+pub mod endpoint;
+pub mod hub;
+pub mod outbox;
+pub mod phoenix_socket;
+pub mod registry;
+pub mod serve;
+pub mod service;
+pub mod session;
+pub mod stats;
+
+pub use channel::{
+    Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, RoomChannel, SocketInfo,
+};
+pub use hub::{Broadcast, Drain, Hub};
+pub use serve::{start, RunningHub, StartError};
+pub use service::HubService;
+pub use stats::{CloseCause, FrameProblem, HubStats, Refusal};

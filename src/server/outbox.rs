@@ -1,0 +1,165 @@
+//! The bounded outbound queue of one socket and the task that writes it.
+//!
+//! Everything written to a socket (replies, pushes, broadcasts, pongs, the
+//! close frame) goes through its [`Outbox`], bounded both in frames and in
+//! bytes. A peer that stops reading fills it; the next push then fails with
+//! [`Overflow`] and the owner is told once through [`SlowConsumer`], so it can
+//! close the socket with 1013. Nothing waits without bound behind a slow peer.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Message, Recipient};
+use actix_ws::{CloseReason, Session};
+use bytes::Bytes;
+use bytestring::ByteString;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a close frame may wait for room before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Sent once to the socket's owner when its outbox overflows.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SlowConsumer;
+
+/// A push did not fit: the peer is not reading fast enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("outbound queue full: peer is not reading")]
+pub struct Overflow;
+
+enum Outbound {
+    Text(ByteString),
+    Pong(Bytes),
+}
+
+struct Shared {
+    queue: mpsc::Sender<Outbound>,
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    overflowed: AtomicBool,
+    on_overflow: Recipient<SlowConsumer>,
+}
+
+/// Cheap-to-clone handle that queues frames for one socket.
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// Closes the socket: stops the writer and sends the close frame.
+pub struct Closer {
+    close: oneshot::Sender<CloseReason>,
+}
+
+/// Limits of one outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Most frames queued.
+    pub max_frames: usize,
+    /// Most bytes queued.
+    pub max_bytes: usize,
+}
+
+impl Outbox {
+    /// Creates the outbox of `session` and spawns its writer on the current arbiter.
+    pub fn spawn(
+        session: Session,
+        limits: OutboxLimits,
+        on_overflow: Recipient<SlowConsumer>,
+    ) -> (Outbox, Closer) {
+        let (queue, receiver) = mpsc::channel(limits.max_frames.max(1));
+        let (close, close_signal) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            queue,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes: limits.max_bytes,
+            overflowed: AtomicBool::new(false),
+            on_overflow,
+        });
+        actix::spawn(write_loop(session, receiver, close_signal, shared.clone()));
+        (Outbox { shared }, Closer { close })
+    }
+
+    /// Queues a text frame, or reports [`Overflow`] (and tells the owner once).
+    pub fn push(&self, text: ByteString) -> Result<(), Overflow> {
+        let size = text.len();
+        self.enqueue(Outbound::Text(text), size)
+    }
+
+    /// Queues a pong answering a ping.
+    pub fn pong(&self, payload: Bytes) -> Result<(), Overflow> {
+        let size = payload.len();
+        self.enqueue(Outbound::Pong(payload), size)
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    fn enqueue(&self, item: Outbound, size: usize) -> Result<(), Overflow> {
+        let shared = &self.shared;
+        if shared.overflowed.load(Ordering::Relaxed) {
+            return Err(Overflow);
+        }
+        let before = shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let fits = before + size <= shared.max_bytes && shared.queue.try_send(item).is_ok();
+        if fits {
+            return Ok(());
+        }
+        shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        if !shared.overflowed.swap(true, Ordering::Relaxed) {
+            shared.on_overflow.do_send(SlowConsumer);
+        }
+        Err(Overflow)
+    }
+}
+
+impl Closer {
+    /// Stops writing queued frames and closes the socket with `reason`.
+    pub fn close(self, reason: CloseReason) {
+        // The writer may already be gone (peer disconnected); nothing to do then.
+        let _ = self.close.send(reason);
+    }
+}
+
+async fn write_loop(
+    mut session: Session,
+    mut receiver: mpsc::Receiver<Outbound>,
+    mut close_signal: oneshot::Receiver<CloseReason>,
+    shared: Arc<Shared>,
+) {
+    let reason = loop {
+        let item = tokio::select! {
+            biased;
+            reason = &mut close_signal => break reason.ok(),
+            item = receiver.recv() => item,
+        };
+        let Some(item) = item else { break None };
+        let written = match item {
+            Outbound::Text(text) => {
+                shared.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
+                tokio::select! {
+                    biased;
+                    reason = &mut close_signal => break reason.ok(),
+                    written = session.text(text) => written,
+                }
+            }
+            Outbound::Pong(payload) => {
+                shared
+                    .queued_bytes
+                    .fetch_sub(payload.len(), Ordering::Relaxed);
+                session.pong(&payload).await
+            }
+        };
+        if written.is_err() {
+            // The peer is gone; the owner learns it from its inbound stream.
+            return;
+        }
+    };
+    let close = session.close(reason);
+    // A peer that stopped reading may never make room for the close frame.
+    let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
+}

@@ -1,0 +1,260 @@
+//! The Phoenix V2 protocol of one inbound socket: which topics it joined and
+//! how each inbound frame is answered. Transport concerns (timers, close
+//! codes, the socket itself) stay in [`session`](super::session).
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use serde_json::{json, Value};
+
+use super::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
+use super::outbox::Outbox;
+use super::registry::Registry;
+use super::stats::{FrameProblem, HubStats};
+use crate::protocol::phoenix::{self, Frame, Reply};
+use crate::protocol::{ChannelErrorCode, DecodeError};
+
+struct Joined {
+    join_ref: Option<String>,
+    channel: Arc<dyn Channel>,
+}
+
+/// Per-socket Phoenix state.
+pub struct PhoenixSocket {
+    info: SocketInfo,
+    joined: HashMap<String, Joined>,
+    max_channels: usize,
+    router: ChannelRouter,
+    registry: Arc<Registry>,
+    stats: Arc<HubStats>,
+    outbox: Outbox,
+}
+
+/// What the socket needs from the hub.
+pub struct SocketDeps {
+    /// Routes topics to channels.
+    pub router: ChannelRouter,
+    /// Shared membership directory.
+    pub registry: Arc<Registry>,
+    /// Counters.
+    pub stats: Arc<HubStats>,
+    /// Most topics this socket may join.
+    pub max_channels: usize,
+}
+
+impl PhoenixSocket {
+    /// State for a freshly opened socket writing to `outbox`.
+    pub fn new(info: SocketInfo, deps: SocketDeps, outbox: Outbox) -> PhoenixSocket {
+        PhoenixSocket {
+            info,
+            joined: HashMap::new(),
+            max_channels: deps.max_channels,
+            router: deps.router,
+            registry: deps.registry,
+            stats: deps.stats,
+            outbox,
+        }
+    }
+
+    /// The hub directory this socket is registered in.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Topics joined now.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.joined.keys().map(String::as_str)
+    }
+
+    /// Handles one inbound text frame. Never fails: bad input is counted,
+    /// logged and answered where Phoenix would answer.
+    pub fn handle_text(&mut self, text: &str) {
+        let frame = match Frame::decode(text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let problem = match error {
+                    DecodeError::Json(_) => FrameProblem::InvalidJson,
+                    _ => FrameProblem::Malformed,
+                };
+                self.stats.frame_problem(problem);
+                tracing::debug!(%error, "dropped an invalid frame");
+                return;
+            }
+        };
+        if frame.topic == phoenix::PHOENIX_TOPIC && frame.event == phoenix::HEARTBEAT {
+            self.reply(None, &frame, Reply::ok(json!({})));
+            return;
+        }
+        if !frame.payload.is_object() {
+            self.stats.frame_problem(FrameProblem::InvalidPayload);
+            tracing::debug!(topic = %frame.topic, event = %frame.event, "payload is not an object");
+            let join_ref = frame.join_ref.clone();
+            self.reply(
+                join_ref.as_deref(),
+                &frame,
+                Reply::error(&ChannelErrorCode::Invalid),
+            );
+            return;
+        }
+        match frame.event.as_str() {
+            phoenix::PHX_JOIN => self.join(frame),
+            phoenix::PHX_LEAVE => self.leave(frame),
+            _ => self.event(frame),
+        }
+    }
+
+    fn join(&mut self, frame: Frame) {
+        let Some(channel) = self.router.find(&frame.topic) else {
+            self.unmatched(&frame);
+            return;
+        };
+        if let Some(previous) = self.joined.remove(&frame.topic) {
+            // A second join replaces the first: close the old one first.
+            let old = previous.join_ref.as_deref();
+            self.send(old, old, &frame.topic, phoenix::PHX_CLOSE, &json!({}));
+            self.registry
+                .unsubscribe(&frame.topic, self.info.session_id);
+        }
+        let join_ref = frame.join_ref.as_deref();
+        if self.joined.len() >= self.max_channels {
+            self.stats.frame_problem(FrameProblem::TooManyChannels);
+            tracing::warn!(topic = %frame.topic, cap = self.max_channels, "join refused: channel cap");
+            self.reply(
+                join_ref,
+                &frame,
+                Reply::error(&ChannelErrorCode::TooManyChannels),
+            );
+            return;
+        }
+        let decided = catch_unwind(AssertUnwindSafe(|| {
+            channel.join(&frame.topic, &frame.payload, &self.info)
+        }));
+        match decided {
+            Ok(Ok(response)) => {
+                self.reply(join_ref, &frame, Reply::ok(response));
+                self.registry
+                    .subscribe(&frame.topic, self.info.session_id, self.outbox.clone());
+                self.joined.insert(
+                    frame.topic.clone(),
+                    Joined {
+                        join_ref: frame.join_ref.clone(),
+                        channel,
+                    },
+                );
+            }
+            Ok(Err(code)) => self.reply(join_ref, &frame, Reply::error(&code)),
+            Err(_) => {
+                self.stats.frame_problem(FrameProblem::HandlerFailed);
+                tracing::error!(topic = %frame.topic, "channel join panicked");
+                let crashed = ChannelErrorCode::Other("join crashed".to_owned());
+                self.reply(join_ref, &frame, Reply::error(&crashed));
+            }
+        }
+    }
+
+    fn leave(&mut self, frame: Frame) {
+        if self.is_stale(&frame) {
+            return;
+        }
+        let join_ref = frame.join_ref.as_deref();
+        self.reply(join_ref, &frame, Reply::ok(json!({})));
+        if let Some(joined) = self.joined.remove(&frame.topic) {
+            let jr = joined.join_ref.as_deref();
+            self.send(jr, jr, &frame.topic, phoenix::PHX_CLOSE, &json!({}));
+            self.registry
+                .unsubscribe(&frame.topic, self.info.session_id);
+        }
+    }
+
+    fn event(&mut self, frame: Frame) {
+        let Some(joined) = self.joined.get(&frame.topic) else {
+            self.unmatched(&frame);
+            return;
+        };
+        if self.is_stale(&frame) {
+            return;
+        }
+        let channel = joined.channel.clone();
+        let join_ref = joined.join_ref.clone();
+        let ctx = ChannelContext {
+            topic: &frame.topic,
+            join_ref: join_ref.as_deref(),
+            socket: &self.info,
+            registry: &self.registry,
+            outbox: &self.outbox,
+        };
+        let handled = catch_unwind(AssertUnwindSafe(|| {
+            channel.handle_in(&frame.event, &frame.payload, &ctx)
+        }));
+        let failure = match handled {
+            Ok(Ok(Outcome::Ok(response))) => {
+                return self.reply(join_ref.as_deref(), &frame, Reply::ok(response));
+            }
+            Ok(Ok(Outcome::Error(code))) => {
+                return self.reply(join_ref.as_deref(), &frame, Reply::error(&code));
+            }
+            Ok(Ok(Outcome::NoReply)) => return,
+            Ok(Err(failure)) => failure.0,
+            Err(_) => "handler panicked".to_owned(),
+        };
+        self.stats.frame_problem(FrameProblem::HandlerFailed);
+        tracing::error!(topic = %frame.topic, event = %frame.event, %failure, "channel failed");
+        // Like a crashed channel process: this topic errors and is left,
+        // sibling topics and the socket live on.
+        self.joined.remove(&frame.topic);
+        self.registry
+            .unsubscribe(&frame.topic, self.info.session_id);
+        let jr = join_ref.as_deref();
+        let payload = json!({ "reason": failure });
+        self.send(jr, jr, &frame.topic, phoenix::PHX_ERROR, &payload);
+    }
+
+    /// A non-null join_ref that is not the topic's current one: ignored.
+    fn is_stale(&self, frame: &Frame) -> bool {
+        let Some(sent) = frame.join_ref.as_deref() else {
+            return false;
+        };
+        let current = self
+            .joined
+            .get(&frame.topic)
+            .and_then(|joined| joined.join_ref.as_deref());
+        let stale = current.is_some_and(|current| current != sent);
+        if stale {
+            self.stats.frame_problem(FrameProblem::StaleJoinRef);
+            tracing::debug!(topic = %frame.topic, join_ref = sent, "ignored a stale join_ref");
+        }
+        stale
+    }
+
+    fn unmatched(&self, frame: &Frame) {
+        self.stats.frame_problem(FrameProblem::UnmatchedTopic);
+        tracing::debug!(topic = %frame.topic, event = %frame.event, "unmatched topic");
+        self.reply(None, frame, Reply::error(&ChannelErrorCode::UnmatchedTopic));
+    }
+
+    fn reply(&self, join_ref: Option<&str>, to: &Frame, reply: Reply) {
+        let payload = reply.to_value();
+        self.send(
+            join_ref,
+            to.msg_ref.as_deref(),
+            &to.topic,
+            phoenix::PHX_REPLY,
+            &payload,
+        );
+    }
+
+    fn send(
+        &self,
+        join_ref: Option<&str>,
+        msg_ref: Option<&str>,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+    ) {
+        let frame = phoenix::encode_parts(join_ref, msg_ref, topic, event, payload);
+        // On overflow the session is told through SlowConsumer and closes.
+        let _ = self.outbox.push(ByteString::from(frame));
+    }
+}

@@ -1,0 +1,167 @@
+//! The hub's shared directory: topic membership, open sockets, the connection
+//! count. Sessions and actix-web handlers read and update it without an actor
+//! round trip; the [`Hub`](super::hub::Hub) actor wraps it for message-based use.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use bytestring::ByteString;
+use dashmap::DashMap;
+use serde_json::Value;
+
+use super::outbox::Outbox;
+use crate::protocol::phoenix;
+
+/// Identifies one socket for the life of the hub.
+pub type SessionId = u64;
+
+/// Asks a session to close its socket with the given code.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    /// RFC 6455 close code.
+    pub code: u16,
+    /// Short human-readable reason.
+    pub reason: &'static str,
+}
+
+/// Directory shared by every session of one hub.
+pub struct Registry {
+    topics: DashMap<String, HashMap<SessionId, Outbox>>,
+    sessions: DashMap<SessionId, Recipient<CloseSession>>,
+    connections: AtomicUsize,
+    max_connections: usize,
+    next_session: AtomicU64,
+    draining: AtomicBool,
+}
+
+/// One counted slot of `max_connections`; frees itself when dropped.
+pub struct ConnectionSlot {
+    registry: Arc<Registry>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.registry.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Registry {
+    /// An empty directory that admits at most `max_connections` sockets.
+    pub fn new(max_connections: usize) -> Registry {
+        Registry {
+            topics: DashMap::new(),
+            sessions: DashMap::new(),
+            connections: AtomicUsize::new(0),
+            max_connections,
+            next_session: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes a connection slot, or `None` when full or draining.
+    pub fn try_admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        if self.is_draining() {
+            return None;
+        }
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max_connections).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSlot {
+                registry: self.clone(),
+            })
+    }
+
+    /// A fresh session id.
+    pub fn next_session_id(&self) -> SessionId {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records an open session so shutdown can reach it.
+    pub fn add_session(&self, id: SessionId, close: Recipient<CloseSession>) {
+        self.sessions.insert(id, close);
+    }
+
+    /// Forgets a session and every topic it had joined.
+    pub fn remove_session<'a>(&self, id: SessionId, topics: impl IntoIterator<Item = &'a str>) {
+        self.sessions.remove(&id);
+        for topic in topics {
+            self.unsubscribe(topic, id);
+        }
+    }
+
+    /// Adds a member to a topic.
+    pub fn subscribe(&self, topic: &str, id: SessionId, outbox: Outbox) {
+        self.topics
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(id, outbox);
+    }
+
+    /// Removes a member from a topic; the topic goes when its last member does.
+    pub fn unsubscribe(&self, topic: &str, id: SessionId) {
+        if let Some(mut members) = self.topics.get_mut(topic) {
+            members.remove(&id);
+        }
+        self.topics
+            .remove_if(topic, |_, members| members.is_empty());
+    }
+
+    /// Sends `[null, null, topic, event, payload]` to every member except
+    /// `except`, encoding it once. Returns how many members it was queued for;
+    /// members whose outbox is full are skipped (and closed by their session).
+    pub fn broadcast(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+        except: Option<SessionId>,
+    ) -> usize {
+        let Some(members) = self.topics.get(topic) else {
+            return 0;
+        };
+        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
+        members
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .filter(|(_, outbox)| outbox.push(frame.clone()).is_ok())
+            .count()
+    }
+
+    /// Sockets open now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Topics with at least one member.
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// Members of `topic` now.
+    pub fn member_count(&self, topic: &str) -> usize {
+        self.topics.get(topic).map_or(0, |members| members.len())
+    }
+
+    /// Marks the hub as draining: new sockets are refused from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the hub is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The close handles of every open session, for a drain.
+    pub fn session_handles(&self) -> Vec<Recipient<CloseSession>> {
+        self.sessions
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect()
+    }
+}

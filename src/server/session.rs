@@ -1,0 +1,188 @@
+//! `ServerSession`: the actor that owns one inbound socket.
+//!
+//! It reads frames (continuations already joined, size capped), answers
+//! pings, enforces the idle timeout, and hands text to the socket's
+//! [`PhoenixSocket`]. Everything it writes goes through the socket's bounded
+//! [`Outbox`], whose writer runs beside the actor, so a peer that stops
+//! reading can never freeze the actor nor grow its memory.
+//!
+//! Built on `actix-ws` rather than `actix-web-actors`: the latter drives the
+//! actor from the HTTP response body, which actix-http stops polling once 32 KiB
+//! are waiting for a peer that does not read; the actor, its timers and its
+//! mailbox then stall with it, and nothing can close the socket.
+
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, StreamHandler};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
+
+use super::channel::SocketInfo;
+use super::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
+use super::phoenix_socket::{PhoenixSocket, SocketDeps};
+use super::registry::{CloseSession, ConnectionSlot, SessionId};
+use super::stats::{CloseCause, HubStats};
+use std::sync::Arc;
+
+/// Everything a session needs to start.
+pub struct SessionParts {
+    /// Write half of the upgraded socket.
+    pub session: Session,
+    /// Read half, continuations aggregated and size capped.
+    pub stream: AggregatedMessageStream,
+    /// Who connected.
+    pub info: SocketInfo,
+    /// Router, directory and counters of the hub.
+    pub deps: SocketDeps,
+    /// The counted connection slot, freed when the session ends.
+    pub slot: ConnectionSlot,
+    /// Close the socket after this long without an inbound frame.
+    pub idle_timeout: Duration,
+    /// Bounds of the outbound queue.
+    pub limits: OutboxLimits,
+}
+
+/// The actor behind one inbound Phoenix socket.
+pub struct ServerSession {
+    id: SessionId,
+    socket: PhoenixSocket,
+    outbox: Outbox,
+    closer: Option<Closer>,
+    stats: Arc<HubStats>,
+    last_inbound: Instant,
+    idle_timeout: Duration,
+    span: tracing::Span,
+    _slot: ConnectionSlot,
+}
+
+impl ServerSession {
+    /// Starts the session actor on the current arbiter.
+    pub fn start(parts: SessionParts) -> actix::Addr<ServerSession> {
+        ServerSession::create(|ctx| {
+            let (outbox, closer) =
+                Outbox::spawn(parts.session, parts.limits, ctx.address().recipient());
+            ctx.add_stream(parts.stream);
+            let id = parts.info.session_id;
+            let stats = parts.deps.stats.clone();
+            parts
+                .deps
+                .registry
+                .add_session(id, ctx.address().recipient());
+            ServerSession {
+                id,
+                socket: PhoenixSocket::new(parts.info, parts.deps, outbox.clone()),
+                outbox,
+                closer: Some(closer),
+                stats,
+                last_inbound: Instant::now(),
+                idle_timeout: parts.idle_timeout,
+                span: tracing::info_span!("session", id),
+                _slot: parts.slot,
+            }
+        })
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, cause: CloseCause, code: CloseCode, why: &str) {
+        self.stats.closed(cause);
+        tracing::info!(parent: &self.span, cause = cause.label(), "closing socket: {why}");
+        self.close_with(
+            ctx,
+            Some(CloseReason {
+                code,
+                description: Some(why.to_owned()),
+            }),
+        );
+    }
+
+    fn close_with(&mut self, ctx: &mut Context<Self>, reason: Option<CloseReason>) {
+        if let Some(closer) = self.closer.take() {
+            closer.close(reason.unwrap_or_else(|| CloseCode::Normal.into()));
+        }
+        ctx.stop();
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.last_inbound.elapsed() >= self.idle_timeout {
+            let why = "no frame within the idle timeout";
+            self.close(ctx, CloseCause::Idle, CloseCode::Away, why);
+        }
+    }
+}
+
+impl Actor for ServerSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!(parent: &self.span, "socket open");
+        let every =
+            (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+        ctx.run_interval(every, |session, ctx| session.check_idle(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(parent: &self.span, "socket closed");
+        let registry = self.socket.registry().clone();
+        registry.remove_session(self.id, self.socket.topics());
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        let _entered = self.span.clone().entered();
+        let message = match item {
+            Ok(message) => message,
+            Err(ProtocolError::Overflow) => {
+                let why = "frame larger than max_frame_bytes";
+                return self.close(ctx, CloseCause::FrameTooLarge, CloseCode::Size, why);
+            }
+            Err(error) => {
+                let why = format!("websocket protocol error: {error}");
+                return self.close(ctx, CloseCause::ProtocolError, CloseCode::Protocol, &why);
+            }
+        };
+        self.last_inbound = Instant::now();
+        match message {
+            AggregatedMessage::Text(text) => self.socket.handle_text(&text),
+            AggregatedMessage::Binary(_) => {
+                let why = "binary frames are not supported: send Phoenix V2 JSON text";
+                self.close(ctx, CloseCause::BinaryFrame, CloseCode::Unsupported, why);
+            }
+            AggregatedMessage::Ping(payload) => {
+                // On overflow the session hears SlowConsumer and closes.
+                let _ = self.outbox.pong(payload);
+            }
+            AggregatedMessage::Pong(_) => {}
+            AggregatedMessage::Close(reason) => {
+                tracing::debug!(parent: &self.span, ?reason, "peer closed");
+                self.close_with(ctx, reason);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<SlowConsumer> for ServerSession {
+    type Result = ();
+
+    fn handle(&mut self, _: SlowConsumer, ctx: &mut Context<Self>) {
+        let why = "outbound queue full: the peer is not reading";
+        self.close(ctx, CloseCause::SlowConsumer, CloseCode::Again, why);
+    }
+}
+
+impl Handler<CloseSession> for ServerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
+        self.close(
+            ctx,
+            CloseCause::Shutdown,
+            CloseCode::from(msg.code),
+            msg.reason,
+        );
+    }
+}

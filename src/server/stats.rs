@@ -1,0 +1,173 @@
+//! Plain atomic counters of what the hub refused, closed and dropped.
+//!
+//! Every count is mirrored to the `metrics` facade (exported as Prometheus
+//! text by `/metrics`); the atomics let embedding apps and tests read one
+//! hub's figures without a recorder.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why an upgrade request was refused before the socket was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Missing or unsupported `vsn` (403).
+    BadVersion,
+    /// Credentials missing or wrong (401).
+    Unauthorized,
+    /// Origin not allowed (403).
+    Origin,
+    /// `max_connections` reached, or the hub is draining (503).
+    Capacity,
+}
+
+/// Why the hub closed a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The peer stopped reading and its outbound queue overflowed (1013).
+    SlowConsumer,
+    /// An inbound frame was larger than `max_frame_bytes` (1009).
+    FrameTooLarge,
+    /// No inbound frame within `idle_timeout` (1001).
+    Idle,
+    /// A binary frame arrived; the hub speaks JSON text (1003).
+    BinaryFrame,
+    /// The WebSocket framing itself was broken (1002).
+    ProtocolError,
+    /// The hub is shutting down (1012).
+    Shutdown,
+}
+
+/// A frame that was dropped or answered with an error instead of being routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameProblem {
+    /// Not JSON.
+    InvalidJson,
+    /// JSON, but not a five-element V2 array of the right types.
+    Malformed,
+    /// The payload is not a JSON object.
+    InvalidPayload,
+    /// A non-null join_ref that is not the topic's current one.
+    StaleJoinRef,
+    /// A join of an unrouted topic, or an event on an unjoined topic.
+    UnmatchedTopic,
+    /// A join refused by the socket's channel cap.
+    TooManyChannels,
+    /// A channel handler failed or panicked (`phx_error` sent).
+    HandlerFailed,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 4] = [
+        Refusal::BadVersion,
+        Refusal::Unauthorized,
+        Refusal::Origin,
+        Refusal::Capacity,
+    ];
+
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::BadVersion => "bad_version",
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::Origin => "origin",
+            Refusal::Capacity => "capacity",
+        }
+    }
+}
+
+impl CloseCause {
+    const ALL: [CloseCause; 6] = [
+        CloseCause::SlowConsumer,
+        CloseCause::FrameTooLarge,
+        CloseCause::Idle,
+        CloseCause::BinaryFrame,
+        CloseCause::ProtocolError,
+        CloseCause::Shutdown,
+    ];
+
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseCause::SlowConsumer => "slow_consumer",
+            CloseCause::FrameTooLarge => "frame_too_large",
+            CloseCause::Idle => "idle",
+            CloseCause::BinaryFrame => "binary_frame",
+            CloseCause::ProtocolError => "protocol_error",
+            CloseCause::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl FrameProblem {
+    const ALL: [FrameProblem; 7] = [
+        FrameProblem::InvalidJson,
+        FrameProblem::Malformed,
+        FrameProblem::InvalidPayload,
+        FrameProblem::StaleJoinRef,
+        FrameProblem::UnmatchedTopic,
+        FrameProblem::TooManyChannels,
+        FrameProblem::HandlerFailed,
+    ];
+
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FrameProblem::InvalidJson => "invalid_json",
+            FrameProblem::Malformed => "malformed",
+            FrameProblem::InvalidPayload => "invalid_payload",
+            FrameProblem::StaleJoinRef => "stale_join_ref",
+            FrameProblem::UnmatchedTopic => "unmatched_topic",
+            FrameProblem::TooManyChannels => "too_many_channels",
+            FrameProblem::HandlerFailed => "handler_failed",
+        }
+    }
+}
+
+fn index_of<T: PartialEq>(all: &[T], item: &T) -> usize {
+    all.iter().position(|x| x == item).unwrap_or(0)
+}
+
+/// Counters of one hub.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    refusals: [AtomicU64; Refusal::ALL.len()],
+    closes: [AtomicU64; CloseCause::ALL.len()],
+    problems: [AtomicU64; FrameProblem::ALL.len()],
+}
+
+impl HubStats {
+    /// Counts a refused upgrade.
+    pub fn refused(&self, refusal: Refusal) {
+        self.refusals[index_of(&Refusal::ALL, &refusal)].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("switchboard_upgrades_refused_total", "reason" => refusal.label())
+            .increment(1);
+    }
+
+    /// Counts a socket the hub closed.
+    pub fn closed(&self, cause: CloseCause) {
+        self.closes[index_of(&CloseCause::ALL, &cause)].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("switchboard_sockets_closed_total", "reason" => cause.label())
+            .increment(1);
+    }
+
+    /// Counts a frame that was not routed normally.
+    pub fn frame_problem(&self, problem: FrameProblem) {
+        self.problems[index_of(&FrameProblem::ALL, &problem)].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("switchboard_frames_rejected_total", "reason" => problem.label())
+            .increment(1);
+    }
+
+    /// How many upgrades were refused for `refusal`.
+    pub fn refusals(&self, refusal: Refusal) -> u64 {
+        self.refusals[index_of(&Refusal::ALL, &refusal)].load(Ordering::Relaxed)
+    }
+
+    /// How many sockets were closed for `cause`.
+    pub fn closes(&self, cause: CloseCause) -> u64 {
+        self.closes[index_of(&CloseCause::ALL, &cause)].load(Ordering::Relaxed)
+    }
+
+    /// How many frames had `problem`.
+    pub fn problems(&self, problem: FrameProblem) -> u64 {
+        self.problems[index_of(&FrameProblem::ALL, &problem)].load(Ordering::Relaxed)
+    }
+}
