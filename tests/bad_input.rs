@@ -1,0 +1,186 @@
+//! Bad input never takes the hub down nor touches sibling sockets: each case
+//! is counted and answered as Phoenix would, or closed with the right code.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+use switchboard::server::{CloseCause, FrameProblem, RunningHub};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A sibling socket, joined before the abuse, still answers afterwards.
+async fn sibling(hub: &RunningHub) -> Client {
+    let mut client = Client::to(hub).await;
+    client.join("room:sibling", "1").await;
+    client
+}
+
+async fn assert_alive(client: &mut Client, tag: &str) {
+    client
+        .send(None, Some(tag), "phoenix", "heartbeat", json!({}))
+        .await;
+    assert_eq!(client.recv().await[1], tag, "socket still answers");
+}
+
+#[actix_web::test]
+async fn malformed_json_is_counted_and_dropped() {
+    let hub = start_hub(&test_config());
+    let mut other = sibling(&hub).await;
+    let mut client = Client::to(&hub).await;
+    for text in ["{", "[1,2", "", "\u{0}", "nul"] {
+        client.send_text(text).await;
+    }
+    assert_alive(&mut client, "a").await;
+    assert_alive(&mut other, "b").await;
+    assert_eq!(hub.service().stats().problems(FrameProblem::InvalidJson), 5);
+}
+
+#[actix_web::test]
+async fn wrong_arity_and_wrong_types_are_counted() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    for text in [
+        "[]",
+        r#"["1"]"#,
+        r#"[null,"1","room:a","phx_join"]"#,
+        r#"[null,"1",7,"phx_join",{}]"#,
+        r#"[null,"1","room:a",false,{}]"#,
+        r#"[1,"1","room:a","phx_join",{}]"#,
+        r#"{"topic":"room:a"}"#,
+        "42",
+    ] {
+        client.send_text(text).await;
+    }
+    assert_alive(&mut client, "a").await;
+    assert_eq!(hub.service().stats().problems(FrameProblem::Malformed), 8);
+}
+
+#[actix_web::test]
+async fn non_object_payload_is_answered_invalid() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    client
+        .send(Some("1"), Some("1"), "room:a", "phx_join", json!([1, 2]))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!(["1", "1", "room:a", "phx_reply", error("invalid")])
+    );
+    client.join("room:a", "2").await;
+    client
+        .send(Some("2"), Some("3"), "room:a", "ping", json!("text"))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!(["2", "3", "room:a", "phx_reply", error("invalid")])
+    );
+    assert_eq!(
+        hub.service().stats().problems(FrameProblem::InvalidPayload),
+        2
+    );
+}
+
+#[actix_web::test]
+async fn oversized_frame_closes_with_1009_only_that_socket() {
+    let mut config = test_config();
+    config.server.max_frame_bytes = 1024;
+    let hub = start_hub(&config);
+    let mut other = sibling(&hub).await;
+    let mut client = Client::to(&hub).await;
+    let huge = json!([null, "1", "room:a", "ping", {"blob": "x".repeat(4096)}]).to_string();
+    client.send_text(huge).await;
+    assert_eq!(client.expect_close().await, Some(1009));
+    assert_alive(&mut other, "b").await;
+    assert_eq!(hub.service().stats().closes(CloseCause::FrameTooLarge), 1);
+}
+
+#[actix_web::test]
+async fn binary_frame_closes_with_1003() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    client.send_message(Message::Binary(vec![1, 2, 3])).await;
+    assert_eq!(client.expect_close().await, Some(1003));
+    assert_eq!(hub.service().stats().closes(CloseCause::BinaryFrame), 1);
+}
+
+#[actix_web::test]
+async fn unknown_event_on_unjoined_topic_is_unmatched() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    client
+        .send(None, Some("9"), "room:never", "whatever", json!({}))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!([
+            null,
+            "9",
+            "room:never",
+            "phx_reply",
+            error("unmatched topic")
+        ])
+    );
+    assert_eq!(
+        hub.service().stats().problems(FrameProblem::UnmatchedTopic),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn flood_of_joins_is_capped_and_answered() {
+    let hub = start_hub(&test_config());
+    let mut other = sibling(&hub).await;
+    let mut client = Client::to(&hub).await;
+    let joins = 1_000;
+    for n in 0..joins {
+        let r = n.to_string();
+        client
+            .send(
+                Some(&r),
+                Some(&r),
+                &format!("room:{n}"),
+                "phx_join",
+                json!({}),
+            )
+            .await;
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..joins {
+        match client.recv().await[4]["status"].as_str() {
+            Some("ok") => accepted += 1,
+            _ => refused += 1,
+        }
+    }
+    assert_eq!((accepted, refused), (100, 900));
+    assert_alive(&mut client, "a").await;
+    assert_alive(&mut other, "b").await;
+    assert_eq!(
+        hub.service()
+            .stats()
+            .problems(FrameProblem::TooManyChannels),
+        900
+    );
+}
+
+#[actix_web::test]
+async fn refused_upgrades_answer_401_403_503() {
+    std::env::set_var("SB_TEST_TOKEN_BAD", "right");
+    let mut config = test_config();
+    config.auth.kind = switchboard::config::AuthType::Bearer;
+    config.auth.bearer_token_env = "SB_TEST_TOKEN_BAD".to_owned();
+    config.server.max_connections = 1;
+    let hub = start_hub(&config);
+    let url = |token: &str| format!("{}&token={token}", v2_url(&hub));
+    assert_eq!(refused_status(url("wrong")).await, 401);
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url(
+            "right",
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert_eq!(refused_status(request).await, 403);
+    let _first = Client::connect(url("right")).await;
+    assert_eq!(refused_status(url("right")).await, 503);
+}
