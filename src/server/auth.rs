@@ -7,7 +7,7 @@
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
@@ -123,7 +123,15 @@ pub fn subprotocol_token(req: &HttpRequest) -> Option<Vec<u8>> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .filter_map(|entry| entry.trim().strip_prefix(PHOENIX_TOKEN_PROTOCOL))
-        .find_map(|encoded| URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')).ok())
+        .find_map(|encoded| {
+            // phoenix.js encodes with `btoa` (standard alphabet, padding
+            // stripped) despite the entry's name; accept both alphabets.
+            let encoded = encoded.trim_end_matches('=');
+            STANDARD_NO_PAD
+                .decode(encoded)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(encoded))
+                .ok()
+        })
 }
 
 fn basic_pair(req: &HttpRequest) -> Option<(Vec<u8>, Vec<u8>)> {
@@ -157,6 +165,23 @@ mod tests {
             ))
             .to_http_request();
         assert!(creds.admits(&proto, None));
+    }
+
+    #[test]
+    fn subprotocol_token_in_either_base64_alphabet() {
+        let creds = Credentials::Bearer(b"tok~~~".to_vec());
+        for encoded in [
+            STANDARD_NO_PAD.encode("tok~~~"),
+            URL_SAFE_NO_PAD.encode("tok~~~"),
+        ] {
+            let req = TestRequest::default()
+                .insert_header((
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    format!("phoenix, {PHOENIX_TOKEN_PROTOCOL}{encoded}"),
+                ))
+                .to_http_request();
+            assert!(creds.admits(&req, None), "{encoded}");
+        }
     }
 
     #[test]
