@@ -158,12 +158,13 @@ impl Config {
 
     /// Parses TOML text (not yet validated).
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(keyed)
     }
 
     /// Parses JSON text (not yet validated).
     pub fn from_json(text: &str) -> Result<Config, String> {
-        serde_json::from_str(text).map_err(|e| e.to_string())
+        let mut json = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut json).map_err(keyed)
     }
 
     /// Checks every value; the error names the first bad key.
@@ -205,6 +206,18 @@ impl Config {
     /// Validates and returns self.
     pub fn validated(self) -> Result<Config, ConfigError> {
         self.validate().map(|()| self)
+    }
+}
+
+/// Prefixes a parse error with the dotted path of the key it happened at.
+fn keyed<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> String {
+    let path = error.path().to_string();
+    let inner = error.into_inner().to_string();
+    let inner = inner.trim();
+    if path == "." {
+        inner.to_owned()
+    } else {
+        format!("{path}: {inner}")
     }
 }
 
@@ -266,5 +279,13 @@ mod tests {
     fn unknown_keys_are_refused() {
         let message = Config::from_toml("[server]\nmax_conections = 5\n").unwrap_err();
         assert!(message.contains("max_conections"), "{message}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let message = Config::from_json(r#"{"server":{"idle_timeout":"soon"}}"#).unwrap_err();
+        assert!(message.starts_with("server.idle_timeout: "), "{message}");
+        let message = Config::from_toml("[server]\nidle_timeout = 5\n").unwrap_err();
+        assert!(message.starts_with("server.idle_timeout: "), "{message}");
     }
 }

@@ -3,7 +3,7 @@
 //! [`HubService`] mounts the endpoint in an app; [`serve::start`] runs it on a
 //! server of its own. Each socket is a [`ServerSession`](session::ServerSession)
 //! actor; membership lives in the shared [`Registry`](registry::Registry); apps
-//! broadcast by messaging the [`Hub`](hub::Hub).
+//! broadcast by messaging the [`Hub`].
 
 pub mod auth;
 pub mod channel;

@@ -1,0 +1,93 @@
+//! The `switchboard` binary: config errors exit 2 naming the key; `serve`
+//! serves, and on SIGTERM closes sockets with 1012 and exits 0.
+
+mod support;
+
+use std::process::Stdio;
+
+use serde_json::Value;
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command.kill_on_drop(true);
+    command
+}
+
+#[actix_web::test]
+async fn serve_with_invalid_config_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nmax_connections = 0\n").unwrap();
+    let output = binary()
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("server.max_connections must be > 0"),
+        "{stderr}"
+    );
+
+    let json = dir.path().join("bad.json");
+    std::fs::write(&json, r#"{"server": {"idle_timeout": "soon"}}"#).unwrap();
+    let output = binary()
+        .args(["serve", "--config"])
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server.idle_timeout: "), "{stderr}");
+}
+
+#[actix_web::test]
+async fn serve_drains_with_1012_on_sigterm_and_exits_0() {
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let started: Value = serde_json::from_str(&first).unwrap();
+    let socket = started["socket"].as_str().unwrap().to_owned();
+
+    let health = format!("http://{}/health", started["listening"].as_str().unwrap());
+    let report: Value = awc::Client::new()
+        .get(&health)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["status"], "serving");
+
+    let mut client = Client::connect(format!("{socket}?vsn=2.0.0")).await;
+    client.join("room:lobby", "1").await;
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(client.expect_close().await, Some(1012));
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
