@@ -184,3 +184,46 @@ async fn refused_upgrades_answer_401_403_503() {
     let _first = Client::connect(url("right")).await;
     assert_eq!(refused_status(url("right")).await, 503);
 }
+
+#[actix_web::test]
+async fn abrupt_disconnect_frees_the_slot_and_the_membership() {
+    let hub = start_hub(&test_config());
+    let registry = hub.service().registry().clone();
+    let mut client = Client::to(&hub).await;
+    client.join("room:gone", "1").await;
+    assert_eq!(registry.connections(), 1);
+    drop(client); // TCP dropped, no close frame
+    assert!(
+        eventually(|| registry.connections() == 0).await,
+        "slot freed"
+    );
+    assert_eq!(registry.member_count("room:gone"), 0);
+    assert_eq!(hub.service().stats().closes(CloseCause::ProtocolError), 0);
+}
+
+#[actix_web::test]
+async fn basic_auth_from_env_vars() {
+    use base64::Engine;
+    std::env::set_var("SB_TEST_BASIC_USER", "ann");
+    std::env::set_var("SB_TEST_BASIC_PASS", "pw");
+    let mut config = test_config();
+    config.auth.kind = switchboard::config::AuthType::Basic;
+    config.auth.basic_username_env = "SB_TEST_BASIC_USER".to_owned();
+    config.auth.basic_password_env = "SB_TEST_BASIC_PASS".to_owned();
+    let hub = start_hub(&config);
+    let with = |pair: &str| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(v2_url(
+                &hub,
+            ))
+            .unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        let value = format!("Basic {encoded}").parse().unwrap();
+        request.headers_mut().insert("authorization", value);
+        request
+    };
+    let mut client = Client::connect(with("ann:pw")).await;
+    assert_alive(&mut client, "a").await;
+    assert_eq!(refused_status(with("ann:nope")).await, 401);
+    assert_eq!(refused_status(v2_url(&hub)).await, 401);
+}

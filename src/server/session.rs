@@ -136,6 +136,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession {
                 let why = "frame larger than max_frame_bytes";
                 return self.close(ctx, CloseCause::FrameTooLarge, CloseCode::Size, why);
             }
+            Err(ProtocolError::Io(error)) => {
+                // The peer vanished without a close frame: nothing to answer.
+                tracing::debug!(parent: &self.span, %error, "peer disconnected");
+                return ctx.stop();
+            }
             Err(error) => {
                 let why = format!("websocket protocol error: {error}");
                 return self.close(ctx, CloseCause::ProtocolError, CloseCode::Protocol, &why);

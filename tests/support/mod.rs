@@ -163,3 +163,16 @@ pub fn ok(response: Value) -> Value {
 pub fn error(reason: &str) -> Value {
     json!({"status": "error", "response": {"reason": reason}})
 }
+
+/// Polls `condition` every 5 ms until it holds or [`WAIT`] passes; returns
+/// whether it held. For state with no event to await (counters, directories).
+pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
