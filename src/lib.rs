@@ -28,3 +28,4 @@ pub mod health;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod transport;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use serde_json::Value;
 
-use super::outbox::Outbox;
 use super::registry::{Registry, SessionId};
 use crate::protocol::phoenix;
 use crate::protocol::ChannelErrorCode;
+use crate::transport::outbox::Outbox;
 
 /// What a channel answers to an inbound event.
 #[derive(Debug, Clone, PartialEq)]

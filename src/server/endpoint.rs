@@ -9,12 +9,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::channel::SocketInfo;
-use super::outbox::OutboxLimits;
 use super::phoenix_socket::SocketDeps;
 use super::service::HubService;
 use super::session::{ServerSession, SessionParts};
 use super::stats::Refusal;
 use crate::protocol::phoenix;
+use crate::transport::outbox::OutboxLimits;
 
 /// The subprotocol phoenix.js offers beside its token entry.
 const PHOENIX_SUBPROTOCOL: &str = "phoenix";

@@ -9,7 +9,6 @@ pub mod auth;
 pub mod channel;
 pub mod endpoint;
 pub mod hub;
-pub mod outbox;
 pub mod phoenix_socket;
 pub mod registry;
 pub mod serve;

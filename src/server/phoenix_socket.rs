@@ -10,11 +10,11 @@ use bytestring::ByteString;
 use serde_json::{json, Value};
 
 use super::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
-use super::outbox::Outbox;
 use super::registry::Registry;
 use super::stats::{FrameProblem, HubStats};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::protocol::{ChannelErrorCode, DecodeError};
+use crate::transport::outbox::Outbox;
 
 struct Joined {
     join_ref: Option<String>,

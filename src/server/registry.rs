@@ -11,8 +11,8 @@ use bytestring::ByteString;
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::outbox::Outbox;
 use crate::protocol::phoenix;
+use crate::transport::outbox::Outbox;
 
 /// Identifies one socket for the life of the hub.
 pub type SessionId = u64;

@@ -19,10 +19,10 @@ use actix_ws::{
 };
 
 use super::channel::SocketInfo;
-use super::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use super::phoenix_socket::{PhoenixSocket, SocketDeps};
 use super::registry::{CloseSession, ConnectionSlot, SessionId};
 use super::stats::{CloseCause, HubStats};
+use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use std::sync::Arc;
 
 /// Everything a session needs to start.

@@ -1,6 +1,8 @@
-//! The bounded outbound queue of one socket and the task that writes it.
+//! The bounded outbound queue of one WebSocket and the task that writes it.
 //!
-//! Everything written to a socket (replies, pushes, broadcasts, pongs, the
+//! Used by both sides: the hub's sessions (an actix-ws `Session`) and the
+//! client connections (an awc sink); both are a `Sink` of the same
+//! `Message` type. Everything written to a socket (replies, pushes, broadcasts, pongs, the
 //! close frame) goes through its [`Outbox`], bounded both in frames and in
 //! bytes. A peer that stops reading fills it; the next push then fails with
 //! [`Overflow`] and the owner is told once through [`SlowConsumer`], so it can
@@ -10,17 +12,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Message, Recipient};
-use actix_ws::{CloseReason, Session};
+use actix::Recipient;
+use actix_ws::{CloseReason, Message};
 use bytes::Bytes;
 use bytestring::ByteString;
+use futures_util::{Sink, SinkExt};
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a close frame may wait for room before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Sent once to the socket's owner when its outbox overflows.
-#[derive(Debug, Message)]
+#[derive(Debug, actix::Message)]
 #[rtype(result = "()")]
 pub struct SlowConsumer;
 
@@ -63,12 +66,15 @@ pub struct OutboxLimits {
 }
 
 impl Outbox {
-    /// Creates the outbox of `session` and spawns its writer on the current arbiter.
-    pub fn spawn(
-        session: Session,
+    /// Creates the outbox of `sink` and spawns its writer on the current arbiter.
+    pub fn spawn<S>(
+        sink: S,
         limits: OutboxLimits,
         on_overflow: Recipient<SlowConsumer>,
-    ) -> (Outbox, Closer) {
+    ) -> (Outbox, Closer)
+    where
+        S: Sink<Message> + Unpin + 'static,
+    {
         let (queue, receiver) = mpsc::channel(limits.max_frames.max(1));
         let (close, close_signal) = oneshot::channel();
         let shared = Arc::new(Shared {
@@ -78,7 +84,7 @@ impl Outbox {
             overflowed: AtomicBool::new(false),
             on_overflow,
         });
-        actix::spawn(write_loop(session, receiver, close_signal, shared.clone()));
+        actix::spawn(write_loop(sink, receiver, close_signal, shared.clone()));
         (Outbox { shared }, Closer { close })
     }
 
@@ -125,12 +131,14 @@ impl Closer {
     }
 }
 
-async fn write_loop(
-    mut session: Session,
+async fn write_loop<S>(
+    mut sink: S,
     mut receiver: mpsc::Receiver<Outbound>,
     mut close_signal: oneshot::Receiver<CloseReason>,
     shared: Arc<Shared>,
-) {
+) where
+    S: Sink<Message> + Unpin,
+{
     let reason = loop {
         let item = tokio::select! {
             biased;
@@ -138,20 +146,30 @@ async fn write_loop(
             item = receiver.recv() => item,
         };
         let Some(item) = item else { break None };
-        let written = match item {
+        let message = match item {
             Outbound::Text(text) => {
                 shared.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
-                tokio::select! {
-                    biased;
-                    reason = &mut close_signal => break reason.ok(),
-                    written = session.text(text) => written,
-                }
+                Message::Text(text)
             }
             Outbound::Pong(payload) => {
                 shared
                     .queued_bytes
                     .fetch_sub(payload.len(), Ordering::Relaxed);
-                session.pong(&payload).await
+                Message::Pong(payload)
+            }
+        };
+        // Flush at once only when nothing else is waiting: batches writes.
+        let written = if receiver.is_empty() {
+            tokio::select! {
+                biased;
+                reason = &mut close_signal => break reason.ok(),
+                written = sink.send(message) => written,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                reason = &mut close_signal => break reason.ok(),
+                written = sink.feed(message) => written,
             }
         };
         if written.is_err() {
@@ -159,7 +177,10 @@ async fn write_loop(
             return;
         }
     };
-    let close = session.close(reason);
     // A peer that stopped reading may never make room for the close frame.
+    let close = async {
+        let _ = sink.send(Message::Close(reason)).await;
+        let _ = sink.close().await;
+    };
     let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
 }
