@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod health;
 pub mod metrics;

@@ -1,0 +1,118 @@
+//! What a connection tells the world: its [`Status`] (readable at any time
+//! without a round trip) and a stream of [`ConnectEvent`]s.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+/// How many events a slow subscriber may fall behind before it loses the
+/// oldest (it then sees `RecvError::Lagged(n)`).
+pub const EVENT_BUFFER: usize = 256;
+
+/// Lifecycle of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Opened, not yet dialled.
+    Init,
+    /// First dial under way.
+    Connecting,
+    /// Socket up.
+    Connected,
+    /// Socket lost; redialling with backoff.
+    Reconnecting,
+    /// Closed for good: by the user, a terminal close, or retries exhausted.
+    Closed,
+}
+
+/// A change in a connection's life, as one JSON line in `switchboard tail`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ConnectEvent {
+    /// A dial succeeded.
+    Connected,
+    /// The socket dropped (or a dial failed).
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+    },
+    /// A dial is scheduled.
+    Reconnecting {
+        /// 1-based number of the coming attempt.
+        attempt: u32,
+        /// When it will be made (RFC 3339).
+        #[serde(serialize_with = "rfc3339")]
+        next_attempt_at: SystemTime,
+    },
+    /// A topic was joined again after a reconnect; its buffered pushes were flushed.
+    Rejoined {
+        /// The topic.
+        topic: String,
+        /// The join reply's response.
+        reply: Value,
+    },
+    /// The connection stopped for good.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
+
+fn rfc3339<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*at))
+}
+
+/// The sending side of a connection's status and events, shared by its actors.
+#[derive(Clone)]
+pub struct Announcer {
+    status: watch::Sender<Status>,
+    events: broadcast::Sender<ConnectEvent>,
+}
+
+impl Default for Announcer {
+    fn default() -> Self {
+        Announcer::new()
+    }
+}
+
+impl Announcer {
+    /// A fresh announcer in [`Status::Init`].
+    pub fn new() -> Announcer {
+        Announcer {
+            status: watch::channel(Status::Init).0,
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+
+    /// Sets the status (subscribers see only changes).
+    pub fn set_status(&self, status: Status) {
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// Publishes an event to every subscriber (none listening is fine).
+    pub fn emit(&self, event: ConnectEvent) {
+        tracing::debug!(?event, "connection event");
+        let _ = self.events.send(event);
+    }
+
+    /// A watch on the status.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    /// A new subscriber to the events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ConnectEvent> {
+        self.events.subscribe()
+    }
+}

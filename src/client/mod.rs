@@ -1,0 +1,33 @@
+//! The outbound side: connections the application dials and keeps alive.
+//!
+//! A [`Switchboard`](switchboard::Switchboard) supervises any number of
+//! connections. Each is three actors on the switchboard's arbiter: the
+//! [`Connection`](connection::Connection) owns the socket, the
+//! [`Subscription`](subscription::Subscription) owns the topics and the
+//! handlers, the [`Correlator`](correlator::Correlator) owns the requests
+//! waiting for replies. The application holds a
+//! [`ConnectionHandle`](handle::ConnectionHandle).
+
+pub mod auth;
+pub mod backoff;
+pub mod channel_state;
+pub mod config;
+pub mod connection;
+pub mod correlator;
+pub mod dial_budget;
+pub mod error;
+pub mod events;
+pub mod gauges;
+pub mod handle;
+pub mod refs;
+pub mod subscription;
+pub mod switchboard;
+
+pub use auth::{ClientAuth, TokenSource};
+pub use backoff::ReconnectPolicy;
+pub use config::ConnectionConfig;
+pub use error::{DialError, OpenError, RequestError};
+pub use events::{ConnectEvent, Status};
+pub use handle::{ConnectionHandle, ConnectionId};
+pub use subscription::Incoming;
+pub use switchboard::{Close, List, Open, Switchboard};

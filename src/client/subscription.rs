@@ -1,0 +1,780 @@
+//! `Subscription`: the topics of one connection (PHX-C2, C5, C6, C8, C9,
+//! C10, C12).
+//!
+//! It owns each topic's channel state, join params and buffer of pushes made
+//! while the topic is not joined, and the application's handlers. Nothing is
+//! sent on a topic before its join reply; buffered pushes keep their ref and
+//! are flushed in order right after it. After every reconnect each topic is
+//! joined exactly once (a new join_ref), its buffer flushed, and only then a
+//! `Rejoined` event emitted. It outlives restarts of the `Connection` actor.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
+    SpawnHandle, WrapFuture,
+};
+use bytestring::ByteString;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::channel_state::{Action, ChannelEvent, ChannelLifecycle, ChannelState};
+use super::config::ConnectionConfig;
+use super::correlator::{Correlator, PendingSlots, Register, Responder};
+use super::error::RequestError;
+use super::events::{Announcer, ConnectEvent};
+use super::refs::RefCounter;
+use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
+use crate::transport::outbox::Outbox;
+
+/// How many messages from its connection a subscription may have queued.
+pub const MAILBOX_CAPACITY: usize = 4096;
+/// Most callers waiting for one topic's join reply.
+const MAX_JOIN_WAITERS: usize = 64;
+
+/// A message the server sent on a topic, as delivered to the application.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct Incoming {
+    /// The topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Value,
+}
+
+/// Where a topic's incoming messages go.
+pub enum PushSink {
+    /// An actor (its mailbox capacity bounds the backlog).
+    Actor(actix::Recipient<Incoming>),
+    /// A bounded channel.
+    Channel(mpsc::Sender<Incoming>),
+}
+
+/// The socket is up; write through `outbox`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransportUp {
+    /// The live socket's write queue.
+    pub outbox: Outbox,
+}
+
+/// The socket dropped; a redial will follow.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TransportDown;
+
+/// The connection closed for good: fail everything that waits.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConnectionClosed;
+
+/// A frame from the server that is not a reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Inbound(pub Frame);
+
+/// Joins a topic and keeps it joined; answers the first join reply.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, RequestError>")]
+pub struct Join {
+    /// The topic.
+    pub topic: String,
+    /// The join payload, sent again on every rejoin.
+    pub params: Value,
+}
+
+/// Leaves a topic.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct Leave {
+    /// The topic.
+    pub topic: String,
+}
+
+/// Pushes an event and waits for its reply.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, RequestError>")]
+pub struct Push {
+    /// A joined topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Value,
+    /// Reply timeout once written; `None` = the config's `push_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// Pushes an event without waiting for a reply.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct Cast {
+    /// A joined topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Value,
+}
+
+/// Registers a handler for a topic's incoming messages (`event` None = all).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct On {
+    /// The topic.
+    pub topic: String,
+    /// Only this event, or all.
+    pub event: Option<String>,
+    /// Where they go.
+    pub sink: PushSink,
+}
+
+struct Buffered {
+    msg_ref: String,
+    event: String,
+    payload: Value,
+    size: usize,
+    responder: Option<(Responder, Duration)>,
+    expires_at: Instant,
+}
+
+struct Topic {
+    params: Value,
+    lifecycle: ChannelLifecycle,
+    buffer: VecDeque<Buffered>,
+    waiters: Vec<Responder>,
+    rejoin_timer: Option<SpawnHandle>,
+    last_reply: Value,
+}
+
+impl Topic {
+    fn new(params: Value) -> Topic {
+        Topic {
+            params,
+            lifecycle: ChannelLifecycle::new(),
+            buffer: VecDeque::new(),
+            waiters: Vec::new(),
+            rejoin_timer: None,
+            last_reply: Value::Null,
+        }
+    }
+
+    fn state(&self) -> &ChannelState {
+        self.lifecycle.state()
+    }
+
+    /// Joining, joined, or errored (waiting to rejoin): sends may be queued.
+    fn wants_join(&self) -> bool {
+        matches!(
+            self.state(),
+            ChannelState::Joining { .. }
+                | ChannelState::Joined { .. }
+                | ChannelState::Errored { .. }
+        )
+    }
+}
+
+/// The subscription actor of one connection.
+pub struct Subscription {
+    config: Arc<ConnectionConfig>,
+    correlator: Addr<Correlator>,
+    slots: PendingSlots,
+    refs: RefCounter,
+    announcer: Announcer,
+    outbox: Option<Outbox>,
+    closed: bool,
+    order: Vec<String>,
+    topics: HashMap<String, Topic>,
+    handlers: HashMap<String, Vec<(Option<String>, PushSink)>>,
+    buffered_bytes: usize,
+}
+
+impl Subscription {
+    /// Starts the subscription of a connection on the current arbiter.
+    pub fn start_for(
+        config: Arc<ConnectionConfig>,
+        correlator: Addr<Correlator>,
+        slots: PendingSlots,
+        refs: RefCounter,
+        announcer: Announcer,
+    ) -> Addr<Subscription> {
+        Subscription {
+            config,
+            correlator,
+            slots,
+            refs,
+            announcer,
+            outbox: None,
+            closed: false,
+            order: Vec::new(),
+            topics: HashMap::new(),
+            handlers: HashMap::new(),
+            buffered_bytes: 0,
+        }
+        .start()
+    }
+
+    fn write(&self, frame: String) -> Result<(), RequestError> {
+        let outbox = self.outbox.as_ref().ok_or(RequestError::Disconnected)?;
+        outbox
+            .push(ByteString::from(frame))
+            .map_err(|_| RequestError::Backpressure)
+    }
+
+    /// Registers `msg_ref` with the correlator and routes the outcome back here.
+    fn await_reply(
+        &mut self,
+        msg_ref: String,
+        timeout: Duration,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, Result<Reply, RequestError>, &mut Context<Self>) + 'static,
+    ) {
+        let (responder, outcome) = oneshot::channel();
+        self.correlator.do_send(Register {
+            msg_ref,
+            timeout,
+            responder,
+            counted: false,
+        });
+        let outcome = async move { outcome.await.unwrap_or(Err(RequestError::Closed)) };
+        ctx.spawn(
+            outcome
+                .into_actor(self)
+                .map(move |result, subscription, ctx| then(subscription, result, ctx)),
+        );
+    }
+
+    /// Feeds `event` to a topic's lifecycle and carries out what it asks for.
+    fn apply(&mut self, name: &str, event: ChannelEvent, ctx: &mut Context<Self>) {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return;
+        };
+        let actions = topic.lifecycle.on(event, Instant::now());
+        for action in actions {
+            match action {
+                Action::SendJoin { join_ref } => self.send_join(name, join_ref, ctx),
+                Action::SendLeave { join_ref } => self.send_leave(name, join_ref, ctx),
+                Action::ScheduleRejoin { at } => self.schedule_rejoin(name, at, ctx),
+                Action::Joined { .. } => {
+                    if let Some(topic) = self.topics.get_mut(name) {
+                        let reply = Reply::ok(topic.last_reply.clone());
+                        for waiter in topic.waiters.drain(..) {
+                            let _ = waiter.send(Ok(reply.clone()));
+                        }
+                    }
+                    self.flush(name, ctx);
+                }
+                Action::EmitRejoined { .. } => {
+                    let reply = self
+                        .topics
+                        .get(name)
+                        .map(|topic| topic.last_reply.clone())
+                        .unwrap_or_default();
+                    self.announcer.emit(ConnectEvent::Rejoined {
+                        topic: name.to_owned(),
+                        reply,
+                    });
+                }
+                Action::Closed => self.drop_topic(name, not_joined(name), ctx),
+            }
+        }
+    }
+
+    fn send_join(&mut self, name: &str, join_ref: String, ctx: &mut Context<Self>) {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return;
+        };
+        if let Some(timer) = topic.rejoin_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let frame = phoenix::encode_parts(
+            Some(&join_ref),
+            Some(&join_ref),
+            name,
+            phoenix::PHX_JOIN,
+            &topic.params,
+        );
+        if let Err(error) = self.write(frame) {
+            tracing::debug!(topic = name, %error, "join not written; it goes out on reconnect");
+            return;
+        }
+        let topic_name = name.to_owned();
+        let timeout = self.config.join_timeout;
+        self.await_reply(
+            join_ref.clone(),
+            timeout,
+            ctx,
+            move |subscription, outcome, ctx| {
+                subscription.join_answered(&topic_name, join_ref, outcome, ctx);
+            },
+        );
+    }
+
+    fn join_answered(
+        &mut self,
+        name: &str,
+        join_ref: String,
+        outcome: Result<Reply, RequestError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return;
+        };
+        if topic.state().join_ref() != Some(join_ref.as_str()) {
+            return; // an answer to an older join
+        }
+        let event = match outcome {
+            Ok(reply) if reply.status == ReplyStatus::Ok => {
+                topic.last_reply = reply.response;
+                ChannelEvent::JoinOk { join_ref }
+            }
+            Ok(reply) => {
+                tracing::warn!(topic = name, response = %reply.response, "join refused");
+                for waiter in topic.waiters.drain(..) {
+                    let _ = waiter.send(Ok(reply.clone()));
+                }
+                ChannelEvent::JoinError { join_ref }
+            }
+            Err(RequestError::Timeout { after }) => {
+                tracing::warn!(topic = name, ?after, "join timed out");
+                for waiter in topic.waiters.drain(..) {
+                    let _ = waiter.send(Err(RequestError::Timeout { after }));
+                }
+                ChannelEvent::JoinTimeout { join_ref }
+            }
+            // Disconnected or closed: the transport messages take it from here.
+            Err(_) => return,
+        };
+        self.apply(name, event, ctx);
+    }
+
+    fn send_leave(&mut self, name: &str, join_ref: String, ctx: &mut Context<Self>) {
+        let msg_ref = self.refs.next();
+        let frame = phoenix::encode_parts(
+            Some(&join_ref),
+            Some(&msg_ref),
+            name,
+            phoenix::PHX_LEAVE,
+            &json!({}),
+        );
+        if self.write(frame).is_err() {
+            return self.apply(name, ChannelEvent::LeaveReplied { join_ref }, ctx);
+        }
+        let topic_name = name.to_owned();
+        let timeout = self.config.push_timeout;
+        self.await_reply(msg_ref, timeout, ctx, move |subscription, _, ctx| {
+            subscription.apply(&topic_name, ChannelEvent::LeaveReplied { join_ref }, ctx);
+        });
+    }
+
+    fn schedule_rejoin(&mut self, name: &str, at: Instant, ctx: &mut Context<Self>) {
+        // A millisecond of slack: timers may fire a hair before `at`.
+        let delay = at.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+        let topic_name = name.to_owned();
+        let timer = ctx.run_later(delay, move |subscription, ctx| {
+            if let Some(topic) = subscription.topics.get_mut(&topic_name) {
+                topic.rejoin_timer = None;
+            }
+            let event = ChannelEvent::RejoinTimerFired {
+                join_ref: subscription.refs.next(),
+                transport_up: subscription.outbox.is_some(),
+            };
+            subscription.apply(&topic_name, event, ctx);
+        });
+        if let Some(topic) = self.topics.get_mut(name) {
+            if let Some(old) = topic.rejoin_timer.replace(timer) {
+                ctx.cancel_future(old);
+            }
+        }
+    }
+
+    fn flush(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return;
+        };
+        let join_ref = topic.state().join_ref().map(str::to_owned);
+        let pending: Vec<Buffered> = topic.buffer.drain(..).collect();
+        for item in pending {
+            self.buffered_bytes -= item.size;
+            self.write_push(name, join_ref.as_deref(), item, ctx);
+        }
+    }
+
+    fn write_push(
+        &mut self,
+        topic: &str,
+        join_ref: Option<&str>,
+        item: Buffered,
+        ctx: &mut Context<Self>,
+    ) {
+        let frame = phoenix::encode_parts(
+            join_ref,
+            Some(&item.msg_ref),
+            topic,
+            &item.event,
+            &item.payload,
+        );
+        let written = self.write(frame);
+        let _ = ctx;
+        match (item.responder, written) {
+            (Some((responder, timeout)), Ok(())) => self.correlator.do_send(Register {
+                msg_ref: item.msg_ref,
+                timeout,
+                responder,
+                counted: true,
+            }),
+            (Some((responder, _)), Err(error)) => {
+                self.slots.release();
+                let _ = responder.send(Err(error));
+            }
+            (None, Ok(())) => {}
+            (None, Err(error)) => {
+                metrics::counter!("switchboard_client_sends_dropped_total", "reason" => "write_failed")
+                    .increment(1);
+                tracing::warn!(topic, %error, "fire-and-forget send dropped");
+            }
+        }
+    }
+
+    /// Writes now when joined, else buffers (bounded); returns the sync outcome.
+    fn enqueue(
+        &mut self,
+        topic_name: &str,
+        event: String,
+        payload: Value,
+        responder: Option<(Responder, Duration)>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), (RequestError, Option<Responder>)> {
+        let fail = |error, responder: Option<(Responder, Duration)>| {
+            Err((error, responder.map(|(responder, _)| responder)))
+        };
+        if self.closed {
+            return fail(RequestError::Closed, responder);
+        }
+        let Some(topic) = self.topics.get(topic_name) else {
+            return fail(not_joined(topic_name), responder);
+        };
+        if !topic.wants_join() {
+            return fail(not_joined(topic_name), responder);
+        }
+        let msg_ref = self.refs.next();
+        let size = event.len() + topic_name.len() + msg_ref.len() + payload.to_string().len();
+        let item = Buffered {
+            msg_ref,
+            event,
+            payload,
+            size,
+            responder,
+            expires_at: Instant::now() + self.config.buffer_deadline,
+        };
+        if topic.state().is_joined() && self.outbox.is_some() {
+            let join_ref = topic.state().join_ref().map(str::to_owned);
+            self.write_push(topic_name, join_ref.as_deref(), item, ctx);
+            return Ok(());
+        }
+        if topic.buffer.len() >= self.config.buffer_max_frames {
+            return fail(
+                RequestError::BufferFull {
+                    reason: "buffer_max_frames",
+                },
+                item.responder,
+            );
+        }
+        if self.buffered_bytes + size > self.config.buffer_max_bytes {
+            return fail(
+                RequestError::BufferFull {
+                    reason: "buffer_max_bytes",
+                },
+                item.responder,
+            );
+        }
+        self.buffered_bytes += size;
+        if let Some(topic) = self.topics.get_mut(topic_name) {
+            topic.buffer.push_back(item);
+        }
+        Ok(())
+    }
+
+    fn sweep_expired(&mut self) {
+        let now = Instant::now();
+        let after = self.config.buffer_deadline;
+        for (name, topic) in &mut self.topics {
+            while topic
+                .buffer
+                .front()
+                .is_some_and(|item| item.expires_at <= now)
+            {
+                let Some(item) = topic.buffer.pop_front() else {
+                    break;
+                };
+                self.buffered_bytes -= item.size;
+                metrics::counter!("switchboard_client_buffer_expired_total").increment(1);
+                tracing::debug!(topic = %name, "buffered send expired");
+                if let Some((responder, _)) = item.responder {
+                    self.slots.release();
+                    let _ = responder.send(Err(RequestError::Timeout { after }));
+                }
+            }
+        }
+    }
+
+    fn drop_topic(&mut self, name: &str, error: RequestError, ctx: &mut Context<Self>) {
+        self.order.retain(|topic| topic != name);
+        let Some(mut topic) = self.topics.remove(name) else {
+            return;
+        };
+        if let Some(timer) = topic.rejoin_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.fail_topic(&mut topic, error);
+    }
+
+    fn fail_topic(&mut self, topic: &mut Topic, error: RequestError) {
+        for item in topic.buffer.drain(..) {
+            self.buffered_bytes -= item.size;
+            if let Some((responder, _)) = item.responder {
+                self.slots.release();
+                let _ = responder.send(Err(error.clone()));
+            }
+        }
+        for waiter in topic.waiters.drain(..) {
+            let _ = waiter.send(Err(error.clone()));
+        }
+    }
+
+    fn dispatch(&mut self, frame: Frame) {
+        let Some(sinks) = self.handlers.get_mut(&frame.topic) else {
+            return;
+        };
+        let incoming = Incoming {
+            topic: frame.topic,
+            event: frame.event,
+            payload: frame.payload,
+        };
+        sinks.retain(|(event, sink)| {
+            if event.as_deref().is_some_and(|event| event != incoming.event) {
+                return true;
+            }
+            let (delivered, alive) = match sink {
+                PushSink::Actor(recipient) => match recipient.try_send(incoming.clone()) {
+                    Ok(()) => (true, true),
+                    Err(actix::dev::SendError::Full(_)) => (false, true),
+                    Err(actix::dev::SendError::Closed(_)) => (false, false),
+                },
+                PushSink::Channel(sender) => match sender.try_send(incoming.clone()) {
+                    Ok(()) => (true, true),
+                    Err(mpsc::error::TrySendError::Full(_)) => (false, true),
+                    Err(mpsc::error::TrySendError::Closed(_)) => (false, false),
+                },
+            };
+            if !delivered && alive {
+                metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "handler_full")
+                    .increment(1);
+                tracing::warn!(topic = %incoming.topic, "handler behind: push dropped");
+            }
+            alive
+        });
+    }
+}
+
+fn not_joined(topic: &str) -> RequestError {
+    RequestError::NotJoined {
+        topic: topic.to_owned(),
+    }
+}
+
+impl Actor for Subscription {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let every = (self.config.buffer_deadline / 10)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1));
+        ctx.run_interval(every, |subscription, _| subscription.sweep_expired());
+    }
+}
+
+impl Handler<TransportUp> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransportUp, ctx: &mut Context<Self>) {
+        self.outbox = Some(msg.outbox);
+        for name in self.order.clone() {
+            let join_ref = self.refs.next();
+            self.apply(&name, ChannelEvent::TransportUp { join_ref }, ctx);
+        }
+    }
+}
+
+impl Handler<TransportDown> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, _: TransportDown, ctx: &mut Context<Self>) {
+        self.outbox = None;
+        for name in self.order.clone() {
+            if let Some(timer) = self
+                .topics
+                .get_mut(&name)
+                .and_then(|t| t.rejoin_timer.take())
+            {
+                ctx.cancel_future(timer);
+            }
+            self.apply(&name, ChannelEvent::TransportLost, ctx);
+        }
+    }
+}
+
+impl Handler<ConnectionClosed> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, _: ConnectionClosed, ctx: &mut Context<Self>) {
+        self.closed = true;
+        self.outbox = None;
+        for name in self.order.clone() {
+            self.drop_topic(&name, RequestError::Closed, ctx);
+        }
+    }
+}
+
+impl Handler<Inbound> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(frame): Inbound, ctx: &mut Context<Self>) {
+        let Some(topic) = self.topics.get(&frame.topic) else {
+            return;
+        };
+        if !topic.lifecycle.accepts(frame.join_ref.as_deref()) {
+            metrics::counter!("switchboard_client_stale_messages_total").increment(1);
+            tracing::debug!(topic = %frame.topic, event = %frame.event, "dropped a message of an old join");
+            return;
+        }
+        let join_ref = frame
+            .join_ref
+            .clone()
+            .or_else(|| topic.state().join_ref().map(str::to_owned))
+            .unwrap_or_default();
+        match frame.event.as_str() {
+            phoenix::PHX_CLOSE => {
+                tracing::info!(topic = %frame.topic, "server closed the channel");
+                self.apply(&frame.topic, ChannelEvent::PhxClose { join_ref }, ctx);
+            }
+            phoenix::PHX_ERROR => {
+                tracing::warn!(topic = %frame.topic, payload = %frame.payload, "channel errored on the server");
+                self.apply(&frame.topic, ChannelEvent::PhxError { join_ref }, ctx);
+            }
+            _ => self.dispatch(frame),
+        }
+    }
+}
+
+impl Handler<Join> for Subscription {
+    type Result = ResponseFuture<Result<Reply, RequestError>>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return Box::pin(async { Err(RequestError::Closed) });
+        }
+        let topic = self
+            .topics
+            .entry(msg.topic.clone())
+            .or_insert_with(|| Topic::new(msg.params.clone()));
+        if topic.waiters.len() >= MAX_JOIN_WAITERS {
+            return Box::pin(async {
+                Err(RequestError::BufferFull {
+                    reason: "join waiters",
+                })
+            });
+        }
+        topic.params = msg.params;
+        let (responder, answer) = oneshot::channel();
+        let answer = Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) });
+        match topic.state() {
+            ChannelState::Joined { .. } => {
+                let _ = responder.send(Ok(Reply::ok(topic.last_reply.clone())));
+            }
+            ChannelState::Closed => {
+                topic.waiters.push(responder);
+                if !self.order.contains(&msg.topic) {
+                    self.order.push(msg.topic.clone());
+                }
+                let join_ref = self.refs.next();
+                self.apply(&msg.topic, ChannelEvent::Join { join_ref }, ctx);
+                if self.outbox.is_none() {
+                    // Not connected: wait, errored, for the transport to come up.
+                    self.apply(&msg.topic, ChannelEvent::TransportLost, ctx);
+                }
+            }
+            _ => topic.waiters.push(responder),
+        }
+        answer
+    }
+}
+
+impl Handler<Leave> for Subscription {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.topics.contains_key(&msg.topic) {
+            return Box::pin(async { Ok(()) });
+        }
+        let (done, answer) = oneshot::channel();
+        if let Some(topic) = self.topics.get_mut(&msg.topic) {
+            topic.waiters.push(done);
+        }
+        self.apply(&msg.topic, ChannelEvent::Leave, ctx);
+        Box::pin(async move {
+            // The waiter is failed with NotJoined once the topic is closed.
+            let _ = answer.await;
+            Ok(())
+        })
+    }
+}
+
+impl Handler<Push> for Subscription {
+    type Result = ResponseFuture<Result<Reply, RequestError>>;
+
+    fn handle(&mut self, msg: Push, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(error) = self.slots.acquire() {
+            return Box::pin(async move { Err(error) });
+        }
+        let (responder, answer) = oneshot::channel();
+        let timeout = msg.timeout.unwrap_or(self.config.push_timeout);
+        match self.enqueue(
+            &msg.topic,
+            msg.event,
+            msg.payload,
+            Some((responder, timeout)),
+            ctx,
+        ) {
+            Ok(()) => Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) }),
+            Err((error, _)) => {
+                self.slots.release();
+                Box::pin(async move { Err(error) })
+            }
+        }
+    }
+}
+
+impl Handler<Cast> for Subscription {
+    type Result = Result<(), RequestError>;
+
+    fn handle(&mut self, msg: Cast, ctx: &mut Context<Self>) -> Self::Result {
+        self.enqueue(&msg.topic, msg.event, msg.payload, None, ctx)
+            .map_err(|(error, _)| error)
+    }
+}
+
+impl Handler<On> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: On, _: &mut Context<Self>) {
+        self.handlers
+            .entry(msg.topic)
+            .or_default()
+            .push((msg.event, msg.sink));
+    }
+}
