@@ -1,12 +1,12 @@
 //! The outbound side: connections the application dials and keeps alive.
 //!
-//! A [`Switchboard`](switchboard::Switchboard) supervises any number of
+//! A [`Switchboard`] supervises any number of
 //! connections. Each is three actors on the switchboard's arbiter: the
 //! [`Connection`](connection::Connection) owns the socket, the
 //! [`Subscription`](subscription::Subscription) owns the topics and the
 //! handlers, the [`Correlator`](correlator::Correlator) owns the requests
 //! waiting for replies. The application holds a
-//! [`ConnectionHandle`](handle::ConnectionHandle).
+//! [`ConnectionHandle`].
 
 pub mod auth;
 pub mod backoff;
