@@ -1,0 +1,51 @@
+//! The supervised client against the hub: join, push, reconnect, rejoin.
+
+mod support;
+
+use serde_json::json;
+use support::client::*;
+use support::*;
+use switchboard::client::{ConnectEvent, RequestError, Status};
+use switchboard::protocol::phoenix::ReplyStatus;
+
+#[actix_web::test]
+async fn join_push_and_reply() {
+    let hub = start_hub(&test_config());
+    let board = switchboard();
+    let handle = open(&board, fast_config(&hub.socket_url())).await;
+    let joined = handle.join("room:a", json!({})).await.unwrap();
+    assert_eq!(joined.status, ReplyStatus::Ok);
+    let reply = handle.push("room:a", "ping", json!({"n": 7})).await.unwrap();
+    assert_eq!(reply.response, json!({"n": 7}));
+    assert_eq!(handle.status(), Status::Connected);
+    let refused = handle.join("nope:1", json!({})).await.unwrap();
+    assert_eq!(refused.status, ReplyStatus::Error);
+    assert_eq!(
+        handle.push("room:never", "ping", json!({})).await,
+        Err(RequestError::NotJoined { topic: "room:never".into() })
+    );
+}
+
+#[actix_web::test]
+async fn reconnects_and_rejoins_after_hub_restart() {
+    let first = start_hub(&test_config());
+    let addr = first.addr();
+    let board = switchboard();
+    let handle = open(&board, fast_config(&first.socket_url())).await;
+    let mut events = handle.events();
+    handle.join("room:a", json!({})).await.unwrap();
+    first.shutdown().await;
+    wait_for(&mut events, |e| matches!(e, ConnectEvent::Disconnected { .. }).then_some(())).await;
+    let mut config = test_config();
+    config.server.listen = addr.to_string();
+    let second = start_hub(&config);
+    let topic = wait_for(&mut events, |e| match e {
+        ConnectEvent::Rejoined { topic, .. } => Some(topic.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(topic, "room:a");
+    let reply = handle.push("room:a", "ping", json!({"after": "restart"})).await.unwrap();
+    assert_eq!(reply.response, json!({"after": "restart"}));
+    assert_eq!(second.service().registry().member_count("room:a"), 1);
+}
