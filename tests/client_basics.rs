@@ -15,14 +15,19 @@ async fn join_push_and_reply() {
     let handle = open(&board, fast_config(&hub.socket_url())).await;
     let joined = handle.join("room:a", json!({})).await.unwrap();
     assert_eq!(joined.status, ReplyStatus::Ok);
-    let reply = handle.push("room:a", "ping", json!({"n": 7})).await.unwrap();
+    let reply = handle
+        .push("room:a", "ping", json!({"n": 7}))
+        .await
+        .unwrap();
     assert_eq!(reply.response, json!({"n": 7}));
     assert_eq!(handle.status(), Status::Connected);
     let refused = handle.join("nope:1", json!({})).await.unwrap();
     assert_eq!(refused.status, ReplyStatus::Error);
     assert_eq!(
         handle.push("room:never", "ping", json!({})).await,
-        Err(RequestError::NotJoined { topic: "room:never".into() })
+        Err(RequestError::NotJoined {
+            topic: "room:never".into()
+        })
     );
 }
 
@@ -35,7 +40,10 @@ async fn reconnects_and_rejoins_after_hub_restart() {
     let mut events = handle.events();
     handle.join("room:a", json!({})).await.unwrap();
     first.shutdown().await;
-    wait_for(&mut events, |e| matches!(e, ConnectEvent::Disconnected { .. }).then_some(())).await;
+    wait_for(&mut events, |e| {
+        matches!(e, ConnectEvent::Disconnected { .. }).then_some(())
+    })
+    .await;
     let mut config = test_config();
     config.server.listen = addr.to_string();
     let second = start_hub(&config);
@@ -45,7 +53,10 @@ async fn reconnects_and_rejoins_after_hub_restart() {
     })
     .await;
     assert_eq!(topic, "room:a");
-    let reply = handle.push("room:a", "ping", json!({"after": "restart"})).await.unwrap();
+    let reply = handle
+        .push("room:a", "ping", json!({"after": "restart"}))
+        .await
+        .unwrap();
     assert_eq!(reply.response, json!({"after": "restart"}));
     assert_eq!(second.service().registry().member_count("room:a"), 1);
 }

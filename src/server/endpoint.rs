@@ -5,11 +5,17 @@
 
 use std::collections::HashMap;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 
 use super::channel::SocketInfo;
 use super::phoenix_socket::SocketDeps;
+use super::registry::ConnectionSlot;
 use super::service::HubService;
 use super::session::{ServerSession, SessionParts};
 use super::stats::Refusal;
@@ -72,14 +78,38 @@ pub async fn phoenix_socket(
             stats: stats.clone(),
             max_channels: config.max_channels_per_socket,
         },
-        slot,
         idle_timeout: config.idle_timeout,
         limits: OutboxLimits {
             max_frames: config.max_outbound_frames,
             max_bytes: config.max_outbound_bytes,
         },
     });
+    // The slot is freed when actix-http drops the body, i.e. when the TCP
+    // connection is really gone, not merely when the session stopped.
     response
+        .map_body(|_, body| SlotBody { body, _slot: slot })
+        .map_into_boxed_body()
+}
+
+/// A response body that holds a connection slot for as long as it lives.
+struct SlotBody {
+    body: BoxBody,
+    _slot: ConnectionSlot,
+}
+
+impl MessageBody for SlotBody {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }
 
 /// Empty list: same origin only; `*`: any; otherwise an exact match.

@@ -58,14 +58,11 @@ impl PhoenixSocket {
         }
     }
 
-    /// The hub directory this socket is registered in.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
-    /// Topics joined now.
-    pub fn topics(&self) -> impl Iterator<Item = &str> {
-        self.joined.keys().map(String::as_str)
+    /// Leaves every topic and forgets the socket (when it closes).
+    pub fn leave_all(&mut self) {
+        let topics: Vec<String> = self.joined.drain().map(|(topic, _)| topic).collect();
+        self.registry
+            .remove_session(self.info.session_id, topics.iter().map(String::as_str));
     }
 
     /// Handles one inbound text frame. Never fails: bad input is counted,
@@ -87,17 +84,6 @@ impl PhoenixSocket {
             self.reply(None, &frame, Reply::ok(json!({})));
             return;
         }
-        if !frame.payload.is_object() {
-            self.stats.frame_problem(FrameProblem::InvalidPayload);
-            tracing::debug!(topic = %frame.topic, event = %frame.event, "payload is not an object");
-            let join_ref = frame.join_ref.clone();
-            self.reply(
-                join_ref.as_deref(),
-                &frame,
-                Reply::error(&ChannelErrorCode::Invalid),
-            );
-            return;
-        }
         match frame.event.as_str() {
             phoenix::PHX_JOIN => self.join(frame),
             phoenix::PHX_LEAVE => self.leave(frame),
@@ -105,35 +91,52 @@ impl PhoenixSocket {
         }
     }
 
-    fn join(&mut self, frame: Frame) {
-        let Some(channel) = self.router.find(&frame.topic) else {
-            self.unmatched(&frame);
+    /// Answers `invalid` when the payload is not an object; true when it is.
+    fn payload_ok(&self, frame: &Frame) -> bool {
+        if frame.payload.is_object() {
+            return true;
+        }
+        self.stats.frame_problem(FrameProblem::InvalidPayload);
+        tracing::debug!(topic = %frame.topic, event = %frame.event, "payload is not an object");
+        let invalid = Reply::error(&ChannelErrorCode::Invalid);
+        self.reply(frame.join_ref.as_deref(), frame, invalid);
+        false
+    }
+
+    /// Forgets a joined topic: membership first, so no broadcast can follow
+    /// the closing frame; then `event` (`phx_close` or `phx_error`).
+    fn drop_topic(&mut self, topic: &str, event: &str, payload: &Value) {
+        let Some(joined) = self.joined.remove(topic) else {
             return;
         };
-        if let Some(previous) = self.joined.remove(&frame.topic) {
-            // A second join replaces the first: close the old one first.
-            let old = previous.join_ref.as_deref();
-            self.send(old, old, &frame.topic, phoenix::PHX_CLOSE, &json!({}));
-            self.registry
-                .unsubscribe(&frame.topic, self.info.session_id);
+        self.registry.unsubscribe(topic, self.info.session_id);
+        let join_ref = joined.join_ref.as_deref();
+        self.send(join_ref, join_ref, topic, event, payload);
+    }
+
+    fn join(&mut self, frame: Frame) {
+        let Some(channel) = self.router.find(&frame.topic) else {
+            return self.unmatched(&frame);
+        };
+        if !self.payload_ok(&frame) {
+            return;
         }
+        // A second join replaces the first: close the old one first.
+        self.drop_topic(&frame.topic, phoenix::PHX_CLOSE, &json!({}));
         let join_ref = frame.join_ref.as_deref();
         if self.joined.len() >= self.max_channels {
             self.stats.frame_problem(FrameProblem::TooManyChannels);
             tracing::warn!(topic = %frame.topic, cap = self.max_channels, "join refused: channel cap");
-            self.reply(
-                join_ref,
-                &frame,
-                Reply::error(&ChannelErrorCode::TooManyChannels),
-            );
-            return;
+            let refused = Reply::error(&ChannelErrorCode::TooManyChannels);
+            return self.reply(join_ref, &frame, refused);
         }
         let decided = catch_unwind(AssertUnwindSafe(|| {
             channel.join(&frame.topic, &frame.payload, &self.info)
         }));
         match decided {
             Ok(Ok(response)) => {
-                self.reply(join_ref, &frame, Reply::ok(response));
+                // Subscribed before the reply, as Phoenix does: no broadcast
+                // made after the client sees "ok" can miss it.
                 self.registry
                     .subscribe(&frame.topic, self.info.session_id, self.outbox.clone());
                 self.joined.insert(
@@ -143,6 +146,7 @@ impl PhoenixSocket {
                         channel,
                     },
                 );
+                self.reply(join_ref, &frame, Reply::ok(response));
             }
             Ok(Err(code)) => self.reply(join_ref, &frame, Reply::error(&code)),
             Err(_) => {
@@ -158,22 +162,15 @@ impl PhoenixSocket {
         if self.is_stale(&frame) {
             return;
         }
-        let join_ref = frame.join_ref.as_deref();
-        self.reply(join_ref, &frame, Reply::ok(json!({})));
-        if let Some(joined) = self.joined.remove(&frame.topic) {
-            let jr = joined.join_ref.as_deref();
-            self.send(jr, jr, &frame.topic, phoenix::PHX_CLOSE, &json!({}));
-            self.registry
-                .unsubscribe(&frame.topic, self.info.session_id);
-        }
+        self.reply(frame.join_ref.as_deref(), &frame, Reply::ok(json!({})));
+        self.drop_topic(&frame.topic, phoenix::PHX_CLOSE, &json!({}));
     }
 
     fn event(&mut self, frame: Frame) {
         let Some(joined) = self.joined.get(&frame.topic) else {
-            self.unmatched(&frame);
-            return;
+            return self.unmatched(&frame);
         };
-        if self.is_stale(&frame) {
+        if self.is_stale(&frame) || !self.payload_ok(&frame) {
             return;
         }
         let channel = joined.channel.clone();
@@ -203,12 +200,11 @@ impl PhoenixSocket {
         tracing::error!(topic = %frame.topic, event = %frame.event, %failure, "channel failed");
         // Like a crashed channel process: this topic errors and is left,
         // sibling topics and the socket live on.
-        self.joined.remove(&frame.topic);
-        self.registry
-            .unsubscribe(&frame.topic, self.info.session_id);
-        let jr = join_ref.as_deref();
-        let payload = json!({ "reason": failure });
-        self.send(jr, jr, &frame.topic, phoenix::PHX_ERROR, &payload);
+        self.drop_topic(
+            &frame.topic,
+            phoenix::PHX_ERROR,
+            &json!({ "reason": failure }),
+        );
     }
 
     /// A non-null join_ref that is not the topic's current one: ignored.

@@ -149,12 +149,12 @@ impl Registry {
 
     /// Marks the hub as draining: new sockets are refused from now on.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Whether the hub is shutting down.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// The close handles of every open session, for a drain.

@@ -20,7 +20,7 @@ use actix_ws::{
 
 use super::channel::SocketInfo;
 use super::phoenix_socket::{PhoenixSocket, SocketDeps};
-use super::registry::{CloseSession, ConnectionSlot, SessionId};
+use super::registry::{CloseSession, Registry};
 use super::stats::{CloseCause, HubStats};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use std::sync::Arc;
@@ -35,8 +35,6 @@ pub struct SessionParts {
     pub info: SocketInfo,
     /// Router, directory and counters of the hub.
     pub deps: SocketDeps,
-    /// The counted connection slot, freed when the session ends.
-    pub slot: ConnectionSlot,
     /// Close the socket after this long without an inbound frame.
     pub idle_timeout: Duration,
     /// Bounds of the outbound queue.
@@ -45,7 +43,6 @@ pub struct SessionParts {
 
 /// The actor behind one inbound Phoenix socket.
 pub struct ServerSession {
-    id: SessionId,
     socket: PhoenixSocket,
     outbox: Outbox,
     closer: Option<Closer>,
@@ -53,7 +50,7 @@ pub struct ServerSession {
     last_inbound: Instant,
     idle_timeout: Duration,
     span: tracing::Span,
-    _slot: ConnectionSlot,
+    registry: Arc<Registry>,
 }
 
 impl ServerSession {
@@ -65,12 +62,9 @@ impl ServerSession {
             ctx.add_stream(parts.stream);
             let id = parts.info.session_id;
             let stats = parts.deps.stats.clone();
-            parts
-                .deps
-                .registry
-                .add_session(id, ctx.address().recipient());
+            let registry = parts.deps.registry.clone();
+            registry.add_session(id, ctx.address().recipient());
             ServerSession {
-                id,
                 socket: PhoenixSocket::new(parts.info, parts.deps, outbox.clone()),
                 outbox,
                 closer: Some(closer),
@@ -78,12 +72,15 @@ impl ServerSession {
                 last_inbound: Instant::now(),
                 idle_timeout: parts.idle_timeout,
                 span: tracing::info_span!("session", id),
-                _slot: parts.slot,
+                registry,
             }
         })
     }
 
     fn close(&mut self, ctx: &mut Context<Self>, cause: CloseCause, code: CloseCode, why: &str) {
+        if self.closer.is_none() {
+            return; // already closing: count and log once
+        }
         self.stats.closed(cause);
         tracing::info!(parent: &self.span, cause = cause.label(), "closing socket: {why}");
         self.close_with(
@@ -102,6 +99,10 @@ impl ServerSession {
         ctx.stop();
     }
 
+    fn draining(&self) -> bool {
+        self.registry.is_draining()
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if self.last_inbound.elapsed() >= self.idle_timeout {
             let why = "no frame within the idle timeout";
@@ -115,6 +116,11 @@ impl Actor for ServerSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::debug!(parent: &self.span, "socket open");
+        if self.draining() {
+            // Admitted while a drain began: the drain's snapshot may miss us.
+            let why = "server restarting";
+            return self.close(ctx, CloseCause::Shutdown, CloseCode::Restart, why);
+        }
         let every =
             (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
         ctx.run_interval(every, |session, ctx| session.check_idle(ctx));
@@ -122,8 +128,7 @@ impl Actor for ServerSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(parent: &self.span, "socket closed");
-        let registry = self.socket.registry().clone();
-        registry.remove_session(self.id, self.socket.topics());
+        self.socket.leave_all();
     }
 }
 
@@ -134,6 +139,15 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession {
             Ok(message) => message,
             Err(ProtocolError::Overflow) => {
                 let why = "frame larger than max_frame_bytes";
+                return self.close(ctx, CloseCause::FrameTooLarge, CloseCode::Size, why);
+            }
+            Err(ProtocolError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
+                let why = "text frame is not valid UTF-8";
+                return self.close(ctx, CloseCause::InvalidText, CloseCode::Invalid, why);
+            }
+            // actix-ws reports an oversized fragmented message as an I/O error.
+            Err(ProtocolError::Io(error)) if error.to_string().contains("continuation size") => {
+                let why = "message larger than max_frame_bytes";
                 return self.close(ctx, CloseCause::FrameTooLarge, CloseCode::Size, why);
             }
             Err(ProtocolError::Io(error)) => {

@@ -30,6 +30,8 @@ pub enum CloseCause {
     Idle,
     /// A binary frame arrived; the hub speaks JSON text (1003).
     BinaryFrame,
+    /// A text frame was not valid UTF-8 (1007).
+    InvalidText,
     /// The WebSocket framing itself was broken (1002).
     ProtocolError,
     /// The hub is shutting down (1012).
@@ -75,11 +77,12 @@ impl Refusal {
 }
 
 impl CloseCause {
-    const ALL: [CloseCause; 6] = [
+    const ALL: [CloseCause; 7] = [
         CloseCause::SlowConsumer,
         CloseCause::FrameTooLarge,
         CloseCause::Idle,
         CloseCause::BinaryFrame,
+        CloseCause::InvalidText,
         CloseCause::ProtocolError,
         CloseCause::Shutdown,
     ];
@@ -91,6 +94,7 @@ impl CloseCause {
             CloseCause::FrameTooLarge => "frame_too_large",
             CloseCause::Idle => "idle",
             CloseCause::BinaryFrame => "binary_frame",
+            CloseCause::InvalidText => "invalid_text",
             CloseCause::ProtocolError => "protocol_error",
             CloseCause::Shutdown => "shutdown",
         }

@@ -110,17 +110,34 @@ impl Outbox {
         if shared.overflowed.load(Ordering::Relaxed) {
             return Err(Overflow);
         }
-        let before = shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
-        let fits = before + size <= shared.max_bytes && shared.queue.try_send(item).is_ok();
-        if fits {
-            return Ok(());
+        if size > shared.max_bytes {
+            // One frame larger than the whole queue: refuse it, keep the socket.
+            dropped("frame_too_large");
+            return Err(Overflow);
         }
+        let before = shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let sent = if before + size <= shared.max_bytes {
+            shared.queue.try_send(item).map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => "queue_full",
+                mpsc::error::TrySendError::Closed(_) => "socket_gone",
+            })
+        } else {
+            Err("queue_full")
+        };
+        let Err(reason) = sent else {
+            return Ok(());
+        };
         shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-        if !shared.overflowed.swap(true, Ordering::Relaxed) {
+        dropped(reason);
+        if reason == "queue_full" && !shared.overflowed.swap(true, Ordering::Relaxed) {
             shared.on_overflow.do_send(SlowConsumer);
         }
         Err(Overflow)
     }
+}
+
+fn dropped(reason: &'static str) {
+    metrics::counter!("switchboard_outbound_dropped_total", "reason" => reason).increment(1);
 }
 
 impl Closer {

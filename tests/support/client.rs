@@ -28,7 +28,11 @@ pub fn fast_config(url: &str) -> ConnectionConfig {
 
 /// Opens a connection.
 pub async fn open(board: &Addr<Switchboard>, config: ConnectionConfig) -> ConnectionHandle {
-    board.send(Open(config)).await.expect("switchboard alive").expect("opened")
+    board
+        .send(Open(config))
+        .await
+        .expect("switchboard alive")
+        .expect("opened")
 }
 
 /// Waits for the first event that `pick` accepts; panics after [`WAIT`].
