@@ -164,12 +164,9 @@ async fn flood_of_joins_is_capped_and_answered() {
 
 #[actix_web::test]
 async fn refused_upgrades_answer_401_403_503() {
-    std::env::set_var("SB_TEST_TOKEN_BAD", "right");
     let mut config = test_config();
-    config.auth.kind = switchboard::config::AuthType::Bearer;
-    config.auth.bearer_token_env = "SB_TEST_TOKEN_BAD".to_owned();
     config.server.max_connections = 1;
-    let hub = start_hub(&config);
+    let hub = start_hub_with_credentials(&config, bearer("right"));
     let url = |token: &str| format!("{}&token={token}", v2_url(&hub));
     assert_eq!(refused_status(url("wrong")).await, 401);
     let mut request =
@@ -202,15 +199,13 @@ async fn abrupt_disconnect_frees_the_slot_and_the_membership() {
 }
 
 #[actix_web::test]
-async fn basic_auth_from_env_vars() {
+async fn basic_auth_checked_before_upgrade() {
     use base64::Engine;
-    std::env::set_var("SB_TEST_BASIC_USER", "ann");
-    std::env::set_var("SB_TEST_BASIC_PASS", "pw");
-    let mut config = test_config();
-    config.auth.kind = switchboard::config::AuthType::Basic;
-    config.auth.basic_username_env = "SB_TEST_BASIC_USER".to_owned();
-    config.auth.basic_password_env = "SB_TEST_BASIC_PASS".to_owned();
-    let hub = start_hub(&config);
+    let credentials = switchboard::server::Credentials::Basic {
+        username: b"ann".to_vec(),
+        password: b"pw".to_vec(),
+    };
+    let hub = start_hub_with_credentials(&test_config(), credentials);
     let with = |pair: &str| {
         let mut request =
             tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(v2_url(

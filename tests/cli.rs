@@ -91,3 +91,46 @@ async fn serve_drains_with_1012_on_sigterm_and_exits_0() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[actix_web::test]
+async fn serve_reads_the_bearer_token_from_the_named_env_var() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.toml");
+    std::fs::write(
+        &path,
+        "[auth]\ntype = \"bearer\"\nbearer_token_env = \"SB_CLI_TOKEN\"\n",
+    )
+    .unwrap();
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .env("SB_CLI_TOKEN", "from-env")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let started: Value = serde_json::from_str(&first).unwrap();
+    let socket = format!("{}?vsn=2.0.0", started["socket"].as_str().unwrap());
+    assert_eq!(refused_status(format!("{socket}&token=wrong")).await, 401);
+    Client::connect(format!("{socket}&token=from-env")).await;
+
+    let missing = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .env_remove("SB_CLI_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("auth.bearer_token_env: environment variable SB_CLI_TOKEN is not set"),
+        "{stderr}"
+    );
+}

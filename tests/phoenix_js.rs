@@ -4,7 +4,6 @@ mod support;
 
 use support::peers::{node_ready, run_scenario, PhoenixPeer};
 use support::*;
-use switchboard::config::{AuthType, Config};
 
 async fn scenario_against_default_hub(test: &str, scenario: &str, extra: &[&str]) {
     if !node_ready(test) {
@@ -56,14 +55,6 @@ async fn phoenix_js_rtt_1000_sequential_pushes() {
     scenario_against_default_hub("phoenix_js_rtt", "rtt", &["--count", "1000"]).await;
 }
 
-fn bearer_config(var: &str, token: &str) -> Config {
-    std::env::set_var(var, token);
-    let mut config = test_config();
-    config.auth.kind = AuthType::Bearer;
-    config.auth.bearer_token_env = var.to_owned();
-    config
-}
-
 #[actix_web::test]
 async fn phoenix_js_token_accepted() {
     if !node_ready("phoenix_js_token_accepted") {
@@ -71,7 +62,7 @@ async fn phoenix_js_token_accepted() {
     }
     // `~` encodes to `+` in standard base64, which phoenix.js uses.
     let token = "tok~~~with/odd+chars";
-    let hub = start_hub(&bearer_config("SB_TEST_TOKEN_JS_OK", token));
+    let hub = start_hub_with_credentials(&test_config(), bearer(token));
     run_scenario("auth_ok", &hub.socket_url(), &["--token", token]).await;
     run_scenario("auth_ok", &hub.socket_url(), &["--token-param", token]).await;
     hub.shutdown().await;
@@ -82,7 +73,7 @@ async fn phoenix_js_token_refused() {
     if !node_ready("phoenix_js_token_refused") {
         return;
     }
-    let hub = start_hub(&bearer_config("SB_TEST_TOKEN_JS_BAD", "right"));
+    let hub = start_hub_with_credentials(&test_config(), bearer("right"));
     let result = run_scenario("auth_refused", &hub.socket_url(), &["--token", "wrong"]).await;
     assert_eq!(result["http_status"], 401, "{result}");
     hub.shutdown().await;

@@ -8,7 +8,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use support::*;
-use switchboard::config::AuthType;
 use switchboard::protocol::ChannelErrorCode;
 use switchboard::server::{
     Broadcast, Channel, ChannelContext, ChannelFailure, ChannelRouter, FrameProblem, Outcome,
@@ -62,11 +61,7 @@ async fn phx_s1_vsn_is_required() {
 
 #[actix_web::test]
 async fn phx_s1_token_in_subprotocol_selects_phoenix() {
-    std::env::set_var("SB_TEST_TOKEN_S1", "tok-s1");
-    let mut config = test_config();
-    config.auth.kind = AuthType::Bearer;
-    config.auth.bearer_token_env = "SB_TEST_TOKEN_S1".to_owned();
-    let hub = start_hub(&config);
+    let hub = start_hub_with_credentials(&test_config(), bearer("tok-s1"));
     let with_token = |token: &str| {
         let mut request = v2_url(&hub).into_client_request().unwrap();
         let protocols = format!(

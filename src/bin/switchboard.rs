@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchboard::config::Config;
-use switchboard::server::{self, ChannelRouter};
+use switchboard::server::{self, ChannelRouter, Credentials};
 
 /// Supervised, typed WebSocket messaging.
 #[derive(Debug, Parser)]
@@ -48,21 +48,26 @@ fn load_config(path: Option<PathBuf>, listen: Option<String>) -> Result<Config, 
     };
     if let Some(listen) = listen {
         config.server.listen = listen;
+        config.validate().map_err(|e| e.to_string())?;
     }
-    config.validated().map_err(|e| e.to_string())
+    Ok(config)
 }
 
 fn serve(path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
-    let config = match load_config(path, listen) {
-        Ok(config) => config,
+    let loaded = load_config(path, listen).and_then(|config| {
+        let credentials = Credentials::from_config(&config.auth).map_err(|e| e.to_string())?;
+        Ok((config, credentials))
+    });
+    let (config, credentials) = match loaded {
+        Ok(loaded) => loaded,
         Err(message) => {
             eprintln!("switchboard: invalid configuration: {message}");
             return ExitCode::from(2);
         }
     };
-    switchboard::metrics::install();
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let hub = server::start(&config, ChannelRouter::rooms()).map_err(|e| e.to_string())?;
+        let hub = server::start_with(&config, ChannelRouter::rooms(), credentials)
+            .map_err(|e| e.to_string())?;
         println!(
             "{}",
             serde_json::json!({"listening": hub.addr().to_string(), "socket": hub.socket_url()})

@@ -16,10 +16,11 @@ pub mod service;
 pub mod session;
 pub mod stats;
 
+pub use auth::Credentials;
 pub use channel::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, RoomChannel, SocketInfo,
 };
 pub use hub::{Broadcast, Drain, Hub};
-pub use serve::{start, RunningHub, StartError};
+pub use serve::{start, start_with, RunningHub, StartError};
 pub use service::HubService;
 pub use stats::{CloseCause, FrameProblem, HubStats, Refusal};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 
+use super::auth::Credentials;
 use super::channel::ChannelRouter;
 use super::service::HubService;
 use crate::config::Config;
@@ -41,6 +42,22 @@ pub struct RunningHub {
 /// Call inside a running actix system.
 pub fn start(config: &Config, router: ChannelRouter) -> Result<RunningHub, StartError> {
     let service = HubService::new(config, router)?;
+    start_service(config, service)
+}
+
+/// Starts a hub whose credentials the application supplies.
+pub fn start_with(
+    config: &Config,
+    router: ChannelRouter,
+    credentials: Credentials,
+) -> Result<RunningHub, StartError> {
+    start_service(
+        config,
+        HubService::with_credentials(config, router, credentials),
+    )
+}
+
+fn start_service(config: &Config, service: HubService) -> Result<RunningHub, StartError> {
     let listen = config.server.listen.clone();
     let app_service = service.clone();
     let server = HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))

@@ -34,6 +34,17 @@ impl HubService {
     /// Builds the hub and starts its actor. Call inside a running actix system.
     pub fn new(config: &Config, router: ChannelRouter) -> Result<HubService, MissingSecret> {
         let credentials = Credentials::from_config(&config.auth)?;
+        Ok(HubService::with_credentials(config, router, credentials))
+    }
+
+    /// Like [`HubService::new`], with credentials obtained by the application
+    /// (a vault, a file) instead of the environment variables `config.auth` names.
+    pub fn with_credentials(
+        config: &Config,
+        router: ChannelRouter,
+        credentials: Credentials,
+    ) -> HubService {
+        metrics::install();
         let server = config.server.clone();
         let registry = Arc::new(Registry::new(server.max_connections));
         let hub = Hub::new(
@@ -42,7 +53,7 @@ impl HubService {
             server.shutdown_batch_interval,
         )
         .start();
-        Ok(HubService {
+        HubService {
             state: Arc::new(HubState {
                 config: server,
                 credentials,
@@ -51,7 +62,7 @@ impl HubService {
                 stats: Arc::new(HubStats::default()),
                 hub,
             }),
-        })
+        }
     }
 
     /// Mounts the Phoenix endpoint (at `server.path`), `GET /health` and

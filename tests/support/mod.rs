@@ -33,9 +33,19 @@ pub fn start_hub(config: &Config) -> RunningHub {
     start_hub_with(config, ChannelRouter::rooms())
 }
 
+/// A bearer token requirement.
+pub fn bearer(token: &str) -> server::Credentials {
+    server::Credentials::Bearer(token.as_bytes().to_vec())
+}
+
+/// Starts a hub that requires `credentials`.
+pub fn start_hub_with_credentials(config: &Config, credentials: server::Credentials) -> RunningHub {
+    server::start_with(config, ChannelRouter::rooms(), credentials).expect("hub starts")
+}
+
 /// Starts a hub with `router`.
 pub fn start_hub_with(config: &Config, router: ChannelRouter) -> RunningHub {
-    server::start(config, router).expect("hub starts")
+    server::start_with(config, router, server::Credentials::Open).expect("hub starts")
 }
 
 /// The V2 socket URL of `hub`.
@@ -114,14 +124,6 @@ impl Client {
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }
-        }
-    }
-
-    /// Whether any text frame arrives within `window`.
-    pub async fn recv_within(&mut self, window: Duration) -> Option<Value> {
-        match tokio::time::timeout(window, self.ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str(&text).ok(),
-            _ => None,
         }
     }
 
