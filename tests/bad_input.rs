@@ -222,3 +222,49 @@ async fn basic_auth_checked_before_upgrade() {
     assert_eq!(refused_status(with("ann:nope")).await, 401);
     assert_eq!(refused_status(v2_url(&hub)).await, 401);
 }
+
+#[actix_web::test]
+async fn invalid_utf8_text_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    let frame = Frame::message(vec![0xff, 0xfe, 0xfd], OpCode::Data(Data::Text), true);
+    client.send_message(Message::Frame(frame)).await;
+    assert_eq!(client.expect_close().await, Some(1007));
+    assert_eq!(hub.service().stats().closes(CloseCause::InvalidText), 1);
+}
+
+#[actix_web::test]
+async fn oversized_fragmented_message_closes_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let mut config = test_config();
+    config.server.max_frame_bytes = 1024;
+    let hub = start_hub(&config);
+    let mut client = Client::to(&hub).await;
+    let part = vec![b'x'; 800];
+    let first = Frame::message(part.clone(), OpCode::Data(Data::Text), false);
+    let last = Frame::message(part, OpCode::Data(Data::Continue), true);
+    client.send_message(Message::Frame(first)).await;
+    client.send_message(Message::Frame(last)).await;
+    assert_eq!(client.expect_close().await, Some(1009));
+    assert_eq!(hub.service().stats().closes(CloseCause::FrameTooLarge), 1);
+}
+
+#[actix_web::test]
+async fn pings_are_answered_with_pongs() {
+    use futures_util::{SinkExt, StreamExt};
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    let ws = client.inner();
+    ws.send(Message::Ping(b"are you there".to_vec()))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, Message::Pong(b"are you there".to_vec()));
+}

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use support::*;
 use switchboard::protocol::ChannelErrorCode;
 use switchboard::server::{
-    Broadcast, Channel, ChannelContext, ChannelFailure, ChannelRouter, FrameProblem, Outcome,
-    RoomChannel, SocketInfo,
+    Broadcast, Channel, ChannelContext, ChannelFailure, ChannelRouter, CloseCause, FrameProblem,
+    Outcome, RoomChannel, SocketInfo,
 };
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -22,6 +22,7 @@ impl Channel for Awkward {
     fn join(&self, topic: &str, _: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
         match topic {
             "awkward:locked" => Err(ChannelErrorCode::Forbidden),
+            "awkward:crash" => panic!("join panics on purpose"),
             _ => Ok(json!({"welcome": topic})),
         }
     }
@@ -397,21 +398,109 @@ async fn phx_s12_room_events_broadcast_to_sender_too() {
 async fn phx_s13_shutdown_closes_with_1012_in_batches() {
     let mut config = test_config();
     config.server.shutdown_batch = 2;
-    config.server.shutdown_batch_interval = Duration::from_millis(50);
+    config.server.shutdown_batch_interval = Duration::from_millis(100);
     let hub = start_hub(&config);
-    let mut clients = Vec::new();
-    for _ in 0..5 {
+    let mut waiters = Vec::new();
+    for _ in 0..6 {
         let mut client = Client::to(&hub).await;
         client.join("room:a", "1").await;
-        clients.push(client);
+        waiters.push(actix_web::rt::spawn(async move {
+            let code = client.expect_close().await;
+            (code, Instant::now())
+        }));
     }
-    let started = Instant::now();
     hub.shutdown().await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(100),
-        "5 sockets in batches of 2 take at least two pauses"
-    );
-    for client in &mut clients {
-        assert_eq!(client.expect_close().await, Some(1012));
+    let mut arrivals = Vec::new();
+    for waiter in waiters {
+        let (code, at) = waiter.await.unwrap();
+        assert_eq!(code, Some(1012), "restart, never 1000");
+        arrivals.push(at);
     }
+    arrivals.sort();
+    // Three batches, 100 ms apart: the last close comes well after the first.
+    let spread = arrivals[5] - arrivals[0];
+    assert!(
+        spread >= Duration::from_millis(150),
+        "closes came within {spread:?}"
+    );
+}
+
+#[actix_web::test]
+async fn phx_s5_join_that_panics_answers_join_crashed() {
+    let hub = start_hub_with(&test_config(), awkward_router());
+    let mut client = Client::to(&hub).await;
+    assert_eq!(
+        client.join("awkward:crash", "1").await,
+        json!([
+            "1",
+            "1",
+            "awkward:crash",
+            "phx_reply",
+            error("join crashed")
+        ])
+    );
+    assert_eq!(client.join("room:a", "2").await[4], ok(json!({})));
+}
+
+#[actix_web::test]
+async fn phx_s8_stale_leave_is_ignored() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    client.join("room:a", "1").await;
+    client.join("room:a", "2").await; // phx_close of "1"
+    client.recv().await; // reply to "2"
+    client
+        .send(Some("1"), Some("3"), "room:a", "phx_leave", json!({}))
+        .await;
+    client
+        .send(
+            Some("2"),
+            Some("4"),
+            "room:a",
+            "ping",
+            json!({"still": "joined"}),
+        )
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!([
+            "2",
+            "4",
+            "room:a",
+            "phx_reply",
+            ok(json!({"still": "joined"}))
+        ])
+    );
+}
+
+#[actix_web::test]
+async fn health_reports_draining_with_503() {
+    let hub = start_hub(&test_config());
+    let url = format!("http://{}/health", hub.addr());
+    let serving = awc::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(serving.status().as_u16(), 200);
+    hub.service().registry().start_draining();
+    let mut draining = awc::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(draining.status().as_u16(), 503);
+    let report: Value = draining.json().await.unwrap();
+    assert_eq!(report["status"], "draining");
+    assert_eq!(refused_status(v2_url(&hub)).await, 503);
+}
+
+#[actix_web::test]
+async fn metrics_endpoint_exports_prometheus_text() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    client.send_text("not json").await;
+    client
+        .send(None, Some("1"), "phoenix", "heartbeat", json!({}))
+        .await;
+    client.recv().await;
+    let url = format!("http://{}/metrics", hub.addr());
+    let mut response = awc::Client::new().get(&url).send().await.unwrap();
+    let body = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        body.contains("switchboard_frames_rejected_total{reason=\"invalid_json\"}"),
+        "{body}"
+    );
 }
