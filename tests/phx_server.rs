@@ -145,7 +145,13 @@ async fn phx_s4_idle_timeout_closes_and_heartbeats_reset_it() {
         opened.elapsed() > Duration::from_millis(800),
         "outlived one idle timeout"
     );
+    let quiet = Instant::now();
     assert_eq!(client.expect_close().await, Some(1001));
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(300),
+        "closed only after going quiet"
+    );
+    assert_eq!(hub.service().stats().closes(CloseCause::Idle), 1);
 }
 
 #[actix_web::test]
