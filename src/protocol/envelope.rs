@@ -134,12 +134,15 @@ pub struct SlowSignal {
 
 impl SlowSignal {
     /// A signal for `queue_depth` of `queue_capacity`, computing the
-    /// utilization (`0.0` when the capacity is 0).
+    /// utilization rounded to four decimal places (`0.0` when the capacity
+    /// is 0). The rounding keeps the wire short and lets the value survive a
+    /// trip through JSON text exactly.
     pub fn new(queue_depth: u64, queue_capacity: u64, resumed: bool) -> SlowSignal {
         let utilization = if queue_capacity == 0 {
             0.0
         } else {
-            queue_depth as f64 / queue_capacity as f64
+            let exact = queue_depth as f64 / queue_capacity as f64;
+            (exact * 10_000.0).round() / 10_000.0
         };
         SlowSignal {
             queue_depth,
@@ -436,6 +439,8 @@ fn payload_object(
     }
 }
 
+// `field` names a payload field as errors report it (`payload.method`); the
+// key looked up in the payload object is the part after `payload.`.
 fn required_string(
     fields: &mut Map<String, Value>,
     field: &'static str,
@@ -604,6 +609,8 @@ mod tests {
         assert_eq!(wire["payload"]["resumed"], json!(true));
         round_trip(resumed);
         assert_eq!(SlowSignal::new(3, 0, false).utilization, 0.0);
+        assert_eq!(SlowSignal::new(1607, 201, false).utilization, 7.995);
+        assert_eq!(SlowSignal::new(1, 3, true).utilization, 0.3333);
     }
 
     #[test]
@@ -613,13 +620,14 @@ mod tests {
             signal.utilization = f64::NAN;
         }
         let decoded = Envelope::decode(&slow.encode()).unwrap();
-        assert!(matches!(decoded.body, Body::Slow(SlowSignal { utilization, .. }) if utilization == 0.0));
+        assert!(
+            matches!(decoded.body, Body::Slow(SlowSignal { utilization, .. }) if utilization == 0.0)
+        );
     }
 
     #[test]
     fn missing_timestamp_reads_as_zero_and_extra_fields_are_ignored() {
-        let envelope =
-            Envelope::decode(r#"{"type":"ack","id":"a","extra":true}"#).unwrap();
+        let envelope = Envelope::decode(r#"{"type":"ack","id":"a","extra":true}"#).unwrap();
         assert_eq!(envelope.timestamp, 0);
         let envelope = Envelope::decode(r#"{"type":"data","id":"a","timestamp":null}"#).unwrap();
         assert_eq!(envelope.timestamp, 0);
@@ -663,15 +671,27 @@ mod tests {
         assert_eq!(field_of(r#"{"type":"data","id":7}"#), "id");
         assert_eq!(field_of(r#"{"id":"a"}"#), "type");
         assert_eq!(field_of(r#"{"id":"a","type":null}"#), "type");
-        assert_eq!(field_of(r#"{"id":"a","type":"ack","timestamp":"now"}"#), "timestamp");
-        assert_eq!(field_of(r#"{"id":"a","type":"ack","timestamp":-1}"#), "timestamp");
-        assert_eq!(field_of(r#"{"id":"a","type":"ack","timestamp":1.5}"#), "timestamp");
+        assert_eq!(
+            field_of(r#"{"id":"a","type":"ack","timestamp":"now"}"#),
+            "timestamp"
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","type":"ack","timestamp":-1}"#),
+            "timestamp"
+        );
+        assert_eq!(
+            field_of(r#"{"id":"a","type":"ack","timestamp":1.5}"#),
+            "timestamp"
+        );
         assert_eq!(field_of(r#"{"id":"a","type":"request"}"#), "payload");
         assert_eq!(
             field_of(r#"{"id":"a","type":"request","payload":{"params":{}}}"#),
             "payload.method"
         );
-        assert_eq!(field_of(r#"{"id":"a","type":"reply","payload":[]}"#), "payload");
+        assert_eq!(
+            field_of(r#"{"id":"a","type":"reply","payload":[]}"#),
+            "payload"
+        );
         assert_eq!(
             field_of(r#"{"id":"a","type":"reply","payload":{"status":"maybe"}}"#),
             "payload.status"
@@ -685,7 +705,10 @@ mod tests {
             field_of(r#"{"id":"a","type":"nack","payload":{"reason":"r","error":1}}"#),
             "payload.error"
         );
-        assert_eq!(field_of(r#"{"id":"a","type":"slow","payload":1}"#), "payload");
+        assert_eq!(
+            field_of(r#"{"id":"a","type":"slow","payload":1}"#),
+            "payload"
+        );
         assert_eq!(
             field_of(r#"{"id":"a","type":"slow","payload":{"queue_capacity":1,"utilization":0}}"#),
             "payload.queue_depth"
@@ -750,7 +773,10 @@ mod tests {
     #[test]
     fn type_names_match_the_wire() {
         assert_eq!(Envelope::data("a", Value::Null).type_name(), "data");
-        assert_eq!(Envelope::request("a", "m", Value::Null).type_name(), "request");
+        assert_eq!(
+            Envelope::request("a", "m", Value::Null).type_name(),
+            "request"
+        );
         assert_eq!(Envelope::reply_ok("a", Value::Null).type_name(), "reply");
         assert_eq!(Envelope::ack("a").type_name(), "ack");
         assert_eq!(Envelope::nack("a", "r", None).type_name(), "nack");

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod peers;
+pub mod script_server;
 
 use std::time::Duration;
 
