@@ -110,21 +110,16 @@ impl ConnectionHandle {
         )
     }
 
-    /// Pushes `event` without waiting for a reply. Errors only when it cannot
-    /// even be queued (buffer full, topic not joined, connection closed).
-    pub fn send(&self, topic: &str, event: &str, payload: Value) -> Result<(), RequestError> {
+    /// Pushes `event` without waiting for a reply. Answers as soon as it is
+    /// written or buffered; errors when it cannot even be queued (buffer
+    /// full, topic not joined, connection closed).
+    pub async fn send(&self, topic: &str, event: &str, payload: Value) -> Result<(), RequestError> {
         let cast = Cast {
             topic: topic.to_owned(),
             event: event.to_owned(),
             payload,
         };
-        match self.subscription.try_send(cast) {
-            Ok(()) => Ok(()),
-            Err(actix::dev::SendError::Full(_)) => Err(RequestError::BufferFull {
-                reason: "subscription mailbox",
-            }),
-            Err(actix::dev::SendError::Closed(_)) => Err(RequestError::Closed),
-        }
+        mailbox(self.subscription.send(cast).await)
     }
 
     /// Delivers every message the server sends on `topic` (`event` = None:
