@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod health;
 pub mod metrics;

@@ -134,3 +134,116 @@ async fn serve_reads_the_bearer_token_from_the_named_env_var() {
         "{stderr}"
     );
 }
+
+#[actix_web::test]
+async fn send_exits_0_on_ok_1_on_error_2_without_connection() {
+    let hub = start_hub(&test_config());
+    let url = hub.socket_url();
+    let run = |topic: &str, url: &str| {
+        let mut command = binary();
+        command.args([
+            "send",
+            url,
+            "--topic",
+            topic,
+            "--event",
+            "ping",
+            "--payload",
+            r#"{"n":1}"#,
+            "--timeout",
+            "2s",
+        ]);
+        command
+    };
+    let ok = run("room:a", &url).output().await.unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    let reply: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"status": "ok", "response": {"n": 1}})
+    );
+
+    let refused = run("nope:1", &url).output().await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let reply: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(reply["response"]["reason"], "unmatched topic");
+
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("ws://{addr}/socket/websocket")
+    };
+    let unreachable = run("room:a", &dead).output().await.unwrap();
+    assert_eq!(unreachable.status.code(), Some(2));
+}
+
+async fn next_json(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> Value {
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+#[actix_web::test]
+async fn tail_prints_pushes_and_connect_events_and_exits_0_on_sigterm() {
+    let first = start_hub(&test_config());
+    let addr = first.addr();
+    let mut child = binary()
+        .args(["tail", &first.socket_url(), "--topic", "room:a", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|v: &Value| v["event"] == "joined") {
+        seen.push(next_json(&mut lines).await);
+    }
+    assert!(seen.iter().any(|v| v["event"] == "connected"), "{seen:?}");
+    let registry = first.service().registry().clone();
+    assert!(eventually(|| registry.member_count("room:a") == 1).await);
+    first
+        .service()
+        .hub()
+        .send(switchboard::server::Broadcast {
+            topic: "room:a".into(),
+            event: "news".into(),
+            payload: serde_json::json!({"n": 1}),
+        })
+        .await
+        .unwrap();
+    let push = next_json(&mut lines).await;
+    assert_eq!(
+        push,
+        serde_json::json!({"event": "push", "topic": "room:a", "name": "news", "payload": {"n": 1}})
+    );
+
+    first.shutdown().await;
+    let mut config = test_config();
+    config.server.listen = addr.to_string();
+    let _second = start_hub(&config);
+    let mut events = Vec::new();
+    while !events.iter().any(|v: &Value| v["event"] == "rejoined") {
+        events.push(next_json(&mut lines).await);
+    }
+    for wanted in ["disconnected", "reconnecting", "connected", "rejoined"] {
+        assert!(
+            events.iter().any(|v| v["event"] == wanted),
+            "{wanted} missing from {events:?}"
+        );
+    }
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

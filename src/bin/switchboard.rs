@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchboard::commands::{self, send::SendOptions, tail::TailOptions};
 use switchboard::config::Config;
 use switchboard::server::{self, ChannelRouter, Credentials};
 
@@ -26,6 +27,40 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Connect, join topics, print every push and connect event; reconnect forever.
+    Tail {
+        /// Socket URL, e.g. ws://127.0.0.1:4000/socket/websocket.
+        url: String,
+        /// Topic to join (repeatable).
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
+        /// Bearer token.
+        #[arg(long)]
+        token: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join a topic, push one event, print the reply: exit 0 ok, 1 error, 2 timeout or no connection.
+    Send {
+        /// Socket URL.
+        url: String,
+        /// Topic to join and push on.
+        #[arg(long)]
+        topic: String,
+        /// Event name.
+        #[arg(long)]
+        event: String,
+        /// JSON payload.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Bearer token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Reply timeout.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,7 +73,64 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
+        Command::Tail {
+            url,
+            topics,
+            token,
+            json,
+        } => tail(TailOptions {
+            url,
+            topics,
+            token,
+            json,
+        }),
+        Command::Send {
+            url,
+            topic,
+            event,
+            payload,
+            token,
+            timeout,
+        } => {
+            let payload = match serde_json::from_str(&payload) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    eprintln!("switchboard: --payload is not JSON: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            send(SendOptions {
+                url,
+                topic,
+                event,
+                payload,
+                token,
+                timeout,
+            })
+        }
     }
+}
+
+fn tail(options: TailOptions) -> ExitCode {
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        tokio::select! {
+            tailed = commands::tail::tail(options, std::io::stdout()) => tailed,
+            signal = wait_for_signal() => signal,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchboard: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn send(options: SendOptions) -> ExitCode {
+    let outcome = actix_web::rt::System::new().block_on(commands::send::send(options));
+    println!("{}", outcome.to_json());
+    ExitCode::from(outcome.exit_code())
 }
 
 fn load_config(path: Option<PathBuf>, listen: Option<String>) -> Result<Config, String> {

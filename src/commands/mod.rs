@@ -1,0 +1,4 @@
+//! What the `switchboard` binary's client subcommands do, as library calls.
+
+pub mod send;
+pub mod tail;

@@ -1,0 +1,91 @@
+//! `switchboard send`: join, push one event, report the reply.
+
+use std::time::Duration;
+
+use actix::Actor;
+use serde_json::{json, Value};
+
+use super::tail::cli_config;
+use crate::client::{Open, RequestError, Switchboard};
+use crate::protocol::phoenix::{Reply, ReplyStatus};
+
+/// How a `send` ended; each maps to an exit code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    /// The reply was `ok` (exit 0).
+    Ok(Reply),
+    /// The reply, or the join, was `error` (exit 1).
+    Refused(Reply),
+    /// No connection, or no reply in time (exit 2).
+    Failed(String),
+}
+
+impl SendOutcome {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SendOutcome::Ok(_) => 0,
+            SendOutcome::Refused(_) => 1,
+            SendOutcome::Failed(_) => 2,
+        }
+    }
+
+    /// The JSON line printed for it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            SendOutcome::Ok(reply) | SendOutcome::Refused(reply) => reply.to_value(),
+            SendOutcome::Failed(reason) => json!({"status": "failed", "error": reason}),
+        }
+    }
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// Socket URL.
+    pub url: String,
+    /// Topic to join and push on.
+    pub topic: String,
+    /// Event name.
+    pub event: String,
+    /// Payload.
+    pub payload: Value,
+    /// Bearer token, if any.
+    pub token: Option<String>,
+    /// Reply timeout (also bounds the connect and the join).
+    pub timeout: Duration,
+}
+
+/// Connects (once, no retries), joins, pushes, and reports the reply.
+pub async fn send(options: SendOptions) -> SendOutcome {
+    let mut config = cli_config(&options.url, options.token.as_deref());
+    config.fail_first_connect = true;
+    config.connect_timeout = options.timeout;
+    config.join_timeout = options.timeout;
+    config.push_timeout = options.timeout;
+    config.buffer_deadline = options.timeout;
+    let board = Switchboard::default().start();
+    let handle = match board.send(Open(config)).await {
+        Ok(Ok(handle)) => handle,
+        Ok(Err(error)) => return SendOutcome::Failed(error.to_string()),
+        Err(error) => return SendOutcome::Failed(error.to_string()),
+    };
+    let outcome = match handle.join(&options.topic, json!({})).await {
+        Ok(reply) if reply.status == ReplyStatus::Error => SendOutcome::Refused(reply),
+        Ok(_) => match handle
+            .push(&options.topic, &options.event, options.payload)
+            .await
+        {
+            Ok(reply) if reply.status == ReplyStatus::Ok => SendOutcome::Ok(reply),
+            Ok(reply) => SendOutcome::Refused(reply),
+            Err(error) => failed(error),
+        },
+        Err(error) => failed(error),
+    };
+    handle.close().await;
+    outcome
+}
+
+fn failed(error: RequestError) -> SendOutcome {
+    SendOutcome::Failed(error.to_string())
+}
