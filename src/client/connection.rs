@@ -245,7 +245,7 @@ impl Connection {
     fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
         self.failed_dials += 1;
         metrics::counter!("switchboard_client_dial_failures_total").increment(1);
-        tracing::warn!(parent: &self.span, %error, "dial failed");
+        tracing::info!(parent: &self.span, %error, "dial failed");
         let reason = error.to_string();
         self.parts.announcer.emit(ConnectEvent::Disconnected {
             reason: reason.clone(),
