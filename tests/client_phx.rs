@@ -398,3 +398,24 @@ async fn phx_c12_handlers_stay_registered_once_across_reconnects() {
     }
     assert_eq!(got, vec![json!({"once": true})], "delivered exactly once");
 }
+
+#[actix_web::test]
+async fn client_answers_pings_and_reassembles_fragments() {
+    let mut server = ScriptServer::start().await;
+    let board = switchboard();
+    let handle = open(&board, fast_config(&server.url())).await;
+    let mut news = handle.incoming("room:a", Some("news"), 4);
+    handle.join("room:a", json!({})).await.unwrap();
+    server.ping(b"hello");
+    server.pong(b"hello").await;
+    let body = "x".repeat(10_000);
+    server.send_fragmented(json!([null, null, "room:a", "news", {"body": body}]), 1_000);
+    let delivered = tokio::time::timeout(WAIT, news.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        delivered.payload["body"].as_str().map(str::len),
+        Some(10_000)
+    );
+}

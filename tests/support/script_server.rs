@@ -49,6 +49,8 @@ impl Seen {
 #[derive(Clone, Debug)]
 enum Command {
     Send(String),
+    SendFragmented(String, usize),
+    Ping(Vec<u8>),
     Close(u16),
     Drop,
 }
@@ -146,6 +148,24 @@ impl ScriptServer {
         let _ = self.commands.send(Command::Send(frame.to_string()));
     }
 
+    /// Sends a text frame split into fragments of `chunk` bytes.
+    pub fn send_fragmented(&self, frame: Value, chunk: usize) {
+        let _ = self
+            .commands
+            .send(Command::SendFragmented(frame.to_string(), chunk));
+    }
+
+    /// Pings every live connection.
+    pub fn ping(&self, payload: &[u8]) {
+        let _ = self.commands.send(Command::Ping(payload.to_vec()));
+    }
+
+    /// Waits for a pong carrying `payload`.
+    pub async fn pong(&mut self, payload: &[u8]) {
+        let wanted = format!("pong:{}", String::from_utf8_lossy(payload));
+        let _ = self.next(&wanted).await;
+    }
+
     /// Closes every live connection with `code`.
     pub fn close_all(&self, code: u16) {
         let _ = self.commands.send(Command::Close(code));
@@ -205,6 +225,18 @@ impl Conn {
             tokio::select! {
                 command = commands.recv() => match command {
                     Ok(Command::Send(text)) => { let _ = sink.send(Message::Text(text)).await; }
+                    Ok(Command::SendFragmented(text, chunk)) => {
+                        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+                        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+                        let bytes = text.into_bytes();
+                        let parts: Vec<&[u8]> = bytes.chunks(chunk.max(1)).collect();
+                        for (n, part) in parts.iter().enumerate() {
+                            let opcode = if n == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+                            let frame = Frame::message(part.to_vec(), opcode, n + 1 == parts.len());
+                            let _ = sink.send(Message::Frame(frame)).await;
+                        }
+                    }
+                    Ok(Command::Ping(payload)) => { let _ = sink.send(Message::Ping(payload)).await; }
                     Ok(Command::Close(code)) => {
                         let frame = CloseFrame { code: CloseCode::from(code), reason: "scripted".into() };
                         let _ = sink.send(Message::Close(Some(frame))).await;
@@ -221,6 +253,13 @@ impl Conn {
                 }
                 message = stream.next() => {
                     let Some(Ok(message)) = message else { return };
+                    if let Message::Pong(payload) = &message {
+                        // Recorded as a pseudo-frame so tests can await it.
+                        let event = format!("pong:{}", String::from_utf8_lossy(payload));
+                        let seen = Seen { connection: self.index, at: Instant::now(), frame: json!([null, null, "", event, {}]) };
+                        let _ = self.arrived.send(seen);
+                        continue;
+                    }
                     let Message::Text(text) = message else { continue };
                     let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
                     let seen = Seen { connection: self.index, at: Instant::now(), frame: frame.clone() };
