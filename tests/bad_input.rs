@@ -268,3 +268,28 @@ async fn pings_are_answered_with_pongs() {
         .unwrap();
     assert_eq!(answer, Message::Pong(b"are you there".to_vec()));
 }
+
+#[actix_web::test]
+async fn oversized_topic_event_or_ref_is_dropped() {
+    let hub = start_hub(&test_config());
+    let mut client = Client::to(&hub).await;
+    let long = "x".repeat(300);
+    client
+        .send(
+            Some("1"),
+            Some("1"),
+            &format!("room:{long}"),
+            "phx_join",
+            json!({}),
+        )
+        .await;
+    client
+        .send(Some("1"), Some("2"), "room:a", &long, json!({}))
+        .await;
+    client
+        .send(Some(&long), Some("3"), "room:a", "phx_join", json!({}))
+        .await;
+    assert_alive(&mut client, "a").await;
+    assert_eq!(hub.service().stats().problems(FrameProblem::Malformed), 3);
+    assert_eq!(hub.service().registry().topic_count(), 0);
+}

@@ -16,6 +16,11 @@ use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::transport::outbox::Outbox;
 
+/// Longest topic or event name the hub keeps (they are stored per join).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest `ref` or `join_ref` the hub echoes.
+pub const MAX_REF_BYTES: usize = 64;
+
 struct Joined {
     join_ref: Option<String>,
     channel: Arc<dyn Channel>,
@@ -80,6 +85,11 @@ impl PhoenixSocket {
                 return;
             }
         };
+        if !names_fit(&frame) {
+            self.stats.frame_problem(FrameProblem::Malformed);
+            tracing::debug!("dropped a frame with an oversized topic, event or ref");
+            return;
+        }
         if frame.topic == phoenix::PHOENIX_TOPIC && frame.event == phoenix::HEARTBEAT {
             self.reply(None, &frame, Reply::ok(json!({})));
             return;
@@ -253,4 +263,14 @@ impl PhoenixSocket {
         // On overflow the session is told through SlowConsumer and closes.
         let _ = self.outbox.push(ByteString::from(frame));
     }
+}
+
+/// Topic and event names and refs are short strings: a frame whose names
+/// would pin memory in the join table is dropped instead.
+fn names_fit(frame: &Frame) -> bool {
+    let ref_fits = |r: &Option<String>| r.as_ref().is_none_or(|r| r.len() <= MAX_REF_BYTES);
+    frame.topic.len() <= MAX_NAME_BYTES
+        && frame.event.len() <= MAX_NAME_BYTES
+        && ref_fits(&frame.join_ref)
+        && ref_fits(&frame.msg_ref)
 }
