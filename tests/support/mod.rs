@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod fault_proxy;
 pub mod peers;
 pub mod script_server;
 
