@@ -60,3 +60,33 @@ async fn reconnects_and_rejoins_after_hub_restart() {
     assert_eq!(reply.response, json!({"after": "restart"}));
     assert_eq!(second.service().registry().member_count("room:a"), 1);
 }
+
+#[actix_web::test]
+async fn reconnect_to_rejoined_after_a_cut_with_no_downtime() {
+    let server = support::script_server::ScriptServer::start().await;
+    let board = switchboard();
+    let handle = open(&board, fast_config(&server.url())).await;
+    let mut events = handle.events();
+    handle.join("room:a", json!({})).await.unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        // Stay up past `stable_after`, so each cut starts from a reset backoff.
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let cut = std::time::Instant::now();
+        server.drop_all();
+        wait_for(&mut events, |e| {
+            matches!(e, ConnectEvent::Rejoined { .. }).then_some(())
+        })
+        .await;
+        samples.push(cut.elapsed());
+    }
+    samples.sort();
+    // A figure for the record, not an assertion: speed is the benchmark's job.
+    eprintln!(
+        "cut -> rejoined over 20 cuts (initial backoff {:?}): p50 {:?}, max {:?}",
+        fast_config("ws://x").reconnect.initial_interval,
+        samples[10],
+        samples[19]
+    );
+    assert_eq!(handle.status(), Status::Connected);
+}
