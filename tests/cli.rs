@@ -16,6 +16,18 @@ fn binary() -> Command {
     command
 }
 
+/// Starts `serve`; returns the child and the JSON line it prints once listening.
+async fn spawn_serve(mut command: Command) -> (tokio::process::Child, Value) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = next_json(&mut lines).await;
+    (child, started)
+}
+
 #[actix_web::test]
 async fn serve_with_invalid_config_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,19 +61,9 @@ async fn serve_with_invalid_config_exits_2_naming_the_key() {
 
 #[actix_web::test]
 async fn serve_drains_with_1012_on_sigterm_and_exits_0() {
-    let mut child = binary()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let started: Value = serde_json::from_str(&first).unwrap();
+    let mut command = binary();
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    let (mut child, started) = spawn_serve(command).await;
     let socket = started["socket"].as_str().unwrap().to_owned();
 
     let health = format!("http://{}/health", started["listening"].as_str().unwrap());
@@ -101,21 +103,12 @@ async fn serve_reads_the_bearer_token_from_the_named_env_var() {
         "[auth]\ntype = \"bearer\"\nbearer_token_env = \"SB_CLI_TOKEN\"\n",
     )
     .unwrap();
-    let mut child = binary()
+    let mut command = binary();
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
-        .env("SB_CLI_TOKEN", "from-env")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let started: Value = serde_json::from_str(&first).unwrap();
+        .env("SB_CLI_TOKEN", "from-env");
+    let (_child, started) = spawn_serve(command).await;
     let socket = format!("{}?vsn=2.0.0", started["socket"].as_str().unwrap());
     assert_eq!(refused_status(format!("{socket}&token=wrong")).await, 401);
     Client::connect(format!("{socket}&token=from-env")).await;

@@ -45,6 +45,13 @@ impl Channel for Awkward {
     }
 }
 
+/// Joins room:a as "1", then again as "2" (reading the close and the reply).
+async fn join_twice(client: &mut Client) {
+    client.join("room:a", "1").await;
+    client.join("room:a", "2").await; // phx_close of "1"
+    client.recv().await; // reply to "2"
+}
+
 fn awkward_router() -> ChannelRouter {
     ChannelRouter::rooms().route("awkward:*", Awkward)
 }
@@ -235,9 +242,7 @@ async fn phx_s7_second_join_replaces_first() {
 async fn phx_s8_stale_join_ref_is_ignored() {
     let hub = start_hub(&test_config());
     let mut client = Client::to(&hub).await;
-    client.join("room:a", "1").await;
-    client.join("room:a", "2").await; // phx_close of "1"
-    client.recv().await; // reply to "2"
+    join_twice(&mut client).await;
     client
         .send(Some("1"), Some("5"), "room:a", "ping", json!({}))
         .await;
@@ -452,9 +457,7 @@ async fn phx_s5_join_that_panics_answers_join_crashed() {
 async fn phx_s8_stale_leave_is_ignored() {
     let hub = start_hub(&test_config());
     let mut client = Client::to(&hub).await;
-    client.join("room:a", "1").await;
-    client.join("room:a", "2").await; // phx_close of "1"
-    client.recv().await; // reply to "2"
+    join_twice(&mut client).await;
     client
         .send(Some("1"), Some("3"), "room:a", "phx_leave", json!({}))
         .await;
