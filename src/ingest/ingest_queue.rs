@@ -1,0 +1,457 @@
+//! `IngestQueue`: the bounded, backpressured queue between the senders'
+//! sockets and the [`Sink`].
+//!
+//! Items are handed to the sink in arrival order with a bounded window of
+//! acceptances in flight. Each item's outcome goes back to its origin: `ack`
+//! once the sink durably accepted it, `nack` when it was dropped by the
+//! overflow policy, refused by the sink, or abandoned at shutdown. A sink
+//! outage keeps items queued (the policy applies) and retries with backoff.
+//! When utilization reaches 80 % every upstream connection is told `slow`
+//! once; when it falls to 50 %, `resumed`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
+    ResponseFuture, WrapFuture,
+};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::queue::{BoundedQueue, Level, Offered, OnFull, Signal};
+use crate::sink::{Sink, SinkError, SinkItem};
+
+/// Most sink acceptances awaited at once.
+pub const MAX_IN_FLIGHT: usize = 256;
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// One item to ingest.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ingest {
+    /// The item.
+    pub item: SinkItem,
+    /// Who hears its outcome.
+    pub origin: Option<Recipient<IngestOutcome>>,
+    /// Under `block`, the admission permit it holds while queued.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Why an item was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nack {
+    /// Stable reason: `queue_full`, `rejected`, `shutdown`.
+    pub reason: &'static str,
+    /// Details.
+    pub error: String,
+}
+
+/// The outcome of one item, sent to its origin.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct IngestOutcome {
+    /// The item's id.
+    pub id: String,
+    /// `Ok` once the sink accepted it.
+    pub result: Result<(), Nack>,
+}
+
+/// A backpressure edge, sent to every upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct Backpressure(pub Signal);
+
+/// Registers (`Some`) or forgets (`None`) an upstream connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Upstream {
+    /// The connection's id.
+    pub id: u64,
+    /// Where its backpressure signals go.
+    pub recipient: Option<Recipient<Backpressure>>,
+}
+
+/// Reads the queue's figures.
+#[derive(Debug, Message)]
+#[rtype(result = "QueueStatus")]
+pub struct Status;
+
+/// Stops intake, delivers what is queued, and reports, within `timeout`.
+#[derive(Debug, Message)]
+#[rtype(result = "DrainReport")]
+pub struct Drain {
+    /// Upper bound of the wait.
+    pub timeout: Duration,
+}
+
+/// What a drain could not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Items delivered during the drain.
+    pub delivered: u64,
+    /// Items nacked with `shutdown` because the deadline passed.
+    pub undelivered: u64,
+}
+
+/// A snapshot of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct QueueStatus {
+    /// Items queued.
+    pub queue_depth: usize,
+    /// Capacity.
+    pub queue_capacity: usize,
+    /// depth / capacity.
+    pub utilization: f64,
+    /// Items handed to the sink, not yet accepted.
+    pub in_flight: usize,
+}
+
+/// Counters of one queue, mirrored to the `metrics` facade.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Items accepted by the sink.
+    pub delivered: AtomicU64,
+    /// Evicted by `drop_oldest`.
+    pub dropped_oldest: AtomicU64,
+    /// Refused by `drop_newest` (or a full `block` queue).
+    pub dropped_newest: AtomicU64,
+    /// Refused by the sink.
+    pub rejected: AtomicU64,
+    /// Abandoned at shutdown.
+    pub abandoned: AtomicU64,
+    /// Sink failures retried.
+    pub retries: AtomicU64,
+    /// Slow episodes.
+    pub slow_episodes: AtomicU64,
+}
+
+impl IngestStats {
+    fn bump(counter: &AtomicU64, name: &'static str, reason: &'static str) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(name, "reason" => reason).increment(1);
+    }
+
+    /// Total items dropped by the overflow policy.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_oldest.load(Ordering::Relaxed) + self.dropped_newest.load(Ordering::Relaxed)
+    }
+}
+
+/// Queue settings.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueConfig {
+    /// Capacity.
+    pub queue_size: usize,
+    /// Overflow policy.
+    pub on_full: OnFull,
+}
+
+/// The queue actor.
+pub struct IngestQueue {
+    queue: BoundedQueue<Ingest>,
+    sink: Arc<dyn Sink>,
+    sending: bool,
+    in_flight: usize,
+    retry_wait: bool,
+    retry_delay: Option<Duration>,
+    upstreams: HashMap<u64, Recipient<Backpressure>>,
+    stats: Arc<IngestStats>,
+    admission: Option<Arc<Semaphore>>,
+    closed: bool,
+    drain: Option<DrainWait>,
+}
+
+struct DrainWait {
+    done: oneshot::Sender<DrainReport>,
+    delivered_before: u64,
+}
+
+impl IngestQueue {
+    /// A queue in front of `sink`. Under `block` its admission semaphore is
+    /// [`IngestQueue::admission`]: senders take a permit before offering.
+    pub fn new(config: QueueConfig, sink: Arc<dyn Sink>) -> IngestQueue {
+        let admission = (config.on_full == OnFull::Block)
+            .then(|| Arc::new(Semaphore::new(config.queue_size.max(1))));
+        IngestQueue {
+            queue: BoundedQueue::new(config.queue_size, config.on_full),
+            sink,
+            sending: false,
+            in_flight: 0,
+            retry_wait: false,
+            retry_delay: None,
+            upstreams: HashMap::new(),
+            stats: Arc::new(IngestStats::default()),
+            admission,
+            closed: false,
+            drain: None,
+        }
+    }
+
+    /// Under `block`, the semaphore senders take a permit from before offering.
+    pub fn admission(&self) -> Option<Arc<Semaphore>> {
+        self.admission.clone()
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self) -> Arc<IngestStats> {
+        self.stats.clone()
+    }
+
+    fn signal(&mut self, signal: Option<Signal>) {
+        let Some(signal) = signal else { return };
+        match signal {
+            Signal::Slow(level) => {
+                IngestStats::bump(
+                    &self.stats.slow_episodes,
+                    "switchboard_ingest_slow_total",
+                    "utilization",
+                );
+                tracing::warn!(
+                    depth = level.depth,
+                    capacity = level.capacity,
+                    "ingest queue slow"
+                );
+            }
+            Signal::Resumed(level) => {
+                tracing::info!(
+                    depth = level.depth,
+                    capacity = level.capacity,
+                    "ingest queue resumed"
+                );
+            }
+        }
+        for upstream in self.upstreams.values() {
+            upstream.do_send(Backpressure(signal));
+        }
+    }
+
+    fn nack(entry: Ingest, reason: &'static str, error: String) {
+        if let Some(origin) = entry.origin {
+            origin.do_send(IngestOutcome {
+                id: entry.item.id,
+                result: Err(Nack { reason, error }),
+            });
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.sending || self.retry_wait || self.in_flight >= MAX_IN_FLIGHT {
+            return;
+        }
+        let (entry, signal) = self.queue.pop();
+        self.signal(signal);
+        let Some(entry) = entry else { return };
+        self.sending = true;
+        let handed = self.sink.send(entry.item.clone());
+        ctx.spawn(handed.into_actor(self).map(move |handed, queue, ctx| {
+            queue.sending = false;
+            match handed {
+                Ok(accepted) => {
+                    queue.in_flight += 1;
+                    ctx.spawn(accepted.into_actor(queue).map(move |accepted, queue, ctx| {
+                        queue.in_flight -= 1;
+                        queue.settle(entry, accepted, ctx);
+                    }));
+                }
+                Err(error) => queue.settle(entry, Err(error), ctx),
+            }
+            queue.pump(ctx);
+        }));
+    }
+
+    fn settle(&mut self, entry: Ingest, outcome: Result<(), SinkError>, ctx: &mut Context<Self>) {
+        match outcome {
+            Ok(()) => {
+                self.retry_delay = None;
+                IngestStats::bump(
+                    &self.stats.delivered,
+                    "switchboard_ingest_delivered_total",
+                    "ok",
+                );
+                if let Some(origin) = &entry.origin {
+                    origin.do_send(IngestOutcome {
+                        id: entry.item.id.clone(),
+                        result: Ok(()),
+                    });
+                }
+            }
+            Err(error) if error.is_retryable() && !self.closed => {
+                IngestStats::bump(
+                    &self.stats.retries,
+                    "switchboard_ingest_retries_total",
+                    "sink",
+                );
+                let delay = self
+                    .retry_delay
+                    .map_or(RETRY_FIRST, |last| (last * 2).min(RETRY_MAX));
+                self.retry_delay = Some(delay);
+                tracing::warn!(%error, ?delay, "sink failed; item requeued");
+                let signal = self.queue.requeue_front(std::iter::once(entry));
+                self.signal(signal);
+                if !self.retry_wait {
+                    self.retry_wait = true;
+                    ctx.run_later(delay, |queue, ctx| {
+                        queue.retry_wait = false;
+                        queue.pump(ctx);
+                    });
+                }
+            }
+            Err(error) => {
+                IngestStats::bump(
+                    &self.stats.rejected,
+                    "switchboard_ingest_dropped_total",
+                    "rejected",
+                );
+                Self::nack(entry, "rejected", error.to_string());
+            }
+        }
+        self.pump(ctx);
+        self.check_drained();
+    }
+
+    fn check_drained(&mut self) {
+        if self.drain.is_some() && self.queue.depth() == 0 && self.in_flight == 0 && !self.sending {
+            self.finish_drain();
+        }
+    }
+
+    /// Ends a drain: whatever is still queued is nacked with `shutdown`.
+    fn finish_drain(&mut self) {
+        let Some(wait) = self.drain.take() else {
+            return;
+        };
+        let abandoned: Vec<Ingest> = self.queue.drain().collect();
+        let mut undelivered = self.in_flight as u64 + u64::from(self.sending);
+        for entry in abandoned {
+            undelivered += 1;
+            IngestStats::bump(
+                &self.stats.abandoned,
+                "switchboard_ingest_dropped_total",
+                "shutdown",
+            );
+            Self::nack(
+                entry,
+                "shutdown",
+                "not delivered before the drain deadline".to_owned(),
+            );
+        }
+        let delivered = self.stats.delivered.load(Ordering::Relaxed) - wait.delivered_before;
+        if undelivered > 0 {
+            tracing::warn!(undelivered, "drain deadline passed");
+        }
+        let _ = wait.done.send(DrainReport {
+            delivered,
+            undelivered,
+        });
+    }
+
+    fn status(&self) -> QueueStatus {
+        let level: Level = self.queue.level();
+        QueueStatus {
+            queue_depth: level.depth,
+            queue_capacity: level.capacity,
+            utilization: level.utilization(),
+            in_flight: self.in_flight,
+        }
+    }
+}
+
+impl Actor for IngestQueue {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAX_IN_FLIGHT * 4);
+    }
+}
+
+impl Handler<Ingest> for IngestQueue {
+    type Result = ();
+
+    fn handle(&mut self, entry: Ingest, ctx: &mut Context<Self>) {
+        if self.closed {
+            IngestStats::bump(
+                &self.stats.abandoned,
+                "switchboard_ingest_dropped_total",
+                "shutdown",
+            );
+            return Self::nack(entry, "shutdown", "the queue is draining".to_owned());
+        }
+        let (offered, signal) = self.queue.offer(entry);
+        self.signal(signal);
+        match offered {
+            Offered::Queued => {}
+            Offered::Evicted(oldest) => {
+                IngestStats::bump(
+                    &self.stats.dropped_oldest,
+                    "switchboard_ingest_dropped_total",
+                    "drop_oldest",
+                );
+                Self::nack(
+                    oldest,
+                    "queue_full",
+                    "evicted by a newer item (drop_oldest)".to_owned(),
+                );
+            }
+            Offered::Refused(newest) => {
+                IngestStats::bump(
+                    &self.stats.dropped_newest,
+                    "switchboard_ingest_dropped_total",
+                    "drop_newest",
+                );
+                Self::nack(newest, "queue_full", "queue full (drop_newest)".to_owned());
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Upstream> for IngestQueue {
+    type Result = ();
+
+    fn handle(&mut self, msg: Upstream, _: &mut Context<Self>) {
+        match msg.recipient {
+            Some(recipient) => {
+                if self.queue.is_slow() {
+                    recipient.do_send(Backpressure(Signal::Slow(self.queue.level())));
+                }
+                self.upstreams.insert(msg.id, recipient);
+            }
+            None => {
+                self.upstreams.remove(&msg.id);
+            }
+        }
+    }
+}
+
+impl Handler<Status> for IngestQueue {
+    type Result = MessageResult<Status>;
+
+    fn handle(&mut self, _: Status, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+impl Handler<Drain> for IngestQueue {
+    type Result = ResponseFuture<DrainReport>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, report) = oneshot::channel();
+        self.closed = true;
+        self.drain = Some(DrainWait {
+            done,
+            delivered_before: self.stats.delivered.load(Ordering::Relaxed),
+        });
+        ctx.run_later(msg.timeout, |queue, _| queue.finish_drain());
+        self.pump(ctx);
+        self.check_drained();
+        Box::pin(async move {
+            report.await.unwrap_or(DrainReport {
+                delivered: 0,
+                undelivered: 0,
+            })
+        })
+    }
+}
