@@ -15,6 +15,7 @@ pub mod serve;
 pub mod service;
 pub mod session;
 pub mod stats;
+pub mod upgrade;
 
 pub use auth::Credentials;
 pub use channel::{

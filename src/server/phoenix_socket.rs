@@ -11,10 +11,12 @@ use serde_json::{json, Value};
 
 use super::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
 use super::registry::Registry;
+use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::transport::outbox::Outbox;
+use actix::Context;
 
 /// Longest topic or event name the hub keeps (they are stored per join).
 pub const MAX_NAME_BYTES: usize = 256;
@@ -64,7 +66,7 @@ impl PhoenixSocket {
     }
 
     /// Leaves every topic and forgets the socket (when it closes).
-    pub fn leave_all(&mut self) {
+    fn leave_all(&mut self) {
         let topics: Vec<String> = self.joined.drain().map(|(topic, _)| topic).collect();
         self.registry
             .remove_session(self.info.session_id, topics.iter().map(String::as_str));
@@ -273,4 +275,14 @@ fn names_fit(frame: &Frame) -> bool {
         && frame.event.len() <= MAX_NAME_BYTES
         && ref_fits(&frame.join_ref)
         && ref_fits(&frame.msg_ref)
+}
+
+impl Protocol for PhoenixSocket {
+    fn on_text(&mut self, text: &str, _: &mut Context<ServerSession<Self>>) {
+        self.handle_text(text);
+    }
+
+    fn on_stop(&mut self) {
+        self.leave_all();
+    }
 }

@@ -1,8 +1,8 @@
 //! `ServerSession`: the actor that owns one inbound socket.
 //!
 //! It reads frames (continuations already joined, size capped), answers
-//! pings, enforces the idle timeout, and hands text to the socket's
-//! [`PhoenixSocket`]. Everything it writes goes through the socket's bounded
+//! pings, enforces the idle timeout, and hands text to the [`Protocol`] the
+//! socket speaks (Phoenix V2 or envelope v1). Everything it writes goes through the socket's bounded
 //! [`Outbox`], whose writer runs beside the actor, so a peer that stops
 //! reading can never freeze the actor nor grow its memory.
 //!
@@ -18,12 +18,20 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 
-use super::channel::SocketInfo;
-use super::phoenix_socket::{PhoenixSocket, SocketDeps};
-use super::registry::{CloseSession, Registry};
+use super::registry::{CloseSession, Registry, SessionId};
 use super::stats::{CloseCause, HubStats};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use std::sync::Arc;
+
+/// The wire protocol a session speaks: what to do with each text frame.
+pub trait Protocol: Sized + Unpin + 'static {
+    /// Handles one inbound text frame; never fails (bad input is counted and
+    /// answered by the protocol itself).
+    fn on_text(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>);
+
+    /// The socket is gone: forget it wherever it was registered.
+    fn on_stop(&mut self);
+}
 
 /// Everything a session needs to start.
 pub struct SessionParts {
@@ -31,19 +39,21 @@ pub struct SessionParts {
     pub session: Session,
     /// Read half, continuations aggregated and size capped.
     pub stream: AggregatedMessageStream,
-    /// Who connected.
-    pub info: SocketInfo,
-    /// Router, directory and counters of the hub.
-    pub deps: SocketDeps,
+    /// The socket's id within the hub.
+    pub id: SessionId,
+    /// The hub's directory.
+    pub registry: Arc<Registry>,
+    /// The hub's counters.
+    pub stats: Arc<HubStats>,
     /// Close the socket after this long without an inbound frame.
     pub idle_timeout: Duration,
     /// Bounds of the outbound queue.
     pub limits: OutboxLimits,
 }
 
-/// The actor behind one inbound Phoenix socket.
-pub struct ServerSession {
-    socket: PhoenixSocket,
+/// The actor behind one inbound socket speaking `P`.
+pub struct ServerSession<P: Protocol> {
+    socket: P,
     outbox: Outbox,
     closer: Option<Closer>,
     stats: Arc<HubStats>,
@@ -53,31 +63,55 @@ pub struct ServerSession {
     registry: Arc<Registry>,
 }
 
-impl ServerSession {
-    /// Starts the session actor on the current arbiter.
-    pub fn start(parts: SessionParts) -> actix::Addr<ServerSession> {
+impl<P: Protocol> ServerSession<P> {
+    /// Starts the session actor on the current arbiter; `protocol` builds the
+    /// protocol state from the socket's outbox and the actor's context.
+    pub fn start(
+        parts: SessionParts,
+        protocol: impl FnOnce(Outbox, &mut Context<ServerSession<P>>) -> P,
+    ) -> actix::Addr<ServerSession<P>> {
         ServerSession::create(|ctx| {
             let (outbox, closer) =
                 Outbox::spawn(parts.session, parts.limits, ctx.address().recipient());
             ctx.add_stream(parts.stream);
-            let id = parts.info.session_id;
-            let stats = parts.deps.stats.clone();
-            let registry = parts.deps.registry.clone();
-            registry.add_session(id, ctx.address().recipient());
+            let id = parts.id;
+            parts.registry.add_session(id, ctx.address().recipient());
             ServerSession {
-                socket: PhoenixSocket::new(parts.info, parts.deps, outbox.clone()),
+                socket: protocol(outbox.clone(), ctx),
                 outbox,
                 closer: Some(closer),
-                stats,
+                stats: parts.stats,
                 last_inbound: Instant::now(),
                 idle_timeout: parts.idle_timeout,
                 span: tracing::info_span!("session", id),
-                registry,
+                registry: parts.registry,
             }
         })
     }
 
-    fn close(&mut self, ctx: &mut Context<Self>, cause: CloseCause, code: CloseCode, why: &str) {
+    /// The protocol state.
+    pub fn protocol(&mut self) -> &mut P {
+        &mut self.socket
+    }
+
+    /// Closes the socket with `code`, counting `cause` (once).
+    pub fn close(
+        &mut self,
+        ctx: &mut Context<Self>,
+        cause: CloseCause,
+        code: CloseCode,
+        why: &str,
+    ) {
+        self.close_inner(ctx, cause, code, why);
+    }
+
+    fn close_inner(
+        &mut self,
+        ctx: &mut Context<Self>,
+        cause: CloseCause,
+        code: CloseCode,
+        why: &str,
+    ) {
         if self.closer.is_none() {
             return; // already closing: count and log once
         }
@@ -111,7 +145,7 @@ impl ServerSession {
     }
 }
 
-impl Actor for ServerSession {
+impl<P: Protocol> Actor for ServerSession<P> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -128,11 +162,11 @@ impl Actor for ServerSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(parent: &self.span, "socket closed");
-        self.socket.leave_all();
+        self.socket.on_stop();
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession {
+impl<P: Protocol> StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession<P> {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
         let _entered = self.span.clone().entered();
         let message = match item {
@@ -162,7 +196,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession {
         };
         self.last_inbound = Instant::now();
         match message {
-            AggregatedMessage::Text(text) => self.socket.handle_text(&text),
+            AggregatedMessage::Text(text) => self.socket.on_text(&text, ctx),
             AggregatedMessage::Binary(_) => {
                 let why = "binary frames are not supported: send Phoenix V2 JSON text";
                 self.close(ctx, CloseCause::BinaryFrame, CloseCode::Unsupported, why);
@@ -184,7 +218,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ServerSession {
     }
 }
 
-impl Handler<SlowConsumer> for ServerSession {
+impl<P: Protocol> Handler<SlowConsumer> for ServerSession<P> {
     type Result = ();
 
     fn handle(&mut self, _: SlowConsumer, ctx: &mut Context<Self>) {
@@ -193,7 +227,7 @@ impl Handler<SlowConsumer> for ServerSession {
     }
 }
 
-impl Handler<CloseSession> for ServerSession {
+impl<P: Protocol> Handler<CloseSession> for ServerSession<P> {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {

@@ -1,0 +1,173 @@
+//! Checks made before any upgrade, shared by every endpoint of the hub:
+//! origin (403), credentials (401), capacity (503). Nothing is upgraded
+//! unless all pass, and the connection slot then lives exactly as long as
+//! the HTTP connection.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use super::registry::{ConnectionSlot, SessionId};
+use super::service::HubService;
+use super::session::SessionParts;
+use super::stats::Refusal;
+use crate::transport::outbox::OutboxLimits;
+
+/// Origin, credentials and capacity; a connection slot when all pass.
+/// Every refusal is counted.
+pub(crate) fn admit(
+    req: &HttpRequest,
+    service: &HubService,
+    query_token: Option<&str>,
+) -> Result<ConnectionSlot, Refusal> {
+    let refusal = if !origin_allowed(req, &service.config().allowed_origins) {
+        Refusal::Origin
+    } else if !service.credentials().admits(req, query_token) {
+        Refusal::Unauthorized
+    } else if let Some(slot) = service.registry().try_admit() {
+        return Ok(slot);
+    } else {
+        Refusal::Capacity
+    };
+    service.stats().refused(refusal);
+    Err(refusal)
+}
+
+/// The HTTP answer to a refused upgrade.
+pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
+    match refusal {
+        Refusal::BadVersion => {
+            HttpResponse::Forbidden().body("unsupported protocol version: use vsn=2.0.0")
+        }
+        Refusal::Origin => HttpResponse::Forbidden().body("origin not allowed"),
+        Refusal::Unauthorized => HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .body("missing or invalid credentials"),
+        Refusal::Capacity => HttpResponse::ServiceUnavailable().body("too many connections"),
+    }
+}
+
+/// An upgraded socket: the response to return, and its two halves.
+pub(crate) type Upgraded = (HttpResponse, actix_ws::Session, actix_ws::MessageStream);
+
+/// Upgrades, selecting one of `protocols` when the client offers it. The
+/// slot is freed when actix-http drops the response body, i.e. when the TCP
+/// connection is really gone, not merely when the session stopped.
+pub(crate) fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+    protocols: &[&str],
+    slot: ConnectionSlot,
+) -> Result<Upgraded, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle_with_protocols(req, body, protocols)?;
+    let response = response
+        .map_body(|_, body| SlotBody { body, _slot: slot })
+        .map_into_boxed_body();
+    Ok((response, session, stream))
+}
+
+/// A response body that holds a connection slot for as long as it lives.
+struct SlotBody {
+    body: BoxBody,
+    _slot: ConnectionSlot,
+}
+
+impl MessageBody for SlotBody {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// The transport half of a session's parts, from the hub's config.
+pub(crate) fn session_parts(
+    service: &HubService,
+    session: actix_ws::Session,
+    stream: actix_ws::MessageStream,
+    id: SessionId,
+) -> SessionParts {
+    let config = service.config();
+    SessionParts {
+        session,
+        stream: stream
+            .max_frame_size(config.max_frame_bytes)
+            .aggregate_continuations()
+            .max_continuation_size(config.max_frame_bytes),
+        id,
+        registry: service.registry().clone(),
+        stats: service.stats().clone(),
+        idle_timeout: config.idle_timeout,
+        limits: OutboxLimits {
+            max_frames: config.max_outbound_frames,
+            max_bytes: config.max_outbound_bytes,
+        },
+    }
+}
+
+/// Empty list: same origin only; `*`: any; otherwise an exact match.
+/// A request without `Origin` (not from a browser) is allowed.
+pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed.is_empty() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+        return matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+    }
+    allowed
+        .iter()
+        .any(|entry| entry == "*" || entry.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn request(origin: Option<&str>) -> HttpRequest {
+        let mut req = TestRequest::default().insert_header((header::HOST, "hub.local:4000"));
+        if let Some(origin) = origin {
+            req = req.insert_header((header::ORIGIN, origin));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn same_origin_when_list_is_empty() {
+        assert!(origin_allowed(&request(Some("http://hub.local:4000")), &[]));
+        assert!(!origin_allowed(&request(Some("http://evil.example")), &[]));
+        assert!(origin_allowed(&request(None), &[]));
+    }
+
+    #[test]
+    fn star_and_exact_entries() {
+        let star = vec!["*".to_owned()];
+        assert!(origin_allowed(&request(Some("http://any.where")), &star));
+        let list = vec!["https://app.example/".to_owned()];
+        assert!(origin_allowed(&request(Some("https://app.example")), &list));
+        assert!(!origin_allowed(
+            &request(Some("https://other.example")),
+            &list
+        ));
+    }
+}
