@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::OnFull;
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +45,27 @@ pub struct Config {
     pub server: ServerConfig,
     /// How inbound connections authenticate.
     pub auth: AuthConfig,
+    /// The ingest queue.
+    pub backpressure: BackpressureConfig,
+}
+
+/// The ingest queue between `/ingest` senders and the sink.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackpressureConfig {
+    /// Items the queue holds.
+    pub queue_size: usize,
+    /// What happens when it is full: `drop_oldest`, `drop_newest` or `block`.
+    pub on_full: OnFull,
+}
+
+impl Default for BackpressureConfig {
+    fn default() -> Self {
+        BackpressureConfig {
+            queue_size: 1000,
+            on_full: OnFull::DropOldest,
+        }
+    }
 }
 
 /// The inbound (hub) side.
@@ -53,6 +76,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Path of the Phoenix V2 endpoint.
     pub path: String,
+    /// Path of the envelope v1 ingest endpoint.
+    pub ingest_path: String,
     /// Most sockets open at once; more are refused with 503.
     pub max_connections: usize,
     /// Largest inbound frame; a larger one closes the socket with 1009.
@@ -81,6 +106,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:4000".to_owned(),
             path: "/socket/websocket".to_owned(),
+            ingest_path: "/ingest".to_owned(),
             max_connections: 10_000,
             max_frame_bytes: 1024 * 1024,
             allowed_origins: Vec::new(),
@@ -185,6 +211,13 @@ impl Config {
         if !server.path.starts_with('/') {
             return Err(invalid("server.path", "must start with '/'"));
         }
+        if !server.ingest_path.starts_with('/') || server.ingest_path == server.path {
+            return Err(invalid(
+                "server.ingest_path",
+                "must start with '/' and differ from server.path",
+            ));
+        }
+        positive("backpressure.queue_size", self.backpressure.queue_size)?;
         if server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen",
@@ -260,6 +293,19 @@ mod tests {
         assert_eq!(config.server.idle_timeout, Duration::from_secs(5));
         assert_eq!(config.auth.kind, AuthType::Bearer);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn backpressure_keys() {
+        let config =
+            Config::from_toml("[backpressure]\nqueue_size = 10\non_full = \"block\"\n").unwrap();
+        assert_eq!(config.backpressure.on_full, OnFull::Block);
+        let zero = Config::from_toml("[backpressure]\nqueue_size = 0\n").unwrap();
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "backpressure.queue_size must be > 0"
+        );
+        assert!(Config::from_toml("[backpressure]\non_full = \"explode\"\n").is_err());
     }
 
     #[test]

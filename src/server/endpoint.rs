@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::channel::SocketInfo;
+use super::ingest_socket::{IngestDeps, IngestSocket};
 use super::phoenix_socket::{PhoenixSocket, SocketDeps};
 use super::service::HubService;
 use super::session::ServerSession;
@@ -57,6 +58,38 @@ pub async fn phoenix_socket(
     ServerSession::start(
         session_parts(&service, session, stream, id),
         move |outbox, _| PhoenixSocket::new(info, deps, outbox),
+    );
+    response
+}
+
+/// actix-web handler for the envelope v1 ingest route.
+pub async fn ingest_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    service: web::Data<HubService>,
+) -> HttpResponse {
+    let token = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|query| query.get("token").cloned());
+    let slot = match admit(&req, &service, token.as_deref()) {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(refusal),
+    };
+    let (response, session, stream) = match upgrade(&req, body, &[], slot) {
+        Ok(upgraded) => upgraded,
+        Err(error) => return error.error_response(),
+    };
+    let id = service.registry().next_session_id();
+    let ingest = service.ingest();
+    let deps = IngestDeps {
+        queue: ingest.queue.clone(),
+        admission: ingest.admission.clone(),
+        registry: service.registry().clone(),
+        stats: service.stats().clone(),
+    };
+    ServerSession::start(
+        session_parts(&service, session, stream, id),
+        move |outbox, ctx| IngestSocket::new(id, deps, outbox, ctx),
     );
     response
 }

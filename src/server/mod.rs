@@ -9,6 +9,7 @@ pub mod auth;
 pub mod channel;
 pub mod endpoint;
 pub mod hub;
+pub mod ingest_socket;
 pub mod phoenix_socket;
 pub mod registry;
 pub mod serve;
@@ -22,6 +23,6 @@ pub use channel::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, RoomChannel, SocketInfo,
 };
 pub use hub::{Broadcast, Drain, Hub};
-pub use serve::{start, start_with, RunningHub, StartError};
+pub use serve::{start, start_service, start_with, RunningHub, StartError};
 pub use service::HubService;
 pub use stats::{CloseCause, FrameProblem, HubStats, Refusal};

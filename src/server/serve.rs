@@ -57,7 +57,9 @@ pub fn start_with(
     )
 }
 
-fn start_service(config: &Config, service: HubService) -> Result<RunningHub, StartError> {
+/// Runs an already built hub (custom sink, credentials) on its own server.
+/// Call inside a running actix system.
+pub fn start_service(config: &Config, service: HubService) -> Result<RunningHub, StartError> {
     let listen = config.server.listen.clone();
     let app_service = service.clone();
     let server = HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))
@@ -106,7 +108,13 @@ impl RunningHub {
     /// Graceful stop: refuse new sockets, close open ones with 1012 in
     /// batches, wait (bounded) for them to go, then stop the HTTP server.
     pub async fn shutdown(self) {
-        self.service.drain().await;
+        if let Some(report) = self.service.drain_all(DRAIN_WAIT).await {
+            tracing::info!(
+                delivered = report.delivered,
+                undelivered = report.undelivered,
+                "ingest queue drained"
+            );
+        }
         let deadline = Instant::now() + DRAIN_WAIT;
         while self.service.registry().connections() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -12,15 +12,31 @@ use super::hub::{Drain, Hub};
 use super::registry::Registry;
 use super::stats::HubStats;
 use crate::config::{Config, ServerConfig};
+use crate::ingest::{Drain as IngestDrain, DrainReport, IngestQueue, IngestStats, QueueConfig};
+use crate::sink::in_process::CountingSink;
+use crate::sink::Sink;
 use crate::{health, metrics};
+use tokio::sync::Semaphore;
 
 struct HubState {
     config: ServerConfig,
+    ingest: IngestParts,
     credentials: Credentials,
     router: ChannelRouter,
     registry: Arc<Registry>,
     stats: Arc<HubStats>,
     hub: Addr<Hub>,
+}
+
+/// The ingest queue of a hub, and what senders need to reach it.
+#[derive(Clone)]
+pub struct IngestParts {
+    /// The queue actor.
+    pub queue: Addr<IngestQueue>,
+    /// Under `block`, its admission semaphore.
+    pub admission: Option<Arc<Semaphore>>,
+    /// Its counters.
+    pub stats: Arc<IngestStats>,
 }
 
 /// A hub: its config, credentials, channels, directory, counters and actor.
@@ -44,6 +60,16 @@ impl HubService {
         router: ChannelRouter,
         credentials: Credentials,
     ) -> HubService {
+        HubService::with_sink(config, router, credentials, Arc::new(CountingSink::new()))
+    }
+
+    /// A hub whose ingest queue delivers to `sink`.
+    pub fn with_sink(
+        config: &Config,
+        router: ChannelRouter,
+        credentials: Credentials,
+        sink: Arc<dyn Sink>,
+    ) -> HubService {
         metrics::install();
         let server = config.server.clone();
         let registry = Arc::new(Registry::new(server.max_connections));
@@ -53,9 +79,22 @@ impl HubService {
             server.shutdown_batch_interval,
         )
         .start();
+        let queue = IngestQueue::new(
+            QueueConfig {
+                queue_size: config.backpressure.queue_size,
+                on_full: config.backpressure.on_full,
+            },
+            sink,
+        );
+        let ingest = IngestParts {
+            admission: queue.admission(),
+            stats: queue.stats(),
+            queue: queue.start(),
+        };
         HubService {
             state: Arc::new(HubState {
                 config: server,
+                ingest,
                 credentials,
                 router,
                 registry,
@@ -65,13 +104,18 @@ impl HubService {
         }
     }
 
-    /// Mounts the Phoenix endpoint (at `server.path`), `GET /health` and
+    /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint
+    /// (at `server.ingest_path`), `GET /health` and
     /// `GET /metrics`, and makes this service available as `web::Data`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
             .route(
                 &self.state.config.path,
                 web::get().to(endpoint::phoenix_socket),
+            )
+            .route(
+                &self.state.config.ingest_path,
+                web::get().to(endpoint::ingest_socket),
             )
             .route("/health", web::get().to(health::health))
             .route("/metrics", web::get().to(metrics::render));
@@ -85,6 +129,11 @@ impl HubService {
     /// The shared directory (membership, connection count).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.state.registry
+    }
+
+    /// The ingest queue and its counters.
+    pub fn ingest(&self) -> &IngestParts {
+        &self.state.ingest
     }
 
     /// The hub's counters.
@@ -103,6 +152,18 @@ impl HubService {
 
     pub(crate) fn router(&self) -> &ChannelRouter {
         &self.state.router
+    }
+
+    /// Refuses new sockets, closes open ones with 1012 in batches, then lets
+    /// the ingest queue deliver what it holds (bounded by `timeout`).
+    pub async fn drain_all(&self, timeout: std::time::Duration) -> Option<DrainReport> {
+        self.drain().await;
+        self.state
+            .ingest
+            .queue
+            .send(IngestDrain { timeout })
+            .await
+            .ok()
     }
 
     /// Refuses new sockets and closes open ones with 1012 in batches.

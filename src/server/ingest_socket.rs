@@ -1,0 +1,248 @@
+//! The envelope v1 protocol of one `/ingest` socket.
+//!
+//! `data` goes into the hub's [`IngestQueue`]; its `ack` (or `nack`) is sent
+//! when the sink accepted it (or it was dropped). `request`s to the built-in
+//! methods (`status`, `backpressure`) are answered with a correlated `reply`.
+//! The queue's slow/resume edges reach the sender as `slow` envelopes.
+//! Invalid messages are counted by reason and nacked when an id can be read;
+//! the socket stays open. Under `block`, a full queue stops the socket from
+//! being read until there is room, so TCP pushes back on the sender.
+
+use std::sync::Arc;
+
+use actix::fut::wrap_future;
+use actix::{ActorFutureExt, Addr, AsyncContext, Context, Handler};
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use super::registry::{Registry, SessionId};
+use super::session::{Protocol, ServerSession};
+use super::stats::{FrameProblem, HubStats};
+use crate::ingest::{Backpressure, Ingest, IngestOutcome, IngestQueue, Signal, Status, Upstream};
+use crate::protocol::envelope::{self, Body, Envelope};
+use crate::sink::{Channel, SinkItem};
+use crate::transport::outbox::Outbox;
+
+/// Per-socket state of an ingest connection.
+pub struct IngestSocket {
+    id: SessionId,
+    outbox: Outbox,
+    queue: Addr<IngestQueue>,
+    admission: Option<Arc<Semaphore>>,
+    registry: Arc<Registry>,
+    stats: Arc<HubStats>,
+    signals: u64,
+    rate_limit: Option<u64>,
+}
+
+/// What an ingest socket needs from the hub.
+#[derive(Clone)]
+pub struct IngestDeps {
+    /// The hub's queue.
+    pub queue: Addr<IngestQueue>,
+    /// Under `block`, the queue's admission semaphore.
+    pub admission: Option<Arc<Semaphore>>,
+    /// The hub's directory.
+    pub registry: Arc<Registry>,
+    /// The hub's counters.
+    pub stats: Arc<HubStats>,
+}
+
+type Session = ServerSession<IngestSocket>;
+
+impl IngestSocket {
+    /// State for a new socket; registers it for backpressure signals.
+    pub fn new(
+        id: SessionId,
+        deps: IngestDeps,
+        outbox: Outbox,
+        ctx: &mut Context<Session>,
+    ) -> IngestSocket {
+        deps.queue.do_send(Upstream {
+            id,
+            recipient: Some(ctx.address().recipient()),
+        });
+        IngestSocket {
+            id,
+            outbox,
+            queue: deps.queue,
+            admission: deps.admission,
+            registry: deps.registry,
+            stats: deps.stats,
+            signals: 0,
+            rate_limit: None,
+        }
+    }
+
+    fn write(&self, envelope: &Envelope) {
+        // A full outbox surfaces as SlowConsumer, which closes the socket.
+        let _ = self.outbox.push(ByteString::from(envelope.encode()));
+    }
+
+    fn invalid(&self, text: &str, error: &crate::protocol::DecodeError) {
+        let problem = match error {
+            crate::protocol::DecodeError::Json(_) => FrameProblem::InvalidJson,
+            _ => FrameProblem::Malformed,
+        };
+        self.stats.frame_problem(problem);
+        tracing::debug!(%error, "invalid envelope");
+        if let Some(nack) = envelope::nack_for_invalid(text, error) {
+            self.write(&nack);
+        }
+    }
+
+    fn ingest(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
+        let entry = Ingest {
+            item: SinkItem {
+                id,
+                channel: Channel::Data,
+                payload: Bytes::from(payload.to_string()),
+            },
+            origin: Some(ctx.address().recipient()),
+            permit: None,
+        };
+        let Some(admission) = self.admission.clone() else {
+            return self.forward(entry, ctx);
+        };
+        match admission.clone().try_acquire_owned() {
+            Ok(permit) => self.forward(
+                Ingest {
+                    permit: Some(permit),
+                    ..entry
+                },
+                ctx,
+            ),
+            Err(_) => {
+                // Block: read nothing more from this socket until there is room.
+                let wait = async move { admission.acquire_owned().await.ok() };
+                ctx.wait(
+                    wrap_future::<_, Session>(wait).map(move |permit, session, ctx| {
+                        session.protocol().forward(Ingest { permit, ..entry }, ctx);
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Hands an entry to the queue; when its mailbox is full, waits (reading
+    /// nothing meanwhile) instead of buffering without bound.
+    fn forward(&self, entry: Ingest, ctx: &mut Context<Session>) {
+        match self.queue.try_send(entry) {
+            Ok(()) => {}
+            Err(actix::dev::SendError::Full(entry)) => {
+                let sent = self.queue.send(entry);
+                ctx.wait(wrap_future::<_, Session>(sent).map(|_, _, _| ()));
+            }
+            Err(actix::dev::SendError::Closed(entry)) => {
+                let error = Some("the ingest queue is gone".to_owned());
+                self.write(&Envelope::nack(entry.item.id, "shutdown", error));
+            }
+        }
+    }
+
+    fn answer(&mut self, id: String, method: String, params: Value, ctx: &mut Context<Session>) {
+        match method.as_str() {
+            "status" => {
+                let connections = self.registry.connections();
+                let status = self.queue.send(Status);
+                ctx.spawn(wrap_future::<_, Session>(status).map(move |status, session, _| {
+                    let reply = match status {
+                        Ok(status) => Envelope::reply_ok(
+                            id,
+                            json!({
+                                "queue_depth": status.queue_depth,
+                                "queue_capacity": status.queue_capacity,
+                                "utilization": status.utilization,
+                                "in_flight": status.in_flight,
+                                "connections": connections,
+                            }),
+                        ),
+                        Err(error) => Envelope::reply_error(id, json!({"code": "unavailable", "message": error.to_string()})),
+                    };
+                    session.protocol().write(&reply);
+                }));
+            }
+            "backpressure" => match params.get("rate_limit").and_then(Value::as_u64) {
+                Some(limit) => {
+                    self.rate_limit = Some(limit);
+                    self.write(&Envelope::reply_ok(id, json!({"rate_limit": limit})));
+                }
+                None => self.write(&Envelope::reply_error(
+                    id,
+                    json!({"code": "invalid", "message": "params.rate_limit must be a non-negative integer"}),
+                )),
+            },
+            other => {
+                self.stats.frame_problem(FrameProblem::UnmatchedTopic);
+                self.write(&Envelope::reply_error(
+                    id,
+                    json!({"code": "not_found", "message": format!("unknown method `{other}`")}),
+                ));
+            }
+        }
+    }
+}
+
+impl Protocol for IngestSocket {
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Session>) {
+        let message = match Envelope::decode(text) {
+            Ok(message) => message,
+            Err(error) => return self.invalid(text, &error),
+        };
+        match message.body {
+            Body::Data(payload) => self.ingest(message.id, payload, ctx),
+            Body::Request { method, params } => self.answer(message.id, method, params, ctx),
+            Body::Reply(_) => {
+                // The hub sends no requests of its own yet: nobody waits for this.
+                self.stats.frame_problem(FrameProblem::StaleJoinRef);
+                tracing::debug!(id = %message.id, "reply to an unknown request dropped");
+            }
+            Body::Ack | Body::Nack { .. } | Body::Slow(_) => {
+                self.stats.frame_problem(FrameProblem::InvalidPayload);
+                let error = Some(format!(
+                    "`{}` is sent by the hub, not to it",
+                    message.body.type_name()
+                ));
+                self.write(&Envelope::nack(message.id, "unexpected_type", error));
+            }
+        }
+    }
+
+    fn on_stop(&mut self) {
+        self.queue.do_send(Upstream {
+            id: self.id,
+            recipient: None,
+        });
+    }
+}
+
+impl Handler<IngestOutcome> for Session {
+    type Result = ();
+
+    fn handle(&mut self, outcome: IngestOutcome, _: &mut Context<Self>) {
+        let reply = match outcome.result {
+            Ok(()) => Envelope::ack(outcome.id),
+            Err(nack) => Envelope::nack(outcome.id, nack.reason, Some(nack.error)),
+        };
+        self.protocol().write(&reply);
+    }
+}
+
+impl Handler<Backpressure> for Session {
+    type Result = ();
+
+    fn handle(&mut self, Backpressure(signal): Backpressure, _: &mut Context<Self>) {
+        let socket = self.protocol();
+        socket.signals += 1;
+        let id = format!("slow-{}", socket.signals);
+        let message = match signal {
+            Signal::Slow(level) => Envelope::slow(id, level.depth as u64, level.capacity as u64),
+            Signal::Resumed(level) => {
+                Envelope::resumed(id, level.depth as u64, level.capacity as u64)
+            }
+        };
+        socket.write(&message);
+    }
+}
