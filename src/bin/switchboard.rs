@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard::commands::{self, send::SendOptions, tail::TailOptions};
+use switchboard::commands::{self, publish::PublishOptions, send::SendOptions, tail::TailOptions};
 use switchboard::config::Config;
 use switchboard::server::{self, ChannelRouter, Credentials};
 
@@ -41,6 +41,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send N data envelopes to an ingest endpoint, wait for every ack, print a JSON summary.
+    Publish {
+        /// Ingest URL, e.g. ws://127.0.0.1:4000/ingest.
+        url: String,
+        /// How many data envelopes.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Messages per second (default: as fast as acks allow).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Approximate payload size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Bearer token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Most envelopes awaiting their ack at once.
+        #[arg(long, default_value_t = 1024)]
+        window: usize,
+        /// How long one envelope may wait for its ack.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Join a topic, push one event, print the reply: exit 0 ok, 1 error, 2 timeout or no connection.
     Send {
         /// Socket URL.
@@ -65,9 +88,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The client commands print results on stdout; keep their logs to warnings.
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -83,6 +111,23 @@ fn main() -> ExitCode {
             topics,
             token,
             json,
+        }),
+        Command::Publish {
+            url,
+            count,
+            rate,
+            size,
+            token,
+            window,
+            timeout,
+        } => publish(PublishOptions {
+            url,
+            count,
+            rate,
+            size,
+            token,
+            window,
+            timeout,
         }),
         Command::Send {
             url,
@@ -123,6 +168,19 @@ fn tail(options: TailOptions) -> ExitCode {
         Err(error) => {
             eprintln!("switchboard: {error}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn publish(options: PublishOptions) -> ExitCode {
+    match actix_web::rt::System::new().block_on(commands::publish::publish(options)) {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            ExitCode::from(summary.exit_code())
+        }
+        Err(error) => {
+            eprintln!("switchboard: no connection: {error}");
+            ExitCode::from(2)
         }
     }
 }

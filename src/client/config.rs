@@ -9,12 +9,25 @@ use super::backoff::ReconnectPolicy;
 /// Extra query parameters, computed again before every dial (PHX-C1).
 pub type ParamsProvider = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
 
+/// The wire protocol a connection speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireProtocol {
+    /// Phoenix Channels V2 (`vsn=2.0.0` is appended to the URL).
+    #[default]
+    Phoenix,
+    /// Envelope v1, the ingest protocol.
+    Envelope,
+}
+
 /// Everything one connection needs.
 #[derive(Clone)]
 pub struct ConnectionConfig {
     /// WebSocket URL, e.g. `ws://127.0.0.1:4000/socket/websocket`.
     /// `vsn=2.0.0` is appended on every dial.
     pub url: String,
+    /// The protocol spoken.
+    pub protocol: WireProtocol,
     /// Query parameters added on every dial.
     pub params: Option<ParamsProvider>,
     /// Credentials presented on every dial.
@@ -53,6 +66,7 @@ impl ConnectionConfig {
     pub fn new(url: impl Into<String>) -> ConnectionConfig {
         ConnectionConfig {
             url: url.into(),
+            protocol: WireProtocol::Phoenix,
             params: None,
             auth: ClientAuth::None,
             reconnect: ReconnectPolicy::default(),

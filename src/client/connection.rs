@@ -26,13 +26,16 @@ use serde_json::json;
 use super::auth::{Credential, TokenCache};
 use super::backoff::Backoff;
 use super::config::ConnectionConfig;
+use super::config::WireProtocol;
 use super::correlator::{Correlator, FailAll, Resolve};
 use super::dial_budget::DialBudget;
 use super::error::{DialError, RequestError};
 use super::events::{Announcer, ConnectEvent, Status};
 use super::gauges::{TimerGauges, TimerGuard};
+use super::producer::{Acked, Producer, Throttle};
 use super::refs::RefCounter;
 use super::subscription::{ConnectionClosed, Inbound, Subscription, TransportDown, TransportUp};
+use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 
@@ -53,14 +56,67 @@ enum LinkItem {
     End(u64),
 }
 
+/// The actors a connection hands its traffic to, per protocol.
+#[derive(Clone)]
+pub enum Peers {
+    /// Phoenix V2: topics and pushes, and the correlator of replies by ref.
+    Phoenix {
+        /// Topics, buffers, handlers.
+        subscription: Addr<Subscription>,
+        /// Pending pushes by ref.
+        correlator: Addr<Correlator>,
+    },
+    /// Envelope v1: unacked data, and the correlator of replies by id.
+    Envelope {
+        /// Unacked data, throttling.
+        producer: Addr<Producer>,
+        /// Pending requests by id.
+        correlator: Addr<Correlator<Envelope>>,
+    },
+}
+
+impl Peers {
+    fn transport_up(&self, outbox: Outbox) {
+        match self {
+            Peers::Phoenix { subscription, .. } => subscription.do_send(TransportUp { outbox }),
+            Peers::Envelope { producer, .. } => producer.do_send(TransportUp { outbox }),
+        }
+    }
+
+    fn transport_down(&self, error: RequestError) {
+        match self {
+            Peers::Phoenix {
+                subscription,
+                correlator,
+            } => {
+                correlator.do_send(FailAll { error });
+                subscription.do_send(TransportDown);
+            }
+            Peers::Envelope {
+                producer,
+                correlator,
+            } => {
+                correlator.do_send(FailAll { error });
+                producer.do_send(TransportDown);
+            }
+        }
+    }
+
+    fn closed(&self) {
+        self.transport_down(RequestError::Closed);
+        match self {
+            Peers::Phoenix { subscription, .. } => subscription.do_send(ConnectionClosed),
+            Peers::Envelope { producer, .. } => producer.do_send(ConnectionClosed),
+        }
+    }
+}
+
 /// What the actor needs besides its config.
 pub struct ConnectionParts {
     /// The connection's config.
     pub config: Arc<ConnectionConfig>,
-    /// Its subscription actor.
-    pub subscription: Addr<Subscription>,
-    /// Its correlator actor.
-    pub correlator: Addr<Correlator>,
+    /// The actors its traffic goes to.
+    pub peers: Peers,
     /// Status and events.
     pub announcer: Announcer,
     /// The switchboard-wide dial budget.
@@ -122,8 +178,13 @@ impl Connection {
             .as_ref()
             .map(|params| params())
             .unwrap_or_default();
-        params.retain(|(key, _)| key != "vsn");
-        params.push(("vsn".to_owned(), phoenix::VSN.to_owned()));
+        if config.protocol == WireProtocol::Phoenix {
+            params.retain(|(key, _)| key != "vsn");
+            params.push(("vsn".to_owned(), phoenix::VSN.to_owned()));
+        }
+        if params.is_empty() {
+            return config.url.clone();
+        }
         let query = serde_urlencoded::to_string(&params).unwrap_or_default();
         let separator = if config.url.contains('?') { '&' } else { '?' };
         format!("{}{separator}{query}", config.url)
@@ -239,7 +300,7 @@ impl Connection {
         tracing::info!(parent: &self.span, "connected");
         self.parts.announcer.set_status(Status::Connected);
         self.parts.announcer.emit(ConnectEvent::Connected);
-        self.parts.subscription.do_send(TransportUp { outbox });
+        self.parts.peers.transport_up(outbox);
     }
 
     fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
@@ -282,10 +343,7 @@ impl Connection {
         self.partial = None;
         self.backoff.connection_dropped(link.connected_at.elapsed());
         tracing::info!(parent: &self.span, %reason, "disconnected");
-        self.parts.correlator.do_send(FailAll {
-            error: RequestError::Disconnected,
-        });
-        self.parts.subscription.do_send(TransportDown);
+        self.parts.peers.transport_down(RequestError::Disconnected);
         self.parts.announcer.emit(ConnectEvent::Disconnected {
             reason: reason.to_owned(),
         });
@@ -307,10 +365,7 @@ impl Connection {
             ctx.cancel_future(redial);
         }
         self.unlink(reason, CloseCode::Normal, ctx);
-        self.parts.correlator.do_send(FailAll {
-            error: RequestError::Closed,
-        });
-        self.parts.subscription.do_send(ConnectionClosed);
+        self.parts.peers.closed();
         self.parts.announcer.set_status(Status::Closed);
         self.parts.announcer.emit(ConnectEvent::Closed {
             reason: reason.to_owned(),
@@ -327,6 +382,12 @@ impl Connection {
         }
         let Some(link) = &self.link else { return };
         let msg_ref = self.parts.refs.next();
+        if matches!(self.parts.peers, Peers::Envelope { .. }) {
+            // Envelope v1 has no heartbeat message: a WebSocket ping carries the ref.
+            let _ = link.outbox.ping(bytes::Bytes::from(msg_ref.clone()));
+            self.pending_heartbeat = Some(msg_ref);
+            return;
+        }
         let frame = phoenix::encode_parts(
             None,
             Some(&msg_ref),
@@ -340,6 +401,27 @@ impl Connection {
     }
 
     fn on_text(&mut self, text: &str) {
+        match &self.parts.peers {
+            Peers::Phoenix {
+                subscription,
+                correlator,
+            } => {
+                let (subscription, correlator) = (subscription.clone(), correlator.clone());
+                self.on_phoenix(text, &subscription, &correlator);
+            }
+            Peers::Envelope {
+                producer,
+                correlator,
+            } => on_envelope(text, producer, correlator),
+        }
+    }
+
+    fn on_phoenix(
+        &mut self,
+        text: &str,
+        subscription: &Addr<Subscription>,
+        correlator: &Addr<Correlator>,
+    ) {
         let frame = match Frame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {
@@ -359,12 +441,7 @@ impl Connection {
                 }
                 match Reply::from_payload(&frame.payload) {
                     Ok(reply) => {
-                        if self
-                            .parts
-                            .correlator
-                            .try_send(Resolve { msg_ref, reply })
-                            .is_err()
-                        {
+                        if correlator.try_send(Resolve { msg_ref, reply }).is_err() {
                             metrics::counter!("switchboard_client_replies_dropped_total")
                                 .increment(1);
                         }
@@ -377,7 +454,7 @@ impl Connection {
                 return;
             }
         }
-        if self.parts.subscription.try_send(Inbound(frame)).is_err() {
+        if subscription.try_send(Inbound(frame)).is_err() {
             metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "subscription_busy")
                 .increment(1);
             tracing::warn!(parent: &self.span, "subscription mailbox full: push dropped");
@@ -403,7 +480,11 @@ impl Connection {
                     let _ = link.outbox.pong(payload);
                 }
             }
-            WsFrame::Pong(_) => {}
+            WsFrame::Pong(payload) => {
+                if self.pending_heartbeat.as_deref().map(str::as_bytes) == Some(&payload[..]) {
+                    self.pending_heartbeat = None;
+                }
+            }
             WsFrame::Close(reason) => self.on_close(reason, ctx),
         }
     }
@@ -448,6 +529,48 @@ impl Connection {
         }
         // Any other close, 1000 included, is one the user did not ask for.
         self.lost(words.trim_end(), ctx);
+    }
+}
+
+/// Routes one envelope v1 frame: replies to the correlator, acks and
+/// throttling to the producer; anything else is counted and dropped.
+fn on_envelope(text: &str, producer: &Addr<Producer>, correlator: &Addr<Correlator<Envelope>>) {
+    let message = match Envelope::decode(text) {
+        Ok(message) => message,
+        Err(error) => {
+            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
+                .increment(1);
+            return;
+        }
+    };
+    let delivered = match message.body {
+        Body::Ack => producer
+            .try_send(Acked {
+                id: message.id,
+                result: Ok(()),
+            })
+            .is_ok(),
+        Body::Nack { reason, error } => producer
+            .try_send(Acked {
+                id: message.id,
+                result: Err((reason, error.unwrap_or_default())),
+            })
+            .is_ok(),
+        Body::Slow(signal) => producer.try_send(Throttle(!signal.resumed)).is_ok(),
+        Body::Reply(_) => correlator
+            .try_send(Resolve {
+                msg_ref: message.id.clone(),
+                reply: message,
+            })
+            .is_ok(),
+        Body::Data(_) | Body::Request { .. } => {
+            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "unexpected_type")
+                .increment(1);
+            true
+        }
+    };
+    if !delivered {
+        metrics::counter!("switchboard_client_replies_dropped_total").increment(1);
     }
 }
 

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 use super::error::RequestError;
 use crate::protocol::phoenix::Reply;
 
-/// Where a request's outcome goes.
-pub type Responder = oneshot::Sender<Result<Reply, RequestError>>;
+/// Where a request's outcome goes (`R`: the protocol's reply type).
+pub type Responder<R = Reply> = oneshot::Sender<Result<R, RequestError>>;
 
 /// Bounded count of requests in flight, shared by the producers (who take a
 /// slot synchronously before writing) and the correlator (who frees it).
@@ -66,13 +66,13 @@ impl PendingSlots {
 /// slot from [`PendingSlots`] first; the correlator frees it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Register {
+pub struct Register<R: 'static = Reply> {
     /// The request's ref.
     pub msg_ref: String,
     /// How long to wait once written.
     pub timeout: Duration,
     /// Where the outcome goes.
-    pub responder: Responder,
+    pub responder: Responder<R>,
     /// Whether it holds a [`PendingSlots`] slot to free (application
     /// requests do; the subscription's own joins and leaves do not).
     pub counted: bool,
@@ -81,11 +81,11 @@ pub struct Register {
 /// A reply arrived for `msg_ref`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Resolve {
+pub struct Resolve<R: 'static = Reply> {
     /// The ref it answers.
     pub msg_ref: String,
     /// The reply.
-    pub reply: Reply,
+    pub reply: R,
 }
 
 /// The socket dropped: fail every pending request with `error`.
@@ -96,32 +96,28 @@ pub struct FailAll {
     pub error: RequestError,
 }
 
-struct Pending {
-    responder: Responder,
+struct Pending<R> {
+    responder: Responder<R>,
     deadline: SpawnHandle,
     counted: bool,
 }
 
-/// The correlator actor of one connection.
-pub struct Correlator {
-    pending: HashMap<String, Pending>,
+/// The correlator actor of one connection, for replies of type `R`.
+pub struct Correlator<R: 'static = Reply> {
+    pending: HashMap<String, Pending<R>>,
     slots: PendingSlots,
 }
 
-impl Correlator {
+impl<R: Unpin + 'static> Correlator<R> {
     /// A correlator freeing slots of `slots`.
-    pub fn new(slots: PendingSlots) -> Correlator {
+    pub fn new(slots: PendingSlots) -> Correlator<R> {
         Correlator {
             pending: HashMap::new(),
             slots,
         }
     }
 
-    fn finish(
-        &mut self,
-        msg_ref: &str,
-        outcome: Result<Reply, RequestError>,
-    ) -> Option<SpawnHandle> {
+    fn finish(&mut self, msg_ref: &str, outcome: Result<R, RequestError>) -> Option<SpawnHandle> {
         let pending = self.pending.remove(msg_ref)?;
         if pending.counted {
             self.slots.release();
@@ -132,14 +128,14 @@ impl Correlator {
     }
 }
 
-impl Actor for Correlator {
+impl<R: Unpin + 'static> Actor for Correlator<R> {
     type Context = Context<Self>;
 }
 
-impl Handler<Register> for Correlator {
+impl<R: Unpin + 'static> Handler<Register<R>> for Correlator<R> {
     type Result = ();
 
-    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Register<R>, ctx: &mut Context<Self>) {
         let msg_ref = msg.msg_ref.clone();
         let after = msg.timeout;
         let deadline = ctx.run_later(after, move |correlator, _| {
@@ -166,10 +162,10 @@ impl Handler<Register> for Correlator {
     }
 }
 
-impl Handler<Resolve> for Correlator {
+impl<R: Unpin + 'static> Handler<Resolve<R>> for Correlator<R> {
     type Result = ();
 
-    fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Resolve<R>, ctx: &mut Context<Self>) {
         match self.finish(&msg.msg_ref, Ok(msg.reply)) {
             Some(deadline) => {
                 ctx.cancel_future(deadline);
@@ -182,7 +178,7 @@ impl Handler<Resolve> for Correlator {
     }
 }
 
-impl Handler<FailAll> for Correlator {
+impl<R: Unpin + 'static> Handler<FailAll> for Correlator<R> {
     type Result = ();
 
     fn handle(&mut self, msg: FailAll, ctx: &mut Context<Self>) {

@@ -39,6 +39,14 @@ pub enum RequestError {
     /// The connection was closed for good.
     #[error("the connection is closed")]
     Closed,
+    /// The hub refused a data envelope (`nack`).
+    #[error("nacked ({reason}): {error}")]
+    Nacked {
+        /// The hub's reason, e.g. `queue_full`.
+        reason: String,
+        /// Details.
+        error: String,
+    },
 }
 
 /// Why a dial failed.

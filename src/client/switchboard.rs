@@ -13,15 +13,19 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture, Supervisor};
 use dashmap::DashMap;
 
 use super::config::ConnectionConfig;
-use super::connection::{Connection, ConnectionParts, Shutdown};
+use super::config::WireProtocol;
+use super::connection::{Connection, ConnectionParts, Peers, Shutdown};
 use super::correlator::{Correlator, PendingSlots};
 use super::dial_budget::DialBudget;
 use super::error::OpenError;
 use super::events::{Announcer, ConnectEvent, Status};
 use super::gauges::TimerGauges;
 use super::handle::{ConnectionHandle, ConnectionId};
+use super::producer::Producer;
+use super::producer_handle::ProducerHandle;
 use super::refs::RefCounter;
 use super::subscription::Subscription;
+use crate::protocol::envelope::Envelope;
 
 /// Default pace of the dial budget: dials per second across all connections.
 pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
@@ -30,6 +34,11 @@ pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
 #[derive(Message)]
 #[rtype(result = "Result<ConnectionHandle, OpenError>")]
 pub struct Open(pub ConnectionConfig);
+
+/// Opens a supervised envelope v1 connection (the ingest client).
+#[derive(Message)]
+#[rtype(result = "Result<ProducerHandle, OpenError>")]
+pub struct OpenProducer(pub ConnectionConfig);
 
 /// Closes a connection for good and forgets it. Answers whether it existed.
 #[derive(Debug, Message)]
@@ -90,8 +99,10 @@ impl Switchboard {
         );
         let parts = ConnectionParts {
             config: config.clone(),
-            subscription: subscription.clone(),
-            correlator,
+            peers: Peers::Phoenix {
+                subscription: subscription.clone(),
+                correlator,
+            },
             announcer: announcer.clone(),
             budget: self.budget.clone(),
             refs,
@@ -130,29 +141,7 @@ impl Handler<Open> for Switchboard {
             if !fail_first {
                 return Ok(handle);
             }
-            let mut events = handle.events();
-            let mut status = handle.watch_status();
-            let first = tokio::time::timeout(wait, async {
-                loop {
-                    match *status.borrow_and_update() {
-                        Status::Connected => return Ok(()),
-                        Status::Closed => break,
-                        _ => {}
-                    }
-                    if status.changed().await.is_err() {
-                        break;
-                    }
-                }
-                let mut reason = "connection closed".to_owned();
-                while let Ok(event) = events.try_recv() {
-                    if let ConnectEvent::Closed { reason: why } = event {
-                        reason = why;
-                    }
-                }
-                Err(reason)
-            })
-            .await
-            .unwrap_or_else(|_| Err("no answer within the connect timeout".to_owned()));
+            let first = first_connect(&handle.announcer, wait).await;
             match first {
                 Ok(()) => Ok(handle),
                 Err(reason) => {
@@ -163,6 +152,80 @@ impl Handler<Open> for Switchboard {
             }
         })
     }
+}
+
+impl Handler<OpenProducer> for Switchboard {
+    type Result = ResponseFuture<Result<ProducerHandle, OpenError>>;
+
+    fn handle(&mut self, msg: OpenProducer, _: &mut Context<Self>) -> Self::Result {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut config = msg.0;
+        config.protocol = WireProtocol::Envelope;
+        let fail_first = config.fail_first_connect;
+        let wait = config.connect_timeout + Duration::from_secs(1);
+        let config = Arc::new(config);
+        let announcer = Announcer::new();
+        let gauges = Arc::new(TimerGauges::default());
+        let slots = PendingSlots::new(config.max_concurrent_requests);
+        let correlator = Correlator::<Envelope>::new(slots.clone()).start();
+        let producer = Producer::new(config.clone(), correlator.clone(), slots).start();
+        let parts = ConnectionParts {
+            config,
+            peers: Peers::Envelope {
+                producer: producer.clone(),
+                correlator,
+            },
+            announcer: announcer.clone(),
+            budget: self.budget.clone(),
+            refs: RefCounter::default(),
+            gauges: gauges.clone(),
+        };
+        let connection = Supervisor::start(move |_| Connection::new(parts));
+        let handle = ProducerHandle {
+            id,
+            connection,
+            producer,
+            announcer,
+            gauges,
+        };
+        Box::pin(async move {
+            if fail_first {
+                if let Err(reason) = first_connect(&handle.announcer, wait).await {
+                    handle.connection.do_send(Shutdown);
+                    return Err(OpenError::FirstConnect(reason));
+                }
+            }
+            Ok(handle)
+        })
+    }
+}
+
+/// Waits for the first dial's outcome: connected, or the reason it closed.
+async fn first_connect(announcer: &Announcer, wait: Duration) -> Result<(), String> {
+    let mut events = announcer.subscribe();
+    let mut status = announcer.watch_status();
+    tokio::time::timeout(wait, async {
+        loop {
+            match *status.borrow_and_update() {
+                Status::Connected => return Ok(()),
+                Status::Closed => break,
+                _ => {}
+            }
+            if status.changed().await.is_err() {
+                break;
+            }
+        }
+        let mut reason = "connection closed".to_owned();
+        while let Ok(event) = events.try_recv() {
+            if let ConnectEvent::Closed { reason: why } = event {
+                reason = why;
+            }
+        }
+        Err(reason)
+    })
+    .await
+    .unwrap_or_else(|_| Err("no answer within the connect timeout".to_owned()))
 }
 
 impl Handler<Close> for Switchboard {

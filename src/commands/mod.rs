@@ -1,4 +1,5 @@
 //! What the `switchboard` binary's client subcommands do, as library calls.
 
+pub mod publish;
 pub mod send;
 pub mod tail;

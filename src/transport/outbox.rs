@@ -34,6 +34,7 @@ pub struct Overflow;
 
 enum Outbound {
     Text(ByteString),
+    Ping(Bytes),
     Pong(Bytes),
 }
 
@@ -100,6 +101,12 @@ impl Outbox {
         self.enqueue(Outbound::Pong(payload), size)
     }
 
+    /// Queues a ping (a client's liveness probe).
+    pub fn ping(&self, payload: Bytes) -> Result<(), Overflow> {
+        let size = payload.len();
+        self.enqueue(Outbound::Ping(payload), size)
+    }
+
     /// Bytes queued and not yet handed to the socket.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
@@ -163,18 +170,21 @@ async fn write_loop<S>(
             item = receiver.recv() => item,
         };
         let Some(item) = item else { break None };
-        let message = match item {
+        let (message, size) = match item {
             Outbound::Text(text) => {
-                shared.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
-                Message::Text(text)
+                let size = text.len();
+                (Message::Text(text), size)
+            }
+            Outbound::Ping(payload) => {
+                let size = payload.len();
+                (Message::Ping(payload), size)
             }
             Outbound::Pong(payload) => {
-                shared
-                    .queued_bytes
-                    .fetch_sub(payload.len(), Ordering::Relaxed);
-                Message::Pong(payload)
+                let size = payload.len();
+                (Message::Pong(payload), size)
             }
         };
+        shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
         // Flush at once only when nothing else is waiting: batches writes.
         let written = if receiver.is_empty() {
             tokio::select! {

@@ -1,0 +1,313 @@
+//! `Producer`: the envelope v1 side of a connection (the ingest client).
+//!
+//! `send_data` keeps each data envelope until the hub acks it: written at
+//! once while connected and not throttled, otherwise held in a bounded
+//! buffer; after every reconnect every unacked envelope is written again, in
+//! order (at-least-once; the hub and JetStream deduplicate by id). A `slow`
+//! from the hub pauses writing until the matching resume. Requests are
+//! correlated by id through the connection's `Correlator`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
+use bytestring::ByteString;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::config::ConnectionConfig;
+use super::correlator::{Correlator, PendingSlots, Register};
+use super::error::RequestError;
+use super::subscription::{ConnectionClosed, TransportDown, TransportUp};
+use crate::protocol::envelope::Envelope;
+use crate::transport::outbox::Outbox;
+
+/// Sends one data envelope; answers once the hub acked it (or, with
+/// `wait_for_ack` false, once it is written or buffered).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct SendData {
+    /// The payload.
+    pub payload: Value,
+    /// Whether to wait for the ack.
+    pub wait_for_ack: bool,
+}
+
+/// Sends a request and waits for the correlated reply envelope.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Envelope, RequestError>")]
+pub struct Request {
+    /// Method name.
+    pub method: String,
+    /// Parameters.
+    pub params: Value,
+}
+
+/// The hub acked or nacked one data envelope.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Acked {
+    /// The envelope id.
+    pub id: String,
+    /// `Err((reason, error))` for a nack.
+    pub result: Result<(), (String, String)>,
+}
+
+/// The hub said `slow` (true) or resumed (false).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Throttle(pub bool);
+
+struct Unacked {
+    id: String,
+    frame: ByteString,
+    responder: Option<oneshot::Sender<Result<(), RequestError>>>,
+    expires_at: Instant,
+}
+
+/// The producer actor of one envelope connection.
+pub struct Producer {
+    config: Arc<ConnectionConfig>,
+    correlator: Addr<Correlator<Envelope>>,
+    slots: PendingSlots,
+    prefix: String,
+    next: u64,
+    outbox: Option<Outbox>,
+    closed: bool,
+    paused: bool,
+    unacked: VecDeque<Unacked>,
+    written: usize,
+    bytes: usize,
+}
+
+impl Producer {
+    /// A producer whose envelope ids start with a random prefix (unique per
+    /// producer, so resends after a restart cannot collide with others).
+    pub fn new(
+        config: Arc<ConnectionConfig>,
+        correlator: Addr<Correlator<Envelope>>,
+        slots: PendingSlots,
+    ) -> Producer {
+        Producer {
+            config,
+            correlator,
+            slots,
+            prefix: format!("{:016x}", fastrand::u64(..)),
+            next: 0,
+            outbox: None,
+            closed: false,
+            paused: false,
+            unacked: VecDeque::new(),
+            written: 0,
+            bytes: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> String {
+        self.next += 1;
+        format!("{}-{}", self.prefix, self.next)
+    }
+
+    /// Writes every unacked envelope not yet written on this link, in order.
+    fn flush(&mut self) {
+        let Some(outbox) = &self.outbox else { return };
+        if self.paused {
+            return;
+        }
+        while let Some(entry) = self.unacked.get(self.written) {
+            if outbox.push(entry.frame.clone()).is_err() {
+                return; // SlowConsumer drops the link; everything is resent after
+            }
+            self.written += 1;
+        }
+    }
+
+    fn remove(&mut self, index: usize) -> Option<Unacked> {
+        let entry = self.unacked.remove(index)?;
+        self.bytes -= entry.frame.len();
+        if index < self.written {
+            self.written -= 1;
+        }
+        Some(entry)
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        let after = self.config.buffer_deadline;
+        while self
+            .unacked
+            .front()
+            .is_some_and(|entry| entry.expires_at <= now)
+        {
+            if let Some(entry) = self.remove(0) {
+                metrics::counter!("switchboard_client_data_expired_total").increment(1);
+                if let Some(responder) = entry.responder {
+                    let _ = responder.send(Err(RequestError::Timeout { after }));
+                }
+            }
+        }
+    }
+}
+
+impl Actor for Producer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(super::subscription::MAILBOX_CAPACITY);
+        let every = (self.config.buffer_deadline / 10)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1));
+        ctx.run_interval(every, |producer, _| producer.sweep());
+    }
+}
+
+impl Handler<SendData> for Producer {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: SendData, _: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return Box::pin(async { Err(RequestError::Closed) });
+        }
+        let id = self.next_id();
+        let frame = ByteString::from(Envelope::data(id.clone(), msg.payload).encode());
+        if self.unacked.len() >= self.config.buffer_max_frames {
+            return Box::pin(async {
+                Err(RequestError::BufferFull {
+                    reason: "buffer_max_frames",
+                })
+            });
+        }
+        if self.bytes + frame.len() > self.config.buffer_max_bytes {
+            return Box::pin(async {
+                Err(RequestError::BufferFull {
+                    reason: "buffer_max_bytes",
+                })
+            });
+        }
+        let (responder, answer) = if msg.wait_for_ack {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.bytes += frame.len();
+        self.unacked.push_back(Unacked {
+            id,
+            frame,
+            responder,
+            expires_at: Instant::now() + self.config.buffer_deadline,
+        });
+        self.flush();
+        match answer {
+            Some(answer) => {
+                Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) })
+            }
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+}
+
+impl Handler<Request> for Producer {
+    type Result = ResponseFuture<Result<Envelope, RequestError>>;
+
+    fn handle(&mut self, msg: Request, _: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return Box::pin(async { Err(RequestError::Closed) });
+        }
+        let Some(outbox) = self.outbox.clone() else {
+            return Box::pin(async { Err(RequestError::Disconnected) });
+        };
+        if let Err(error) = self.slots.acquire() {
+            return Box::pin(async move { Err(error) });
+        }
+        let id = self.next_id();
+        let frame = Envelope::request(id.clone(), msg.method, msg.params).encode();
+        if outbox.push(ByteString::from(frame)).is_err() {
+            self.slots.release();
+            return Box::pin(async { Err(RequestError::Backpressure) });
+        }
+        let (responder, answer) = oneshot::channel();
+        self.correlator.do_send(Register {
+            msg_ref: id,
+            timeout: self.config.push_timeout,
+            responder,
+            counted: true,
+        });
+        Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) })
+    }
+}
+
+impl Handler<Acked> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, msg: Acked, _: &mut Context<Self>) {
+        let Some(index) = self.unacked.iter().position(|entry| entry.id == msg.id) else {
+            metrics::counter!("switchboard_client_late_acks_total").increment(1);
+            return; // a duplicate ack of a resent envelope
+        };
+        let Some(entry) = self.remove(index) else {
+            return;
+        };
+        if let Err((reason, error)) = &msg.result {
+            metrics::counter!("switchboard_client_data_nacked_total", "reason" => reason.clone())
+                .increment(1);
+            tracing::debug!(id = %msg.id, %reason, %error, "data nacked");
+        }
+        if let Some(responder) = entry.responder {
+            let outcome = msg
+                .result
+                .map_err(|(reason, error)| RequestError::Nacked { reason, error });
+            let _ = responder.send(outcome);
+        }
+    }
+}
+
+impl Handler<Throttle> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, Throttle(slow): Throttle, _: &mut Context<Self>) {
+        if slow != self.paused {
+            tracing::info!(slow, "hub backpressure");
+        }
+        self.paused = slow;
+        self.flush();
+    }
+}
+
+impl Handler<TransportUp> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransportUp, _: &mut Context<Self>) {
+        self.outbox = Some(msg.outbox);
+        self.written = 0;
+        self.paused = false;
+        if !self.unacked.is_empty() {
+            metrics::counter!("switchboard_client_data_resent_total")
+                .increment(self.unacked.len() as u64);
+        }
+        self.flush();
+    }
+}
+
+impl Handler<TransportDown> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, _: TransportDown, _: &mut Context<Self>) {
+        self.outbox = None;
+        self.written = 0;
+    }
+}
+
+impl Handler<ConnectionClosed> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, _: ConnectionClosed, _: &mut Context<Self>) {
+        self.closed = true;
+        self.outbox = None;
+        while let Some(entry) = self.remove(0) {
+            if let Some(responder) = entry.responder {
+                let _ = responder.send(Err(RequestError::Closed));
+            }
+        }
+    }
+}

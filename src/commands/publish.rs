@@ -1,0 +1,113 @@
+//! `switchboard publish`: send N data envelopes, wait for every ack, report.
+
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+
+use super::tail::cli_config;
+use crate::client::{OpenProducer, RequestError, Switchboard};
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The hub's ingest URL, e.g. `ws://127.0.0.1:4000/ingest`.
+    pub url: String,
+    /// How many data envelopes.
+    pub count: u64,
+    /// Messages per second (None: as fast as acks allow).
+    pub rate: Option<f64>,
+    /// Approximate payload size in bytes.
+    pub size: usize,
+    /// Bearer token, if any.
+    pub token: Option<String>,
+    /// Most envelopes awaiting their ack at once.
+    pub window: usize,
+    /// How long one envelope may wait for its ack.
+    pub timeout: Duration,
+}
+
+/// The one JSON line `publish` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PublishSummary {
+    /// Envelopes handed to the connection.
+    pub sent: u64,
+    /// Acked by the hub.
+    pub acked: u64,
+    /// Nacked by the hub.
+    pub nacked: u64,
+    /// Neither (timeout, connection closed).
+    pub failed: u64,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// acked / elapsed.
+    pub msgs_per_s: f64,
+}
+
+impl PublishSummary {
+    /// Exit code: 0 only if every envelope was acked.
+    pub fn exit_code(&self) -> u8 {
+        if self.acked == self.sent && self.sent > 0 || self.sent == 0 && self.failed == 0 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Publishes and returns the summary; `Err` when no connection could be made.
+pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> {
+    let mut config = cli_config(&options.url, options.token.as_deref());
+    config.fail_first_connect = true;
+    config.buffer_max_frames = options.window.max(1) * 2;
+    config.buffer_max_bytes = (options.size + 256) * config.buffer_max_frames;
+    config.buffer_deadline = options.timeout;
+    let board = Switchboard::default().start();
+    let handle = board
+        .send(OpenProducer(config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let pad = "x".repeat(options.size.saturating_sub(24));
+    let started = Instant::now();
+    let mut summary = PublishSummary {
+        sent: 0,
+        acked: 0,
+        nacked: 0,
+        failed: 0,
+        elapsed_ms: 0,
+        msgs_per_s: 0.0,
+    };
+    let mut waiting = FuturesUnordered::new();
+    let tally = |summary: &mut PublishSummary, outcome: Result<(), RequestError>| match outcome {
+        Ok(()) => summary.acked += 1,
+        Err(RequestError::Nacked { .. }) => summary.nacked += 1,
+        Err(_) => summary.failed += 1,
+    };
+    for seq in 0..options.count {
+        if let Some(rate) = options.rate.filter(|rate| *rate > 0.0) {
+            let due = started + Duration::from_secs_f64(seq as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        while waiting.len() >= options.window.max(1) {
+            if let Some(outcome) = waiting.next().await {
+                tally(&mut summary, outcome);
+            }
+        }
+        let handle = handle.clone();
+        let payload = json!({"seq": seq, "pad": pad});
+        waiting.push(async move { handle.send_data(payload).await });
+        summary.sent += 1;
+    }
+    while let Some(outcome) = waiting.next().await {
+        tally(&mut summary, outcome);
+    }
+    let elapsed = started.elapsed();
+    summary.elapsed_ms = elapsed.as_millis() as u64;
+    summary.msgs_per_s =
+        (summary.acked as f64 / elapsed.as_secs_f64().max(1e-9) * 10.0).round() / 10.0;
+    handle.close().await;
+    Ok(summary)
+}
