@@ -47,6 +47,67 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The ingest queue.
     pub backpressure: BackpressureConfig,
+    /// Where ingested data goes.
+    pub sink: SinkConfig,
+}
+
+/// Which sink the ingest queue delivers to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkType {
+    /// In the hub's own process (counts what it stores; needs nothing installed).
+    #[default]
+    #[serde(alias = "log")]
+    InProcess,
+    /// NATS core publish (no durability).
+    Nats,
+    /// NATS JetStream: acked once stored, deduplicated by envelope id.
+    Jetstream,
+}
+
+/// Subjects the NATS sinks publish to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubjectsConfig {
+    /// Subject of `data` items.
+    pub data: String,
+    /// Subject of control items.
+    pub control: String,
+}
+
+impl Default for SubjectsConfig {
+    fn default() -> Self {
+        SubjectsConfig {
+            data: "federated.data".to_owned(),
+            control: "federated.control".to_owned(),
+        }
+    }
+}
+
+/// The sink section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkConfig {
+    /// `in_process` (default), `nats` or `jetstream`.
+    #[serde(rename = "type")]
+    pub kind: SinkType,
+    /// NATS server URL.
+    pub url: String,
+    /// Subjects.
+    pub subjects: SubjectsConfig,
+    /// JetStream stream name (created when missing).
+    pub stream: String,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            kind: SinkType::InProcess,
+            url: "nats://127.0.0.1:4222".to_owned(),
+            subjects: SubjectsConfig::default(),
+            stream: "FEDERATED".to_owned(),
+        }
+    }
 }
 
 /// The ingest queue between `/ingest` senders and the sink.
@@ -218,6 +279,11 @@ impl Config {
             ));
         }
         positive("backpressure.queue_size", self.backpressure.queue_size)?;
+        if self.sink.kind != SinkType::InProcess {
+            non_empty("sink.url", &self.sink.url)?;
+            non_empty("sink.subjects.data", &self.sink.subjects.data)?;
+            non_empty("sink.subjects.control", &self.sink.subjects.control)?;
+        }
         if server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen",
@@ -270,7 +336,7 @@ fn positive(key: &'static str, value: usize) -> Result<(), ConfigError> {
 
 fn non_empty(key: &'static str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
-        return Err(invalid(key, "must name an environment variable"));
+        return Err(invalid(key, "must not be empty"));
     }
     Ok(())
 }
@@ -306,6 +372,19 @@ mod tests {
             "backpressure.queue_size must be > 0"
         );
         assert!(Config::from_toml("[backpressure]\non_full = \"explode\"\n").is_err());
+    }
+
+    #[test]
+    fn sink_section() {
+        let config = Config::from_toml(
+            "[sink]\ntype = \"jetstream\"\nurl = \"nats://127.0.0.1:4333\"\n[sink.subjects]\ndata = \"d\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sink.kind, SinkType::Jetstream);
+        assert_eq!(config.sink.subjects.data, "d");
+        assert_eq!(config.sink.subjects.control, "federated.control");
+        let log = Config::from_toml("[sink]\ntype = \"log\"\n").unwrap();
+        assert_eq!(log.sink.kind, SinkType::InProcess);
     }
 
     #[test]
