@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why an upgrade request was refused before the socket was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Refusal {
     /// Missing or unsupported `vsn` (403).
     BadVersion,
@@ -21,6 +22,7 @@ pub enum Refusal {
 
 /// Why the hub closed a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum CloseCause {
     /// The peer stopped reading and its outbound queue overflowed (1013).
     SlowConsumer,
@@ -40,6 +42,7 @@ pub enum CloseCause {
 
 /// A frame that was dropped or answered with an error instead of being routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum FrameProblem {
     /// Not JSON.
     InvalidJson,
@@ -58,12 +61,8 @@ pub enum FrameProblem {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 4] = [
-        Refusal::BadVersion,
-        Refusal::Unauthorized,
-        Refusal::Origin,
-        Refusal::Capacity,
-    ];
+    /// Number of variants (the last one's index + 1).
+    const COUNT: usize = Refusal::Capacity as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -77,15 +76,8 @@ impl Refusal {
 }
 
 impl CloseCause {
-    const ALL: [CloseCause; 7] = [
-        CloseCause::SlowConsumer,
-        CloseCause::FrameTooLarge,
-        CloseCause::Idle,
-        CloseCause::BinaryFrame,
-        CloseCause::InvalidText,
-        CloseCause::ProtocolError,
-        CloseCause::Shutdown,
-    ];
+    /// Number of variants (the last one's index + 1).
+    const COUNT: usize = CloseCause::Shutdown as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -102,15 +94,8 @@ impl CloseCause {
 }
 
 impl FrameProblem {
-    const ALL: [FrameProblem; 7] = [
-        FrameProblem::InvalidJson,
-        FrameProblem::Malformed,
-        FrameProblem::InvalidPayload,
-        FrameProblem::StaleJoinRef,
-        FrameProblem::UnmatchedTopic,
-        FrameProblem::TooManyChannels,
-        FrameProblem::HandlerFailed,
-    ];
+    /// Number of variants (the last one's index + 1).
+    const COUNT: usize = FrameProblem::HandlerFailed as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -126,52 +111,48 @@ impl FrameProblem {
     }
 }
 
-fn index_of<T: PartialEq>(all: &[T], item: &T) -> usize {
-    all.iter().position(|x| x == item).unwrap_or(0)
-}
-
 /// Counters of one hub.
 #[derive(Debug, Default)]
 pub struct HubStats {
-    refusals: [AtomicU64; Refusal::ALL.len()],
-    closes: [AtomicU64; CloseCause::ALL.len()],
-    problems: [AtomicU64; FrameProblem::ALL.len()],
+    refusals: [AtomicU64; Refusal::COUNT],
+    closes: [AtomicU64; CloseCause::COUNT],
+    problems: [AtomicU64; FrameProblem::COUNT],
 }
 
 impl HubStats {
     /// Counts a refused upgrade.
     pub fn refused(&self, refusal: Refusal) {
-        self.refusals[index_of(&Refusal::ALL, &refusal)].fetch_add(1, Ordering::Relaxed);
+        self.refusals[refusal as usize].fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchboard_upgrades_refused_total", "reason" => refusal.label())
             .increment(1);
     }
 
     /// Counts a socket the hub closed.
     pub fn closed(&self, cause: CloseCause) {
-        self.closes[index_of(&CloseCause::ALL, &cause)].fetch_add(1, Ordering::Relaxed);
+        self.closes[cause as usize].fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchboard_sockets_closed_total", "reason" => cause.label())
             .increment(1);
     }
 
     /// Counts a frame that was not routed normally.
     pub fn frame_problem(&self, problem: FrameProblem) {
-        self.problems[index_of(&FrameProblem::ALL, &problem)].fetch_add(1, Ordering::Relaxed);
+        self.problems[problem as usize].fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchboard_frames_rejected_total", "reason" => problem.label())
             .increment(1);
     }
 
     /// How many upgrades were refused for `refusal`.
     pub fn refusals(&self, refusal: Refusal) -> u64 {
-        self.refusals[index_of(&Refusal::ALL, &refusal)].load(Ordering::Relaxed)
+        self.refusals[refusal as usize].load(Ordering::Relaxed)
     }
 
     /// How many sockets were closed for `cause`.
     pub fn closes(&self, cause: CloseCause) -> u64 {
-        self.closes[index_of(&CloseCause::ALL, &cause)].load(Ordering::Relaxed)
+        self.closes[cause as usize].load(Ordering::Relaxed)
     }
 
     /// How many frames had `problem`.
     pub fn problems(&self, problem: FrameProblem) -> u64 {
-        self.problems[index_of(&FrameProblem::ALL, &problem)].load(Ordering::Relaxed)
+        self.problems[problem as usize].load(Ordering::Relaxed)
     }
 }
