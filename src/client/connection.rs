@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
-    SpawnHandle, StreamHandler, Supervised, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
+    StreamHandler, Supervised, WrapFuture,
 };
 use actix_ws::Item;
 use actix_ws::{CloseCode, CloseReason};
@@ -27,16 +27,13 @@ use super::auth::{Credential, TokenCache};
 use super::backoff::Backoff;
 use super::config::ConnectionConfig;
 use super::config::WireProtocol;
-use super::correlator::{Correlator, FailAll, Resolve};
 use super::dial_budget::DialBudget;
 use super::error::{DialError, RequestError};
 use super::events::{Announcer, ConnectEvent, Status};
 use super::gauges::{TimerGauges, TimerGuard};
-use super::producer::{Acked, Producer, Throttle};
+use super::peers::Peers;
 use super::refs::RefCounter;
-use super::subscription::{ConnectionClosed, Inbound, Subscription, TransportDown, TransportUp};
-use crate::protocol::envelope::{Body, Envelope};
-use crate::protocol::phoenix::{self, Frame, Reply};
+use crate::protocol::phoenix;
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 
 /// Close the socket for good (no redial). Answers once the close is under way.
@@ -54,61 +51,6 @@ pub struct ForceRestart;
 enum LinkItem {
     Frame(u64, Result<WsFrame, WsProtocolError>),
     End(u64),
-}
-
-/// The actors a connection hands its traffic to, per protocol.
-#[derive(Clone)]
-pub enum Peers {
-    /// Phoenix V2: topics and pushes, and the correlator of replies by ref.
-    Phoenix {
-        /// Topics, buffers, handlers.
-        subscription: Addr<Subscription>,
-        /// Pending pushes by ref.
-        correlator: Addr<Correlator>,
-    },
-    /// Envelope v1: unacked data, and the correlator of replies by id.
-    Envelope {
-        /// Unacked data, throttling.
-        producer: Addr<Producer>,
-        /// Pending requests by id.
-        correlator: Addr<Correlator<Envelope>>,
-    },
-}
-
-impl Peers {
-    fn transport_up(&self, outbox: Outbox) {
-        match self {
-            Peers::Phoenix { subscription, .. } => subscription.do_send(TransportUp { outbox }),
-            Peers::Envelope { producer, .. } => producer.do_send(TransportUp { outbox }),
-        }
-    }
-
-    fn transport_down(&self, error: RequestError) {
-        match self {
-            Peers::Phoenix {
-                subscription,
-                correlator,
-            } => {
-                correlator.do_send(FailAll { error });
-                subscription.do_send(TransportDown);
-            }
-            Peers::Envelope {
-                producer,
-                correlator,
-            } => {
-                correlator.do_send(FailAll { error });
-                producer.do_send(TransportDown);
-            }
-        }
-    }
-
-    fn closed(&self) {
-        self.transport_down(RequestError::Closed);
-        match self {
-            Peers::Phoenix { subscription, .. } => subscription.do_send(ConnectionClosed),
-            Peers::Envelope { producer, .. } => producer.do_send(ConnectionClosed),
-        }
-    }
 }
 
 /// What the actor needs besides its config.
@@ -143,6 +85,7 @@ pub struct Connection {
     link: Option<Link>,
     generation: u64,
     redial: Option<SpawnHandle>,
+    dialing: Option<SpawnHandle>,
     pending_heartbeat: Option<String>,
     partial: Option<BytesMut>,
     ever_connected: bool,
@@ -162,6 +105,7 @@ impl Connection {
             link: None,
             generation: 0,
             redial: None,
+            dialing: None,
             pending_heartbeat: None,
             partial: None,
             ever_connected: false,
@@ -190,28 +134,41 @@ impl Connection {
         format!("{}{separator}{query}", config.url)
     }
 
+    /// Schedules the next dial after `delay` (the backoff). The dial budget
+    /// is consulted only when that delay is over, so a connection in a long
+    /// backoff never holds back the others.
     fn schedule_dial(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         if let Some(previous) = self.redial.take() {
             ctx.cancel_future(previous);
         }
-        let now = Instant::now();
-        let wait = self
-            .parts
-            .budget
-            .reserve(now + delay)
-            .saturating_duration_since(now);
         if self.ever_connected || self.failed_dials > 0 {
             self.parts.announcer.set_status(Status::Reconnecting);
             self.parts.announcer.emit(ConnectEvent::Reconnecting {
-                attempt: self.backoff.attempt(),
-                next_attempt_at: SystemTime::now() + wait,
+                attempt: self.backoff.attempt().max(1),
+                next_attempt_at: SystemTime::now() + delay,
             });
         } else {
             self.parts.announcer.set_status(Status::Connecting);
         }
         let guard = self.parts.gauges.dial_loop();
         let generation = self.generation;
-        self.redial = Some(ctx.run_later(wait, move |connection, ctx| {
+        self.redial = Some(ctx.run_later(delay, move |connection, ctx| {
+            connection.redial = None;
+            if connection.generation == generation && !connection.closed {
+                connection.dial_within_budget(guard, ctx);
+            }
+        }));
+    }
+
+    /// Dials now, or at the budget's next free slot.
+    fn dial_within_budget(&mut self, guard: TimerGuard, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let slot = self.parts.budget.reserve(now);
+        if slot <= now {
+            return self.dial(guard, ctx);
+        }
+        let generation = self.generation;
+        self.redial = Some(ctx.run_later(slot - now, move |connection, ctx| {
             connection.redial = None;
             if connection.generation == generation && !connection.closed {
                 connection.dial(guard, ctx);
@@ -225,42 +182,48 @@ impl Connection {
         let credential = self.tokens.resolve(&config.auth);
         let generation = self.generation;
         tracing::debug!(parent: &self.span, %url, "dialling");
+        let timeout = config.connect_timeout;
         let attempt = async move {
             let credential = credential.await;
-            let client = awc::Client::builder()
-                .timeout(config.connect_timeout)
-                .finish();
+            let client = awc::Client::builder().timeout(timeout).finish();
             let mut request = client.ws(url).max_frame_size(config.max_frame_bytes);
             request = match &credential {
                 Credential::Nothing => request,
                 Credential::Bearer(token) => request.bearer_auth(token),
                 Credential::Basic(user, password) => request.basic_auth(user, Some(password)),
             };
-            let connected = tokio::time::timeout(config.connect_timeout, request.connect()).await;
-            let outcome = match connected {
-                Ok(Ok((_, framed))) => Ok(framed),
-                Ok(Err(error)) => Err(classify(error)),
-                Err(_) => Err(DialError::Connect("timed out".to_owned())),
-            };
+            let outcome = request
+                .connect()
+                .await
+                .map(|(_, framed)| framed)
+                .map_err(classify);
             (credential, outcome)
         };
-        ctx.spawn(
-            attempt
-                .into_actor(self)
-                .map(move |(credential, outcome), connection, ctx| {
-                    drop(guard);
-                    if connection.generation != generation || connection.closed {
-                        return;
+        // One bound over the token provider and the connect together.
+        let attempt = async move {
+            tokio::time::timeout(timeout, attempt)
+                .await
+                .unwrap_or_else(|_| {
+                    let timed_out = DialError::Connect(format!("no connection within {timeout:?}"));
+                    (Credential::Nothing, Err(timed_out))
+                })
+        };
+        self.dialing = Some(ctx.spawn(attempt.into_actor(self).map(
+            move |(credential, outcome), connection, ctx| {
+                drop(guard);
+                connection.dialing = None;
+                if connection.generation != generation || connection.closed {
+                    return;
+                }
+                match outcome {
+                    Ok(framed) => {
+                        connection.tokens.remember(&credential);
+                        connection.linked(framed, ctx);
                     }
-                    match outcome {
-                        Ok(framed) => {
-                            connection.tokens.remember(&credential);
-                            connection.linked(framed, ctx);
-                        }
-                        Err(error) => connection.dial_failed(error, ctx),
-                    }
-                }),
-        );
+                    Err(error) => connection.dial_failed(error, ctx),
+                }
+            },
+        )));
     }
 
     fn linked(
@@ -329,12 +292,20 @@ impl Connection {
 
     /// Drops the live socket (if any) and tells the other actors.
     fn unlink(&mut self, reason: &str, code: CloseCode, ctx: &mut Context<Self>) -> bool {
+        let Some(link) = self.link.as_ref() else {
+            return false;
+        };
+        ctx.cancel_future(link.stream);
+        ctx.cancel_future(link.heartbeat);
+        self.detach(reason, code)
+    }
+
+    /// Forgets the live socket (its timers are already gone or cancelled).
+    fn detach(&mut self, reason: &str, code: CloseCode) -> bool {
         let Some(link) = self.link.take() else {
             return false;
         };
         self.generation += 1;
-        ctx.cancel_future(link.stream);
-        ctx.cancel_future(link.heartbeat);
         link.closer.close(CloseReason {
             code,
             description: None,
@@ -361,8 +332,11 @@ impl Connection {
             return;
         }
         self.closed = true;
-        if let Some(redial) = self.redial.take() {
-            ctx.cancel_future(redial);
+        for pending in [self.redial.take(), self.dialing.take()]
+            .into_iter()
+            .flatten()
+        {
+            ctx.cancel_future(pending);
         }
         self.unlink(reason, CloseCode::Normal, ctx);
         self.parts.peers.closed();
@@ -401,64 +375,9 @@ impl Connection {
     }
 
     fn on_text(&mut self, text: &str) {
-        match &self.parts.peers {
-            Peers::Phoenix {
-                subscription,
-                correlator,
-            } => {
-                let (subscription, correlator) = (subscription.clone(), correlator.clone());
-                self.on_phoenix(text, &subscription, &correlator);
-            }
-            Peers::Envelope {
-                producer,
-                correlator,
-            } => on_envelope(text, producer, correlator),
-        }
-    }
-
-    fn on_phoenix(
-        &mut self,
-        text: &str,
-        subscription: &Addr<Subscription>,
-        correlator: &Addr<Correlator>,
-    ) {
-        let frame = match Frame::decode(text) {
-            Ok(frame) => frame,
-            Err(error) => {
-                metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
-                    .increment(1);
-                tracing::debug!(parent: &self.span, %error, "dropped an invalid frame");
-                return;
-            }
-        };
-        if frame.event == phoenix::PHX_REPLY {
-            if let Some(msg_ref) = frame.msg_ref.clone() {
-                if frame.topic == phoenix::PHOENIX_TOPIC
-                    && self.pending_heartbeat.as_deref() == Some(msg_ref.as_str())
-                {
-                    self.pending_heartbeat = None;
-                    return;
-                }
-                match Reply::from_payload(&frame.payload) {
-                    Ok(reply) => {
-                        if correlator.try_send(Resolve { msg_ref, reply }).is_err() {
-                            metrics::counter!("switchboard_client_replies_dropped_total")
-                                .increment(1);
-                        }
-                    }
-                    Err(error) => {
-                        metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
-                            .increment(1);
-                    }
-                }
-                return;
-            }
-        }
-        if subscription.try_send(Inbound(frame)).is_err() {
-            metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "subscription_busy")
-                .increment(1);
-            tracing::warn!(parent: &self.span, "subscription mailbox full: push dropped");
-        }
+        // Borrowed, never cloned: a fresh Addr clone would bypass the
+        // receivers' mailbox capacity on try_send.
+        self.parts.peers.route(text, &mut self.pending_heartbeat);
     }
 
     fn on_frame(&mut self, frame: WsFrame, ctx: &mut Context<Self>) {
@@ -532,48 +451,6 @@ impl Connection {
     }
 }
 
-/// Routes one envelope v1 frame: replies to the correlator, acks and
-/// throttling to the producer; anything else is counted and dropped.
-fn on_envelope(text: &str, producer: &Addr<Producer>, correlator: &Addr<Correlator<Envelope>>) {
-    let message = match Envelope::decode(text) {
-        Ok(message) => message,
-        Err(error) => {
-            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
-                .increment(1);
-            return;
-        }
-    };
-    let delivered = match message.body {
-        Body::Ack => producer
-            .try_send(Acked {
-                id: message.id,
-                result: Ok(()),
-            })
-            .is_ok(),
-        Body::Nack { reason, error } => producer
-            .try_send(Acked {
-                id: message.id,
-                result: Err((reason, error.unwrap_or_default())),
-            })
-            .is_ok(),
-        Body::Slow(signal) => producer.try_send(Throttle(!signal.resumed)).is_ok(),
-        Body::Reply(_) => correlator
-            .try_send(Resolve {
-                msg_ref: message.id.clone(),
-                reply: message,
-            })
-            .is_ok(),
-        Body::Data(_) | Body::Request { .. } => {
-            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "unexpected_type")
-                .increment(1);
-            true
-        }
-    };
-    if !delivered {
-        metrics::counter!("switchboard_client_replies_dropped_total").increment(1);
-    }
-}
-
 /// Close codes after which redialling cannot help (NET-9).
 pub fn is_terminal(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
@@ -599,10 +476,12 @@ impl Actor for Connection {
 }
 
 impl Supervised for Connection {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        // The old context's timers and stream are gone; forget their handles.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A restart cleared the old context's timers, stream and dial: forget
+        // their handles, cancel nothing.
         self.redial = None;
-        if self.unlink("connection actor restarted", CloseCode::Restart, ctx) {
+        self.dialing = None;
+        if self.detach("connection actor restarted", CloseCode::Restart) {
             metrics::counter!("switchboard_client_restarts_total").increment(1);
         }
     }

@@ -130,6 +130,11 @@ impl<R: Unpin + 'static> Correlator<R> {
 
 impl<R: Unpin + 'static> Actor for Correlator<R> {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Room for every request in flight plus a burst of replies.
+        ctx.set_mailbox_capacity(self.slots.limit + 1024);
+    }
 }
 
 impl<R: Unpin + 'static> Handler<Register<R>> for Correlator<R> {

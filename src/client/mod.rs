@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod gauges;
 pub mod handle;
+pub mod peers;
 pub mod producer;
 pub mod producer_handle;
 pub mod refs;

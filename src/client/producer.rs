@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
 use bytestring::ByteString;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -224,7 +224,12 @@ impl Handler<Request> for Producer {
         let frame = Envelope::request(id.clone(), msg.method, msg.params).encode();
         if outbox.push(ByteString::from(frame)).is_err() {
             self.slots.release();
-            return Box::pin(async { Err(RequestError::Backpressure) });
+            let error = if outbox.is_gone() {
+                RequestError::Disconnected
+            } else {
+                RequestError::Backpressure
+            };
+            return Box::pin(async move { Err(error) });
         }
         let (responder, answer) = oneshot::channel();
         self.correlator.do_send(Register {
@@ -301,7 +306,7 @@ impl Handler<TransportDown> for Producer {
 impl Handler<ConnectionClosed> for Producer {
     type Result = ();
 
-    fn handle(&mut self, _: ConnectionClosed, _: &mut Context<Self>) {
+    fn handle(&mut self, _: ConnectionClosed, ctx: &mut Context<Self>) {
         self.closed = true;
         self.outbox = None;
         while let Some(entry) = self.remove(0) {
@@ -309,5 +314,6 @@ impl Handler<ConnectionClosed> for Producer {
                 let _ = responder.send(Err(RequestError::Closed));
             }
         }
+        ctx.stop();
     }
 }

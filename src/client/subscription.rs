@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
-    SpawnHandle, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
+    ResponseFuture, SpawnHandle, WrapFuture,
 };
 use bytestring::ByteString;
 use serde_json::{json, Value};
@@ -220,9 +220,13 @@ impl Subscription {
 
     fn write(&self, frame: String) -> Result<(), RequestError> {
         let outbox = self.outbox.as_ref().ok_or(RequestError::Disconnected)?;
-        outbox
-            .push(ByteString::from(frame))
-            .map_err(|_| RequestError::Backpressure)
+        outbox.push(ByteString::from(frame)).map_err(|_| {
+            if outbox.is_gone() {
+                RequestError::Disconnected
+            } else {
+                RequestError::Backpressure
+            }
+        })
     }
 
     /// Registers `msg_ref` with the correlator and routes the outcome back here.
@@ -266,7 +270,7 @@ impl Subscription {
                             let _ = waiter.send(Ok(reply.clone()));
                         }
                     }
-                    self.flush(name, ctx);
+                    self.flush(name);
                 }
                 Action::EmitRejoined { .. } => {
                     let reply = self
@@ -298,9 +302,14 @@ impl Subscription {
             phoenix::PHX_JOIN,
             &topic.params,
         );
-        if let Err(error) = self.write(frame) {
-            tracing::debug!(topic = name, %error, "join not written; it goes out on reconnect");
-            return;
+        match self.write(frame) {
+            Ok(()) => {}
+            // The socket is going away: the join goes out on the reconnect.
+            Err(RequestError::Disconnected) => return,
+            Err(error) => {
+                tracing::warn!(topic = name, %error, "join not written; rejoining later");
+                return self.apply(name, ChannelEvent::JoinError { join_ref }, ctx);
+            }
         }
         let topic_name = name.to_owned();
         let timeout = self.config.join_timeout;
@@ -392,7 +401,7 @@ impl Subscription {
         }
     }
 
-    fn flush(&mut self, name: &str, ctx: &mut Context<Self>) {
+    fn flush(&mut self, name: &str) {
         let Some(topic) = self.topics.get_mut(name) else {
             return;
         };
@@ -400,17 +409,11 @@ impl Subscription {
         let pending: Vec<Buffered> = topic.buffer.drain(..).collect();
         for item in pending {
             self.buffered_bytes -= item.size;
-            self.write_push(name, join_ref.as_deref(), item, ctx);
+            self.write_push(name, join_ref.as_deref(), item);
         }
     }
 
-    fn write_push(
-        &mut self,
-        topic: &str,
-        join_ref: Option<&str>,
-        item: Buffered,
-        ctx: &mut Context<Self>,
-    ) {
+    fn write_push(&mut self, topic: &str, join_ref: Option<&str>, item: Buffered) {
         let frame = phoenix::encode_parts(
             join_ref,
             Some(&item.msg_ref),
@@ -418,21 +421,27 @@ impl Subscription {
             &item.event,
             &item.payload,
         );
-        let written = self.write(frame);
-        let _ = ctx;
-        match (item.responder, written) {
-            (Some((responder, timeout)), Ok(())) => self.correlator.do_send(Register {
+        match (self.write(frame), item.responder) {
+            (Ok(()), Some((responder, timeout))) => self.correlator.do_send(Register {
                 msg_ref: item.msg_ref,
                 timeout,
                 responder,
                 counted: true,
             }),
-            (Some((responder, _)), Err(error)) => {
+            (Ok(()), None) => {}
+            (Err(RequestError::Disconnected), responder) => {
+                // The socket is going away: keep the push for the rejoin.
+                let item = Buffered { responder, ..item };
+                self.buffered_bytes += item.size;
+                if let Some(topic) = self.topics.get_mut(topic) {
+                    topic.buffer.push_back(item);
+                }
+            }
+            (Err(error), Some((responder, _))) => {
                 self.slots.release();
                 let _ = responder.send(Err(error));
             }
-            (None, Ok(())) => {}
-            (None, Err(error)) => {
+            (Err(error), None) => {
                 metrics::counter!("switchboard_client_sends_dropped_total", "reason" => "write_failed")
                     .increment(1);
                 tracing::warn!(topic, %error, "fire-and-forget send dropped");
@@ -447,7 +456,6 @@ impl Subscription {
         event: String,
         payload: Value,
         responder: Option<(Responder, Duration)>,
-        ctx: &mut Context<Self>,
     ) -> Result<(), (RequestError, Option<Responder>)> {
         let fail = |error, responder: Option<(Responder, Duration)>| {
             Err((error, responder.map(|(responder, _)| responder)))
@@ -473,7 +481,7 @@ impl Subscription {
         };
         if topic.state().is_joined() && self.outbox.is_some() {
             let join_ref = topic.state().join_ref().map(str::to_owned);
-            self.write_push(topic_name, join_ref.as_deref(), item, ctx);
+            self.write_push(topic_name, join_ref.as_deref(), item);
             return Ok(());
         }
         if topic.buffer.len() >= self.config.buffer_max_frames {
@@ -637,6 +645,8 @@ impl Handler<ConnectionClosed> for Subscription {
         for name in self.order.clone() {
             self.drop_topic(&name, RequestError::Closed, ctx);
         }
+        // Nothing is left to do: stop, so the sweep timer does not keep us alive.
+        ctx.stop();
     }
 }
 
@@ -682,6 +692,7 @@ impl Handler<Join> for Subscription {
             .topics
             .entry(msg.topic.clone())
             .or_insert_with(|| Topic::new(msg.params.clone()));
+        topic.waiters.retain(|waiter| !waiter.is_closed());
         if topic.waiters.len() >= MAX_JOIN_WAITERS {
             return Box::pin(async {
                 Err(RequestError::BufferFull {
@@ -737,7 +748,7 @@ impl Handler<Leave> for Subscription {
 impl Handler<Push> for Subscription {
     type Result = ResponseFuture<Result<Reply, RequestError>>;
 
-    fn handle(&mut self, msg: Push, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Push, _: &mut Context<Self>) -> Self::Result {
         if let Err(error) = self.slots.acquire() {
             return Box::pin(async move { Err(error) });
         }
@@ -748,7 +759,6 @@ impl Handler<Push> for Subscription {
             msg.event,
             msg.payload,
             Some((responder, timeout)),
-            ctx,
         ) {
             Ok(()) => Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) }),
             Err((error, _)) => {
@@ -762,8 +772,8 @@ impl Handler<Push> for Subscription {
 impl Handler<Cast> for Subscription {
     type Result = Result<(), RequestError>;
 
-    fn handle(&mut self, msg: Cast, ctx: &mut Context<Self>) -> Self::Result {
-        self.enqueue(&msg.topic, msg.event, msg.payload, None, ctx)
+    fn handle(&mut self, msg: Cast, _: &mut Context<Self>) -> Self::Result {
+        self.enqueue(&msg.topic, msg.event, msg.payload, None)
             .map_err(|(error, _)| error)
     }
 }

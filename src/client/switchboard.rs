@@ -14,13 +14,14 @@ use dashmap::DashMap;
 
 use super::config::ConnectionConfig;
 use super::config::WireProtocol;
-use super::connection::{Connection, ConnectionParts, Peers, Shutdown};
+use super::connection::{Connection, ConnectionParts, Shutdown};
 use super::correlator::{Correlator, PendingSlots};
 use super::dial_budget::DialBudget;
 use super::error::OpenError;
 use super::events::{Announcer, ConnectEvent, Status};
 use super::gauges::TimerGauges;
 use super::handle::{ConnectionHandle, ConnectionId};
+use super::peers::Peers;
 use super::producer::Producer;
 use super::producer_handle::ProducerHandle;
 use super::refs::RefCounter;

@@ -40,6 +40,7 @@ enum Outbound {
 
 struct Shared {
     queue: mpsc::Sender<Outbound>,
+    gone: AtomicBool,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     overflowed: AtomicBool,
@@ -53,8 +54,10 @@ pub struct Outbox {
 }
 
 /// Closes the socket: stops the writer and sends the close frame.
+/// Dropping it closes the socket too (with no particular code).
 pub struct Closer {
     close: oneshot::Sender<CloseReason>,
+    shared: Arc<Shared>,
 }
 
 /// Limits of one outbox.
@@ -80,13 +83,18 @@ impl Outbox {
         let (close, close_signal) = oneshot::channel();
         let shared = Arc::new(Shared {
             queue,
+            gone: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
             max_bytes: limits.max_bytes,
             overflowed: AtomicBool::new(false),
             on_overflow,
         });
         actix::spawn(write_loop(sink, receiver, close_signal, shared.clone()));
-        (Outbox { shared }, Closer { close })
+        let closer = Closer {
+            close,
+            shared: shared.clone(),
+        };
+        (Outbox { shared }, closer)
     }
 
     /// Queues a text frame, or reports [`Overflow`] (and tells the owner once).
@@ -112,8 +120,17 @@ impl Outbox {
         self.shared.queued_bytes.load(Ordering::Relaxed)
     }
 
+    /// Whether the socket is closed or closing: nothing pushed now is written.
+    pub fn is_gone(&self) -> bool {
+        self.shared.gone.load(Ordering::SeqCst)
+    }
+
     fn enqueue(&self, item: Outbound, size: usize) -> Result<(), Overflow> {
         let shared = &self.shared;
+        if shared.gone.load(Ordering::SeqCst) {
+            dropped("socket_gone");
+            return Err(Overflow);
+        }
         if shared.overflowed.load(Ordering::Relaxed) {
             return Err(Overflow);
         }
@@ -150,6 +167,8 @@ fn dropped(reason: &'static str) {
 impl Closer {
     /// Stops writing queued frames and closes the socket with `reason`.
     pub fn close(self, reason: CloseReason) {
+        // From now on pushes fail at once, before the writer even wakes up.
+        self.shared.gone.store(true, Ordering::SeqCst);
         // The writer may already be gone (peer disconnected); nothing to do then.
         let _ = self.close.send(reason);
     }
@@ -201,9 +220,16 @@ async fn write_loop<S>(
         };
         if written.is_err() {
             // The peer is gone; the owner learns it from its inbound stream.
+            shared.gone.store(true, Ordering::SeqCst);
             return;
         }
     };
+    shared.gone.store(true, Ordering::SeqCst);
+    // Frames queued behind the close are not written: count them.
+    receiver.close();
+    while let Ok(_unwritten) = receiver.try_recv() {
+        dropped("closed");
+    }
     // A peer that stopped reading may never make room for the close frame.
     let close = async {
         let _ = sink.send(Message::Close(reason)).await;

@@ -1,0 +1,170 @@
+//! Where a connection's traffic goes: the actors of its protocol, and the
+//! routing of each inbound text frame to them.
+
+use actix::Addr;
+
+use super::correlator::{Correlator, FailAll, Resolve};
+use super::error::RequestError;
+use super::producer::{Acked, Producer, Throttle};
+use super::subscription::{ConnectionClosed, Inbound, Subscription, TransportDown, TransportUp};
+use crate::protocol::envelope::{Body, Envelope};
+use crate::protocol::phoenix::{self, Frame, Reply};
+use crate::transport::outbox::Outbox;
+
+/// The actors a connection hands its traffic to, per protocol.
+#[derive(Clone)]
+pub enum Peers {
+    /// Phoenix V2: topics and pushes, and the correlator of replies by ref.
+    Phoenix {
+        /// Topics, buffers, handlers.
+        subscription: Addr<Subscription>,
+        /// Pending pushes by ref.
+        correlator: Addr<Correlator>,
+    },
+    /// Envelope v1: unacked data, and the correlator of replies by id.
+    Envelope {
+        /// Unacked data, throttling.
+        producer: Addr<Producer>,
+        /// Pending requests by id.
+        correlator: Addr<Correlator<Envelope>>,
+    },
+}
+
+impl Peers {
+    /// Routes one inbound text frame to the actor it is for.
+    pub(crate) fn route(&self, text: &str, pending_heartbeat: &mut Option<String>) {
+        match self {
+            Peers::Phoenix {
+                subscription,
+                correlator,
+            } => route_phoenix(text, pending_heartbeat, subscription, correlator),
+            Peers::Envelope {
+                producer,
+                correlator,
+            } => route_envelope(text, producer, correlator),
+        }
+    }
+
+    pub(crate) fn transport_up(&self, outbox: Outbox) {
+        match self {
+            Peers::Phoenix { subscription, .. } => subscription.do_send(TransportUp { outbox }),
+            Peers::Envelope { producer, .. } => producer.do_send(TransportUp { outbox }),
+        }
+    }
+
+    pub(crate) fn transport_down(&self, error: RequestError) {
+        match self {
+            Peers::Phoenix {
+                subscription,
+                correlator,
+            } => {
+                correlator.do_send(FailAll { error });
+                subscription.do_send(TransportDown);
+            }
+            Peers::Envelope {
+                producer,
+                correlator,
+            } => {
+                correlator.do_send(FailAll { error });
+                producer.do_send(TransportDown);
+            }
+        }
+    }
+
+    pub(crate) fn closed(&self) {
+        self.transport_down(RequestError::Closed);
+        match self {
+            Peers::Phoenix { subscription, .. } => subscription.do_send(ConnectionClosed),
+            Peers::Envelope { producer, .. } => producer.do_send(ConnectionClosed),
+        }
+    }
+}
+
+/// Routes one Phoenix V2 frame: the heartbeat reply clears
+/// `pending_heartbeat`, other replies go to the correlator by ref, the rest
+/// to the subscription.
+fn route_phoenix(
+    text: &str,
+    pending_heartbeat: &mut Option<String>,
+    subscription: &Addr<Subscription>,
+    correlator: &Addr<Correlator>,
+) {
+    let frame = match Frame::decode(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
+                .increment(1);
+            tracing::debug!(%error, "dropped an invalid frame");
+            return;
+        }
+    };
+    if frame.event == phoenix::PHX_REPLY {
+        if let Some(msg_ref) = frame.msg_ref.clone() {
+            if frame.topic == phoenix::PHOENIX_TOPIC
+                && pending_heartbeat.as_deref() == Some(msg_ref.as_str())
+            {
+                *pending_heartbeat = None;
+                return;
+            }
+            match Reply::from_payload(&frame.payload) {
+                Ok(reply) => {
+                    if correlator.try_send(Resolve { msg_ref, reply }).is_err() {
+                        metrics::counter!("switchboard_client_replies_dropped_total").increment(1);
+                    }
+                }
+                Err(error) => {
+                    metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
+                        .increment(1);
+                }
+            }
+            return;
+        }
+    }
+    if subscription.try_send(Inbound(frame)).is_err() {
+        metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "subscription_busy")
+            .increment(1);
+        tracing::warn!("subscription mailbox full: push dropped");
+    }
+}
+
+/// Routes one envelope v1 frame: replies to the correlator, acks and
+/// throttling to the producer; anything else is counted and dropped.
+fn route_envelope(text: &str, producer: &Addr<Producer>, correlator: &Addr<Correlator<Envelope>>) {
+    let message = match Envelope::decode(text) {
+        Ok(message) => message,
+        Err(error) => {
+            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
+                .increment(1);
+            return;
+        }
+    };
+    let delivered = match message.body {
+        Body::Ack => producer
+            .try_send(Acked {
+                id: message.id,
+                result: Ok(()),
+            })
+            .is_ok(),
+        Body::Nack { reason, error } => producer
+            .try_send(Acked {
+                id: message.id,
+                result: Err((reason, error.unwrap_or_default())),
+            })
+            .is_ok(),
+        Body::Slow(signal) => producer.try_send(Throttle(!signal.resumed)).is_ok(),
+        Body::Reply(_) => correlator
+            .try_send(Resolve {
+                msg_ref: message.id.clone(),
+                reply: message,
+            })
+            .is_ok(),
+        Body::Data(_) | Body::Request { .. } => {
+            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "unexpected_type")
+                .increment(1);
+            true
+        }
+    };
+    if !delivered {
+        metrics::counter!("switchboard_client_replies_dropped_total").increment(1);
+    }
+}
