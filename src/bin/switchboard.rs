@@ -57,8 +57,9 @@ enum Command {
         /// Bearer token.
         #[arg(long)]
         token: Option<String>,
-        /// Most envelopes awaiting their ack at once.
-        #[arg(long, default_value_t = 1024)]
+        /// Most envelopes awaiting their ack at once (keep it under the
+        /// hub's backpressure.queue_size, 1000 by default).
+        #[arg(long, default_value_t = 500)]
         window: usize,
         /// How long one envelope may wait for its ack.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]

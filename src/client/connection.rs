@@ -374,16 +374,19 @@ impl Connection {
         self.pending_heartbeat = Some(msg_ref);
     }
 
-    fn on_text(&mut self, text: &str) {
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         // Borrowed, never cloned: a fresh Addr clone would bypass the
         // receivers' mailbox capacity on try_send.
-        self.parts.peers.route(text, &mut self.pending_heartbeat);
+        if let Some(backlog) = self.parts.peers.route(text, &mut self.pending_heartbeat) {
+            // Read nothing more until the receiver has taken it.
+            ctx.wait(actix::fut::wrap_future::<_, Self>(backlog));
+        }
     }
 
     fn on_frame(&mut self, frame: WsFrame, ctx: &mut Context<Self>) {
         match frame {
             WsFrame::Text(bytes) => match std::str::from_utf8(&bytes) {
-                Ok(text) => self.on_text(text),
+                Ok(text) => self.on_text(text, ctx),
                 Err(_) => {
                     metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "invalid_utf8")
                         .increment(1);

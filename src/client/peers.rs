@@ -1,7 +1,11 @@
 //! Where a connection's traffic goes: the actors of its protocol, and the
 //! routing of each inbound text frame to them.
 
-use actix::Addr;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix::dev::SendError;
+use actix::{Actor, Addr, Context, Handler, Message};
 
 use super::correlator::{Correlator, FailAll, Resolve};
 use super::error::RequestError;
@@ -10,6 +14,9 @@ use super::subscription::{ConnectionClosed, Inbound, Subscription, TransportDown
 use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::transport::outbox::Outbox;
+
+/// A delivery waiting for room in a receiver's mailbox.
+pub type Backlog = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The actors a connection hands its traffic to, per protocol.
 #[derive(Clone)]
@@ -31,8 +38,14 @@ pub enum Peers {
 }
 
 impl Peers {
-    /// Routes one inbound text frame to the actor it is for.
-    pub(crate) fn route(&self, text: &str, pending_heartbeat: &mut Option<String>) {
+    /// Routes one inbound text frame to the actor it is for. A `Some` is a
+    /// delivery that waits for room: the connection must await it before
+    /// reading on.
+    pub(crate) fn route(
+        &self,
+        text: &str,
+        pending_heartbeat: &mut Option<String>,
+    ) -> Option<Backlog> {
         match self {
             Peers::Phoenix {
                 subscription,
@@ -88,14 +101,14 @@ fn route_phoenix(
     pending_heartbeat: &mut Option<String>,
     subscription: &Addr<Subscription>,
     correlator: &Addr<Correlator>,
-) {
+) -> Option<Backlog> {
     let frame = match Frame::decode(text) {
         Ok(frame) => frame,
         Err(error) => {
             metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
                 .increment(1);
             tracing::debug!(%error, "dropped an invalid frame");
-            return;
+            return None;
         }
     };
     if frame.event == phoenix::PHX_REPLY {
@@ -104,67 +117,90 @@ fn route_phoenix(
                 && pending_heartbeat.as_deref() == Some(msg_ref.as_str())
             {
                 *pending_heartbeat = None;
-                return;
+                return None;
             }
             match Reply::from_payload(&frame.payload) {
-                Ok(reply) => {
-                    if correlator.try_send(Resolve { msg_ref, reply }).is_err() {
-                        metrics::counter!("switchboard_client_replies_dropped_total").increment(1);
-                    }
-                }
+                Ok(reply) => return deliver(correlator, Resolve { msg_ref, reply }),
                 Err(error) => {
                     metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
                         .increment(1);
                 }
             }
-            return;
+            return None;
         }
     }
+    // Pushes to a subscription that fell behind are dropped and counted
+    // (its handlers' own queues are bounded the same way).
     if subscription.try_send(Inbound(frame)).is_err() {
         metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "subscription_busy")
             .increment(1);
         tracing::warn!("subscription mailbox full: push dropped");
     }
+    None
+}
+
+/// Delivers `message` at once, or hands back a future that delivers it once
+/// the receiver has room: the connection then stops reading its socket until
+/// it resolves (backpressure), so answers are never dropped.
+fn deliver<A, M>(addr: &Addr<A>, message: M) -> Option<Backlog>
+where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    M: Message<Result = ()> + Send + 'static,
+{
+    match addr.try_send(message) {
+        Ok(()) => None,
+        Err(SendError::Full(message)) => {
+            let sent = addr.send(message);
+            Some(Box::pin(async move {
+                let _ = sent.await;
+            }))
+        }
+        Err(SendError::Closed(_)) => None,
+    }
 }
 
 /// Routes one envelope v1 frame: replies to the correlator, acks and
 /// throttling to the producer; anything else is counted and dropped.
-fn route_envelope(text: &str, producer: &Addr<Producer>, correlator: &Addr<Correlator<Envelope>>) {
+fn route_envelope(
+    text: &str,
+    producer: &Addr<Producer>,
+    correlator: &Addr<Correlator<Envelope>>,
+) -> Option<Backlog> {
     let message = match Envelope::decode(text) {
         Ok(message) => message,
         Err(error) => {
             metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())
                 .increment(1);
-            return;
+            return None;
         }
     };
-    let delivered = match message.body {
-        Body::Ack => producer
-            .try_send(Acked {
+    match message.body {
+        Body::Ack => deliver(
+            producer,
+            Acked {
                 id: message.id,
                 result: Ok(()),
-            })
-            .is_ok(),
-        Body::Nack { reason, error } => producer
-            .try_send(Acked {
+            },
+        ),
+        Body::Nack { reason, error } => deliver(
+            producer,
+            Acked {
                 id: message.id,
                 result: Err((reason, error.unwrap_or_default())),
-            })
-            .is_ok(),
-        Body::Slow(signal) => producer.try_send(Throttle(!signal.resumed)).is_ok(),
-        Body::Reply(_) => correlator
-            .try_send(Resolve {
+            },
+        ),
+        Body::Slow(signal) => deliver(producer, Throttle(!signal.resumed)),
+        Body::Reply(_) => deliver(
+            correlator,
+            Resolve {
                 msg_ref: message.id.clone(),
                 reply: message,
-            })
-            .is_ok(),
+            },
+        ),
         Body::Data(_) | Body::Request { .. } => {
             metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "unexpected_type")
                 .increment(1);
-            true
+            None
         }
-    };
-    if !delivered {
-        metrics::counter!("switchboard_client_replies_dropped_total").increment(1);
     }
 }
