@@ -251,7 +251,7 @@ async fn net_9_terminal_close_stops_and_surfaces_the_reason() {
     .await;
     assert!(reason.contains("1008"), "{reason}");
     assert_eq!(handle.status(), Status::Closed);
-    tokio::time::sleep(Duration::from_millis(300)).await; // several backoff periods
+    assert_eq!(handle.dial_loops(), 0, "no dial loop is left to redial");
     assert_eq!(
         server.connection_count(),
         1,
