@@ -235,7 +235,7 @@ async fn memory_stays_bounded_under_a_flood() {
     let mut deepest = 0;
     for n in 0..100_000 {
         rig.offer(n).await;
-        if n % 1_000 == 0 {
+        if n.is_multiple_of(1_000) {
             let status = rig.queue.send(Status).await.unwrap();
             deepest = deepest.max(status.queue_depth);
         }

@@ -26,7 +26,7 @@ async fn slow_consumer_is_closed_with_1013_and_memory_stays_bounded() {
     while service.stats().closes(CloseCause::SlowConsumer) == 0 && sent < most {
         registry.broadcast("room:flood", "flood", &payload, None);
         sent += 1;
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             // Let the writer and session run; the flood is the stimulus, not a sync.
             tokio::task::yield_now().await;
         }

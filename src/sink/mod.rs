@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 pub mod in_process;
+pub mod nats;
 
 /// Which configured subject an item goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

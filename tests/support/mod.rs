@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod fault_proxy;
+pub mod nats;
 pub mod peers;
 pub mod script_server;
 
