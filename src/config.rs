@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::OnFull;
+use crate::sink::nats::Subjects;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -65,25 +66,6 @@ pub enum SinkType {
     Jetstream,
 }
 
-/// Subjects the NATS sinks publish to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SubjectsConfig {
-    /// Subject of `data` items.
-    pub data: String,
-    /// Subject of control items.
-    pub control: String,
-}
-
-impl Default for SubjectsConfig {
-    fn default() -> Self {
-        SubjectsConfig {
-            data: "federated.data".to_owned(),
-            control: "federated.control".to_owned(),
-        }
-    }
-}
-
 /// The sink section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -94,7 +76,7 @@ pub struct SinkConfig {
     /// NATS server URL.
     pub url: String,
     /// Subjects.
-    pub subjects: SubjectsConfig,
+    pub subjects: Subjects,
     /// JetStream stream name (created when missing).
     pub stream: String,
 }
@@ -104,7 +86,7 @@ impl Default for SinkConfig {
         SinkConfig {
             kind: SinkType::InProcess,
             url: "nats://127.0.0.1:4222".to_owned(),
-            subjects: SubjectsConfig::default(),
+            subjects: Subjects::default(),
             stream: "FEDERATED".to_owned(),
         }
     }

@@ -5,9 +5,11 @@
 
 mod support;
 
+use support::nats::{observer, read_stream, stream_count};
+
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
@@ -75,83 +77,6 @@ async fn send_all(sink: &NatsSink, items: impl IntoIterator<Item = SinkItem>) {
     }
 }
 
-/// One stored message: its stream sequence, subject, `Nats-Msg-Id`, payload.
-#[derive(Debug)]
-struct Stored {
-    sequence: u64,
-    subject: String,
-    id: String,
-    payload: Value,
-}
-
-/// The number of messages in the stream.
-async fn stream_count(js: &jetstream::Context) -> u64 {
-    let stream = timeout(WAIT, js.get_stream(STREAM))
-        .await
-        .expect("stream lookup in time")
-        .expect("the stream exists");
-    let info = timeout(WAIT, stream.get_info())
-        .await
-        .expect("stream info in time")
-        .expect("stream info");
-    info.state.messages
-}
-
-/// Reads the whole stream with an ephemeral pull consumer.
-async fn read_stream(js: &jetstream::Context) -> Vec<Stored> {
-    let expected = stream_count(js).await;
-    let stream = timeout(WAIT, js.get_stream(STREAM))
-        .await
-        .expect("stream lookup in time")
-        .expect("the stream exists");
-    let reader = timeout(
-        WAIT,
-        stream.create_consumer(consumer::pull::Config {
-            deliver_policy: consumer::DeliverPolicy::All,
-            ack_policy: consumer::AckPolicy::None,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("consumer created in time")
-    .expect("consumer created");
-    let mut messages = timeout(WAIT, reader.messages())
-        .await
-        .expect("pull stream in time")
-        .expect("pull stream");
-    let mut stored = Vec::new();
-    while (stored.len() as u64) < expected {
-        let message = timeout(WAIT, messages.next())
-            .await
-            .unwrap_or_else(|_| panic!("message #{} in time", stored.len() + 1))
-            .expect("the pull stream goes on")
-            .expect("a message");
-        let sequence = message.info().expect("JetStream metadata").stream_sequence;
-        let id = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get(async_nats::header::NATS_MESSAGE_ID))
-            .map(|value| value.as_str().to_owned())
-            .unwrap_or_default();
-        stored.push(Stored {
-            sequence,
-            subject: message.subject.to_string(),
-            id,
-            payload: serde_json::from_slice(&message.payload).expect("JSON payload"),
-        });
-    }
-    stored
-}
-
-async fn observer(url: &str) -> (async_nats::Client, jetstream::Context) {
-    let client = timeout(WAIT, async_nats::connect(url))
-        .await
-        .expect("observer connects in time")
-        .expect("observer connects");
-    let js = jetstream::new(client.clone());
-    (client, js)
-}
-
 #[tokio::test]
 async fn jetstream_sink_stores_in_order_exactly_once() {
     let Some(server) = nats_or_skip("jetstream_sink_stores_in_order_exactly_once") else {
@@ -166,7 +91,7 @@ async fn jetstream_sink_stores_in_order_exactly_once() {
     send_all(&sink, ids.iter().enumerate().map(|(seq, id)| item(id, seq))).await;
 
     let (_client, js) = observer(&server.url()).await;
-    let stored = read_stream(&js).await;
+    let stored = read_stream(&js, STREAM).await;
     assert_eq!(stored.len(), 1000);
     for (seq, message) in stored.iter().enumerate() {
         assert_eq!(message.sequence, seq as u64 + 1, "{message:?}");
@@ -182,11 +107,11 @@ async fn jetstream_sink_stores_in_order_exactly_once() {
 
     // The same 100 ids again (as after a lost ack): stored once already.
     send_all(&sink, (450..550).map(|seq| item(&ids[seq], seq))).await;
-    assert_eq!(stream_count(&js).await, 1000);
+    assert_eq!(stream_count(&js, STREAM).await, 1000);
 
     // A new id is still stored.
     send_all(&sink, [item("item-1000", 1000)]).await;
-    assert_eq!(stream_count(&js).await, 1001);
+    assert_eq!(stream_count(&js, STREAM).await, 1001);
     eprintln!("jetstream 1,000 + 100 resent: {:?}", started.elapsed());
 }
 
@@ -316,7 +241,7 @@ async fn jetstream_outage_is_retryable() {
 
     // Nothing acked before the kill is lost; nothing is stored twice.
     let (_client, js) = observer(&server.url()).await;
-    let stored = read_stream(&js).await;
+    let stored = read_stream(&js, STREAM).await;
     let ids: Vec<&str> = stored.iter().map(|message| message.id.as_str()).collect();
     let mut expected: Vec<&str> = before.iter().map(String::as_str).collect();
     expected.push("during");

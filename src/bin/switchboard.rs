@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchboard::commands::{self, publish::PublishOptions, send::SendOptions, tail::TailOptions};
-use switchboard::config::Config;
-use switchboard::server::{self, ChannelRouter, Credentials};
+use switchboard::config::{Config, SinkType};
+use switchboard::server::{self, ChannelRouter, Credentials, HubService};
 
 /// Supervised, typed WebSocket messaging.
 #[derive(Debug, Parser)]
@@ -26,6 +26,12 @@ enum Command {
         /// Listen address, overriding `server.listen`.
         #[arg(long)]
         listen: Option<String>,
+        /// Where ingested data goes, overriding `sink.type`.
+        #[arg(long, value_enum)]
+        sink: Option<SinkType>,
+        /// NATS server URL, overriding `sink.url`.
+        #[arg(long)]
+        nats_url: Option<String>,
     },
     /// Connect, join topics, print every push and connect event; reconnect forever.
     Tail {
@@ -101,7 +107,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve {
+            config,
+            listen,
+            sink,
+            nats_url,
+        } => serve(
+            config,
+            Overrides {
+                listen,
+                sink,
+                nats_url,
+            },
+        ),
         Command::Tail {
             url,
             topics,
@@ -192,20 +210,33 @@ fn send(options: SendOptions) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
 
-fn load_config(path: Option<PathBuf>, listen: Option<String>) -> Result<Config, String> {
+/// Command-line values that override the config file.
+struct Overrides {
+    listen: Option<String>,
+    sink: Option<SinkType>,
+    nats_url: Option<String>,
+}
+
+fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, String> {
     let mut config = match path {
         Some(path) => Config::load(&path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    if let Some(listen) = listen {
+    if let Some(listen) = overrides.listen {
         config.server.listen = listen;
-        config.validate().map_err(|e| e.to_string())?;
     }
+    if let Some(sink) = overrides.sink {
+        config.sink.kind = sink;
+    }
+    if let Some(url) = overrides.nats_url {
+        config.sink.url = url;
+    }
+    config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
-fn serve(path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
-    let loaded = load_config(path, listen).and_then(|config| {
+fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
+    let loaded = load_config(path, overrides).and_then(|config| {
         let credentials = Credentials::from_config(&config.auth).map_err(|e| e.to_string())?;
         Ok((config, credentials))
     });
@@ -217,8 +248,11 @@ fn serve(path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
         }
     };
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let hub = server::start_with(&config, ChannelRouter::rooms(), credentials)
-            .map_err(|e| e.to_string())?;
+        let sink = switchboard::sink::select::from_config(&config.sink)
+            .await
+            .map_err(|e| format!("sink {:?} at {}: {e}", config.sink.kind, config.sink.url))?;
+        let service = HubService::with_sink(&config, ChannelRouter::rooms(), credentials, sink);
+        let hub = server::start_service(&config, service).map_err(|e| e.to_string())?;
         println!(
             "{}",
             serde_json::json!({"listening": hub.addr().to_string(), "socket": hub.socket_url()})

@@ -384,6 +384,9 @@ impl Connection {
     }
 
     fn on_frame(&mut self, frame: WsFrame, ctx: &mut Context<Self>) {
+        // Any frame from the server proves the link alive, not only the
+        // heartbeat's answer: a busy link is never mistaken for a dead one.
+        self.pending_heartbeat = None;
         match frame {
             WsFrame::Text(bytes) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.on_text(text, ctx),

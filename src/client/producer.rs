@@ -11,7 +11,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, ResponseFuture};
+use actix::fut::wrap_future;
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
+    ResponseFuture,
+};
 use bytestring::ByteString;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -79,6 +83,7 @@ pub struct Producer {
     unacked: VecDeque<Unacked>,
     written: usize,
     bytes: usize,
+    waiting_for_room: bool,
 }
 
 impl Producer {
@@ -101,6 +106,7 @@ impl Producer {
             unacked: VecDeque::new(),
             written: 0,
             bytes: 0,
+            waiting_for_room: false,
         }
     }
 
@@ -109,15 +115,31 @@ impl Producer {
         format!("{}-{}", self.prefix, self.next)
     }
 
-    /// Writes every unacked envelope not yet written on this link, in order.
-    fn flush(&mut self) {
-        let Some(outbox) = &self.outbox else { return };
+    /// Writes every unacked envelope not yet written on this link, in order,
+    /// never more than the socket's write queue holds: when it is full, the
+    /// rest waits until the writer has drained half of it.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
         if self.paused {
             return;
         }
+        let room = self.config.write_queue_frames.max(2);
         while let Some(entry) = self.unacked.get(self.written) {
+            if outbox.backlog() + 1 >= room {
+                if !self.waiting_for_room {
+                    self.waiting_for_room = true;
+                    let drained = outbox.drained_below(room / 2);
+                    ctx.spawn(wrap_future::<_, Self>(drained).map(|(), producer, ctx| {
+                        producer.waiting_for_room = false;
+                        producer.flush(ctx);
+                    }));
+                }
+                return;
+            }
             if outbox.push(entry.frame.clone()).is_err() {
-                return; // SlowConsumer drops the link; everything is resent after
+                return; // the link is going; everything is resent after it
             }
             self.written += 1;
         }
@@ -164,7 +186,7 @@ impl Actor for Producer {
 impl Handler<SendData> for Producer {
     type Result = ResponseFuture<Result<(), RequestError>>;
 
-    fn handle(&mut self, msg: SendData, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed {
             return Box::pin(async { Err(RequestError::Closed) });
         }
@@ -197,7 +219,7 @@ impl Handler<SendData> for Producer {
             responder,
             expires_at: Instant::now() + self.config.buffer_deadline,
         });
-        self.flush();
+        self.flush(ctx);
         match answer {
             Some(answer) => {
                 Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) })
@@ -270,27 +292,28 @@ impl Handler<Acked> for Producer {
 impl Handler<Throttle> for Producer {
     type Result = ();
 
-    fn handle(&mut self, Throttle(slow): Throttle, _: &mut Context<Self>) {
+    fn handle(&mut self, Throttle(slow): Throttle, ctx: &mut Context<Self>) {
         if slow != self.paused {
             tracing::info!(slow, "hub backpressure");
         }
         self.paused = slow;
-        self.flush();
+        self.flush(ctx);
     }
 }
 
 impl Handler<TransportUp> for Producer {
     type Result = ();
 
-    fn handle(&mut self, msg: TransportUp, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: TransportUp, ctx: &mut Context<Self>) {
         self.outbox = Some(msg.outbox);
         self.written = 0;
+        self.waiting_for_room = false;
         self.paused = false;
         if !self.unacked.is_empty() {
             metrics::counter!("switchboard_client_data_resent_total")
                 .increment(self.unacked.len() as u64);
         }
-        self.flush();
+        self.flush(ctx);
     }
 }
 

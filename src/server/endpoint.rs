@@ -86,6 +86,7 @@ pub async fn ingest_socket(
         admission: ingest.admission.clone(),
         registry: service.registry().clone(),
         stats: service.stats().clone(),
+        outbox_frames: service.config().max_outbound_frames,
     };
     ServerSession::start(
         session_parts(&service, session, stream, id),

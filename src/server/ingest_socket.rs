@@ -35,6 +35,7 @@ pub struct IngestSocket {
     stats: Arc<HubStats>,
     signals: u64,
     rate_limit: Option<u64>,
+    outbox_frames: usize,
 }
 
 /// What an ingest socket needs from the hub.
@@ -48,6 +49,8 @@ pub struct IngestDeps {
     pub registry: Arc<Registry>,
     /// The hub's counters.
     pub stats: Arc<HubStats>,
+    /// Capacity of each socket's outbox, in frames.
+    pub outbox_frames: usize,
 }
 
 type Session = ServerSession<IngestSocket>;
@@ -73,6 +76,7 @@ impl IngestSocket {
             stats: deps.stats,
             signals: 0,
             rate_limit: None,
+            outbox_frames: deps.outbox_frames,
         }
     }
 
@@ -94,6 +98,22 @@ impl IngestSocket {
     }
 
     fn ingest(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
+        // Answers backing up (the sender is not reading its acks): read
+        // nothing more from it until they drain, instead of closing it.
+        let high = self.outbox_frames * 3 / 4;
+        if self.outbox.backlog() >= high.max(1) {
+            let drained = self.outbox.drained_below(self.outbox_frames / 2);
+            ctx.wait(
+                wrap_future::<_, Session>(drained).map(move |(), session, ctx| {
+                    session.protocol().admit(id, payload, ctx);
+                }),
+            );
+            return;
+        }
+        self.admit(id, payload, ctx);
+    }
+
+    fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
         let entry = Ingest {
             item: SinkItem {
                 id,

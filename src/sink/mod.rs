@@ -13,6 +13,7 @@ use futures_util::future::BoxFuture;
 
 pub mod in_process;
 pub mod nats;
+pub mod select;
 
 /// Which configured subject an item goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

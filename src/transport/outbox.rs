@@ -17,7 +17,7 @@ use actix_ws::{CloseReason, Message};
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{Sink, SinkExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// How long a close frame may wait for room before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -41,6 +41,7 @@ enum Outbound {
 struct Shared {
     queue: mpsc::Sender<Outbound>,
     gone: AtomicBool,
+    written: Notify,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     overflowed: AtomicBool,
@@ -84,6 +85,7 @@ impl Outbox {
         let shared = Arc::new(Shared {
             queue,
             gone: AtomicBool::new(false),
+            written: Notify::new(),
             queued_bytes: AtomicUsize::new(0),
             max_bytes: limits.max_bytes,
             overflowed: AtomicBool::new(false),
@@ -118,6 +120,26 @@ impl Outbox {
     /// Bytes queued and not yet handed to the socket.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Frames queued and not yet handed to the socket.
+    pub fn backlog(&self) -> usize {
+        self.shared.queue.max_capacity() - self.shared.queue.capacity()
+    }
+
+    /// Resolves once fewer than `frames` are queued (or the socket is gone):
+    /// lets a protocol stop reading while its answers back up.
+    pub fn drained_below(&self, frames: usize) -> impl std::future::Future<Output = ()> + 'static {
+        let outbox = self.clone();
+        async move {
+            loop {
+                let written = outbox.shared.written.notified();
+                if outbox.backlog() < frames || outbox.is_gone() {
+                    return;
+                }
+                written.await;
+            }
+        }
     }
 
     /// Whether the socket is closed or closing: nothing pushed now is written.
@@ -221,10 +243,13 @@ async fn write_loop<S>(
         if written.is_err() {
             // The peer is gone; the owner learns it from its inbound stream.
             shared.gone.store(true, Ordering::SeqCst);
+            shared.written.notify_waiters();
             return;
         }
+        shared.written.notify_waiters();
     };
     shared.gone.store(true, Ordering::SeqCst);
+    shared.written.notify_waiters();
     // Frames queued behind the close are not written: count them.
     receiver.close();
     while let Ok(_unwritten) = receiver.try_recv() {

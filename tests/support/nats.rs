@@ -9,7 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::{self, consumer};
+use futures_util::StreamExt;
+use serde_json::Value;
 use tempfile::TempDir;
+use tokio::time::timeout;
+
+use super::WAIT;
 
 /// How long the server may take to accept connections.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -194,4 +200,86 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One stored message: its stream sequence, subject, `Nats-Msg-Id`, payload.
+#[derive(Debug)]
+pub struct Stored {
+    /// Stream sequence.
+    pub sequence: u64,
+    /// Subject.
+    pub subject: String,
+    /// Nats-Msg-Id.
+    pub id: String,
+    /// Payload.
+    pub payload: Value,
+}
+
+/// The number of messages in the stream.
+pub async fn stream_count(js: &jetstream::Context, name: &str) -> u64 {
+    let stream = timeout(WAIT, js.get_stream(name))
+        .await
+        .expect("stream lookup in time")
+        .expect("the stream exists");
+    let info = timeout(WAIT, stream.get_info())
+        .await
+        .expect("stream info in time")
+        .expect("stream info");
+    info.state.messages
+}
+
+/// Reads the whole stream with an ephemeral pull consumer.
+pub async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<Stored> {
+    let expected = stream_count(js, name).await;
+    let stream = timeout(WAIT, js.get_stream(name))
+        .await
+        .expect("stream lookup in time")
+        .expect("the stream exists");
+    let reader = timeout(
+        WAIT,
+        stream.create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("consumer created in time")
+    .expect("consumer created");
+    let mut messages = timeout(WAIT, reader.messages())
+        .await
+        .expect("pull stream in time")
+        .expect("pull stream");
+    let mut stored = Vec::new();
+    while (stored.len() as u64) < expected {
+        let message = timeout(WAIT, messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("message #{} in time", stored.len() + 1))
+            .expect("the pull stream goes on")
+            .expect("a message");
+        let sequence = message.info().expect("JetStream metadata").stream_sequence;
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|value| value.as_str().to_owned())
+            .unwrap_or_default();
+        stored.push(Stored {
+            sequence,
+            subject: message.subject.to_string(),
+            id,
+            payload: serde_json::from_slice(&message.payload).expect("JSON payload"),
+        });
+    }
+    stored
+}
+
+/// A client and JetStream context for reading what the sink stored.
+pub async fn observer(url: &str) -> (async_nats::Client, jetstream::Context) {
+    let client = timeout(WAIT, async_nats::connect(url))
+        .await
+        .expect("observer connects in time")
+        .expect("observer connects");
+    let js = jetstream::new(client.clone());
+    (client, js)
 }
