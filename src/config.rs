@@ -50,6 +50,28 @@ pub struct Config {
     pub backpressure: BackpressureConfig,
     /// Where ingested data goes.
     pub sink: SinkConfig,
+    /// Requests the hub sends to ingest senders.
+    pub bidirectional: BidirectionalConfig,
+}
+
+/// Request/reply on envelope v1 connections, hub to sender.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BidirectionalConfig {
+    /// How long a request waits for its reply.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most requests in flight per connection.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for BidirectionalConfig {
+    fn default() -> Self {
+        BidirectionalConfig {
+            request_timeout: Duration::from_secs(5),
+            max_concurrent_requests: 100,
+        }
+    }
 }
 
 /// Which sink the ingest queue delivers to.
@@ -261,6 +283,13 @@ impl Config {
             ));
         }
         positive("backpressure.queue_size", self.backpressure.queue_size)?;
+        positive(
+            "bidirectional.max_concurrent_requests",
+            self.bidirectional.max_concurrent_requests,
+        )?;
+        if self.bidirectional.request_timeout.is_zero() {
+            return Err(invalid("bidirectional.request_timeout", "must be > 0"));
+        }
         if self.sink.kind != SinkType::InProcess {
             non_empty("sink.url", &self.sink.url)?;
             non_empty("sink.subjects.data", &self.sink.subjects.data)?;

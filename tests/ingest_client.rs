@@ -118,3 +118,34 @@ async fn publish_command_sends_and_waits_for_every_ack() {
     assert!(summary["msgs_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(sink.stored(), 2000);
 }
+
+#[actix_web::test]
+async fn the_hub_sends_requests_to_a_sender_and_gets_correlated_replies() {
+    let sink = CountingSink::new();
+    let hub = start(&test_config(), &sink);
+    let handle = producer(format!("ws://{}/ingest", hub.addr())).await;
+    handle.send_data(json!({"seq": 1})).await.unwrap();
+    let registry = hub.service().registry().clone();
+    assert!(eventually(|| registry.senders().len() == 1).await);
+    let session = registry.senders()[0];
+    let reply = hub
+        .service()
+        .request_sender(session, "status", json!({}))
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_str(&reply.encode()).unwrap();
+    assert_eq!(reply["payload"]["status"], "ok");
+    assert_eq!(reply["payload"]["result"]["connected"], true);
+    let unknown = hub
+        .service()
+        .request_sender(session, "reboot", json!({}))
+        .await
+        .unwrap();
+    let unknown: Value = serde_json::from_str(&unknown.encode()).unwrap();
+    assert_eq!(unknown["payload"]["error"]["code"], "not_found");
+    handle.close().await;
+    assert!(
+        eventually(|| registry.senders().is_empty()).await,
+        "forgotten when it leaves"
+    );
+}

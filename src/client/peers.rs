@@ -9,7 +9,7 @@ use actix::{Actor, Addr, Context, Handler, Message};
 
 use super::correlator::{Correlator, FailAll, Resolve};
 use super::error::RequestError;
-use super::producer::{Acked, Producer, Throttle};
+use super::producer::{Acked, HubRequest, Producer, Throttle};
 use super::subscription::{ConnectionClosed, Inbound, Subscription, TransportDown, TransportUp};
 use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
@@ -197,7 +197,14 @@ fn route_envelope(
                 reply: message,
             },
         ),
-        Body::Data(_) | Body::Request { .. } => {
+        Body::Request { method, .. } => deliver(
+            producer,
+            HubRequest {
+                id: message.id,
+                method,
+            },
+        ),
+        Body::Data(_) => {
             metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "unexpected_type")
                 .increment(1);
             None

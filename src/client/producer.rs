@@ -58,6 +58,18 @@ pub struct Acked {
     pub result: Result<(), (String, String)>,
 }
 
+/// A request from the hub. The producer answers `status` itself
+/// (`{unacked, paused, connected}`); any other method gets an error reply
+/// `{"code": "not_found"}`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct HubRequest {
+    /// The request's id (the reply carries it).
+    pub id: String,
+    /// Method name.
+    pub method: String,
+}
+
 /// The hub said `slow` (true) or resumed (false).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -285,6 +297,31 @@ impl Handler<Acked> for Producer {
                 .result
                 .map_err(|(reason, error)| RequestError::Nacked { reason, error });
             let _ = responder.send(outcome);
+        }
+    }
+}
+
+impl Handler<HubRequest> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, msg: HubRequest, _: &mut Context<Self>) {
+        let reply = match msg.method.as_str() {
+            "status" => Envelope::reply_ok(
+                msg.id,
+                serde_json::json!({
+                    "unacked": self.unacked.len(),
+                    "paused": self.paused,
+                    "connected": self.outbox.is_some(),
+                }),
+            ),
+            other => Envelope::reply_error(
+                msg.id,
+                serde_json::json!({"code": "not_found", "message": format!("unknown method `{other}`")}),
+            ),
+        };
+        if let Some(outbox) = &self.outbox {
+            // A full write queue drops the link; the hub's request then times out.
+            let _ = outbox.push(ByteString::from(reply.encode()));
         }
     }
 }

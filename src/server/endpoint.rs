@@ -87,6 +87,7 @@ pub async fn ingest_socket(
         registry: service.registry().clone(),
         stats: service.stats().clone(),
         outbox_frames: service.config().max_outbound_frames,
+        bidirectional: service.bidirectional(),
     };
     ServerSession::start(
         session_parts(&service, session, stream, id),

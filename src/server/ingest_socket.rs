@@ -11,15 +11,18 @@
 use std::sync::Arc;
 
 use actix::fut::wrap_future;
-use actix::{ActorFutureExt, Addr, AsyncContext, Context, Handler};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseFuture};
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use super::registry::{Registry, SessionId};
+use super::registry::{Registry, SenderRequest, SessionId};
 use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
+use crate::client::correlator::{Correlator, FailAll, PendingSlots, Register, Resolve};
+use crate::client::RequestError;
+use crate::config::BidirectionalConfig;
 use crate::ingest::{Backpressure, Ingest, IngestOutcome, IngestQueue, Signal, Status, Upstream};
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::sink::{Channel, SinkItem};
@@ -36,6 +39,10 @@ pub struct IngestSocket {
     signals: u64,
     rate_limit: Option<u64>,
     outbox_frames: usize,
+    correlator: Addr<Correlator<Envelope>>,
+    slots: PendingSlots,
+    request_timeout: std::time::Duration,
+    requests: u64,
 }
 
 /// What an ingest socket needs from the hub.
@@ -51,6 +58,8 @@ pub struct IngestDeps {
     pub stats: Arc<HubStats>,
     /// Capacity of each socket's outbox, in frames.
     pub outbox_frames: usize,
+    /// Requests from the hub to the sender.
+    pub bidirectional: BidirectionalConfig,
 }
 
 type Session = ServerSession<IngestSocket>;
@@ -67,7 +76,13 @@ impl IngestSocket {
             id,
             recipient: Some(ctx.address().recipient()),
         });
+        deps.registry.add_sender(id, ctx.address().recipient());
+        let slots = PendingSlots::new(deps.bidirectional.max_concurrent_requests);
         IngestSocket {
+            correlator: Correlator::new(slots.clone()).start(),
+            slots,
+            request_timeout: deps.bidirectional.request_timeout,
+            requests: 0,
             id,
             outbox,
             queue: deps.queue,
@@ -215,9 +230,13 @@ impl Protocol for IngestSocket {
             Body::Data(payload) => self.ingest(message.id, payload, ctx),
             Body::Request { method, params } => self.answer(message.id, method, params, ctx),
             Body::Reply(_) => {
-                // The hub sends no requests of its own yet: nobody waits for this.
-                self.stats.frame_problem(FrameProblem::StaleJoinRef);
-                tracing::debug!(id = %message.id, "reply to an unknown request dropped");
+                // Answers a request of the hub's; a late or unknown one is
+                // dropped and counted by the correlator.
+                let msg_ref = message.id.clone();
+                self.correlator.do_send(Resolve {
+                    msg_ref,
+                    reply: message,
+                });
             }
             Body::Ack | Body::Nack { .. } | Body::Slow(_) => {
                 self.stats.frame_problem(FrameProblem::InvalidPayload);
@@ -234,6 +253,10 @@ impl Protocol for IngestSocket {
         self.queue.do_send(Upstream {
             id: self.id,
             recipient: None,
+        });
+        self.registry.remove_session(self.id, std::iter::empty());
+        self.correlator.do_send(FailAll {
+            error: RequestError::Disconnected,
         });
     }
 }
@@ -264,5 +287,31 @@ impl Handler<Backpressure> for Session {
             }
         };
         socket.write(&message);
+    }
+}
+
+impl Handler<SenderRequest> for Session {
+    type Result = ResponseFuture<Result<Envelope, RequestError>>;
+
+    fn handle(&mut self, msg: SenderRequest, _: &mut Context<Self>) -> Self::Result {
+        let socket = self.protocol();
+        if let Err(error) = socket.slots.acquire() {
+            return Box::pin(async move { Err(error) });
+        }
+        socket.requests += 1;
+        let id = format!("hub-{}", socket.requests);
+        let frame = Envelope::request(id.clone(), msg.method, msg.params).encode();
+        if socket.outbox.push(ByteString::from(frame)).is_err() {
+            socket.slots.release();
+            return Box::pin(async { Err(RequestError::Disconnected) });
+        }
+        let (responder, answer) = tokio::sync::oneshot::channel();
+        socket.correlator.do_send(Register {
+            msg_ref: id,
+            timeout: socket.request_timeout,
+            responder,
+            counted: true,
+        });
+        Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Disconnected)) })
     }
 }

@@ -27,10 +27,21 @@ pub struct CloseSession {
     pub reason: &'static str,
 }
 
+/// A request from the hub to an ingest sender, answered by its reply envelope.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::protocol::envelope::Envelope, crate::client::RequestError>")]
+pub struct SenderRequest {
+    /// Method name.
+    pub method: String,
+    /// Parameters.
+    pub params: Value,
+}
+
 /// Directory shared by every session of one hub.
 pub struct Registry {
     topics: DashMap<String, HashMap<SessionId, Outbox>>,
     sessions: DashMap<SessionId, Recipient<CloseSession>>,
+    senders: DashMap<SessionId, Recipient<SenderRequest>>,
     connections: AtomicUsize,
     max_connections: usize,
     next_session: AtomicU64,
@@ -54,6 +65,7 @@ impl Registry {
         Registry {
             topics: DashMap::new(),
             sessions: DashMap::new(),
+            senders: DashMap::new(),
             connections: AtomicUsize::new(0),
             max_connections,
             next_session: AtomicU64::new(1),
@@ -86,9 +98,25 @@ impl Registry {
         self.sessions.insert(id, close);
     }
 
+    /// Records an ingest sender the hub can send requests to.
+    pub fn add_sender(&self, id: SessionId, requests: Recipient<SenderRequest>) {
+        self.senders.insert(id, requests);
+    }
+
+    /// The ingest senders connected now.
+    pub fn senders(&self) -> Vec<SessionId> {
+        self.senders.iter().map(|entry| *entry.key()).collect()
+    }
+
+    /// Where requests to ingest sender `id` go.
+    pub fn sender(&self, id: SessionId) -> Option<Recipient<SenderRequest>> {
+        self.senders.get(&id).map(|entry| entry.value().clone())
+    }
+
     /// Forgets a session and every topic it had joined.
     pub fn remove_session<'a>(&self, id: SessionId, topics: impl IntoIterator<Item = &'a str>) {
         self.sessions.remove(&id);
+        self.senders.remove(&id);
         for topic in topics {
             self.unsubscribe(topic, id);
         }

@@ -10,9 +10,12 @@ use super::channel::ChannelRouter;
 use super::endpoint;
 use super::hub::{Drain, Hub};
 use super::registry::Registry;
+use super::registry::{SenderRequest, SessionId};
 use super::stats::HubStats;
-use crate::config::{Config, ServerConfig};
+use crate::client::RequestError;
+use crate::config::{BidirectionalConfig, Config, ServerConfig};
 use crate::ingest::{Drain as IngestDrain, DrainReport, IngestQueue, IngestStats, QueueConfig};
+use crate::protocol::envelope::Envelope;
 use crate::sink::in_process::CountingSink;
 use crate::sink::Sink;
 use crate::{health, metrics};
@@ -20,6 +23,7 @@ use tokio::sync::Semaphore;
 
 struct HubState {
     config: ServerConfig,
+    bidirectional: BidirectionalConfig,
     ingest: IngestParts,
     credentials: Credentials,
     router: ChannelRouter,
@@ -94,6 +98,7 @@ impl HubService {
         HubService {
             state: Arc::new(HubState {
                 config: server,
+                bidirectional: config.bidirectional,
                 ingest,
                 credentials,
                 router,
@@ -129,6 +134,33 @@ impl HubService {
     /// The shared directory (membership, connection count).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.state.registry
+    }
+
+    /// Settings of the hub's requests to ingest senders.
+    pub fn bidirectional(&self) -> BidirectionalConfig {
+        self.state.bidirectional
+    }
+
+    /// Sends a request to ingest sender `session` and waits for its reply.
+    pub async fn request_sender(
+        &self,
+        session: SessionId,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<Envelope, RequestError> {
+        let sender = self
+            .state
+            .registry
+            .sender(session)
+            .ok_or(RequestError::Closed)?;
+        let request = SenderRequest {
+            method: method.to_owned(),
+            params,
+        };
+        sender
+            .send(request)
+            .await
+            .unwrap_or(Err(RequestError::Closed))
     }
 
     /// The ingest queue and its counters.
