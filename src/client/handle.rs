@@ -2,69 +2,38 @@
 //! Cheap to clone; every method is a message to the connection's actors, or a
 //! read of state they publish.
 
-use std::sync::Arc;
+use std::ops::Deref;
 use std::time::Duration;
 
 use actix::Addr;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::connection::{Connection, ForceRestart, Shutdown};
 use super::correlator::PendingSlots;
 use super::error::RequestError;
-use super::events::{Announcer, ConnectEvent, Status};
-use super::gauges::TimerGauges;
+use super::link_handle::{answered, LinkHandle};
 use super::subscription::{Cast, Incoming, Join, Leave, On, Push, PushSink, Subscription};
 use crate::protocol::phoenix::Reply;
 
-/// Identifies a connection within its switchboard.
-pub type ConnectionId = u64;
-
-/// A handle on one supervised connection.
+/// A handle on one supervised Phoenix connection. The methods of
+/// [`LinkHandle`] (status, events, close ...) are available through `Deref`.
 #[derive(Clone)]
 pub struct ConnectionHandle {
-    pub(crate) id: ConnectionId,
-    pub(crate) url: String,
-    pub(crate) connection: Addr<Connection>,
+    pub(crate) link: LinkHandle,
     pub(crate) subscription: Addr<Subscription>,
-    pub(crate) announcer: Announcer,
-    pub(crate) gauges: Arc<TimerGauges>,
     pub(crate) slots: PendingSlots,
     pub(crate) join_wait: Duration,
 }
 
-fn mailbox<T>(
-    result: Result<Result<T, RequestError>, actix::MailboxError>,
-) -> Result<T, RequestError> {
-    result.unwrap_or(Err(RequestError::Closed))
+impl Deref for ConnectionHandle {
+    type Target = LinkHandle;
+
+    fn deref(&self) -> &LinkHandle {
+        &self.link
+    }
 }
 
 impl ConnectionHandle {
-    /// The connection's id.
-    pub fn id(&self) -> ConnectionId {
-        self.id
-    }
-
-    /// The URL it dials.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Current status, without a round trip.
-    pub fn status(&self) -> Status {
-        self.announcer.status()
-    }
-
-    /// A watch that sees every status change.
-    pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.announcer.watch_status()
-    }
-
-    /// Connect events from now on.
-    pub fn events(&self) -> broadcast::Receiver<ConnectEvent> {
-        self.announcer.subscribe()
-    }
-
     /// Joins `topic` (and keeps it joined across reconnects); answers the
     /// first join reply, ok or error.
     pub async fn join(&self, topic: &str, params: Value) -> Result<Reply, RequestError> {
@@ -73,7 +42,7 @@ impl ConnectionHandle {
             params,
         };
         match tokio::time::timeout(self.join_wait, self.subscription.send(join)).await {
-            Ok(answer) => mailbox(answer),
+            Ok(answer) => answered(answer),
             Err(_) => Err(RequestError::Timeout {
                 after: self.join_wait,
             }),
@@ -82,7 +51,7 @@ impl ConnectionHandle {
 
     /// Leaves `topic`; it is not rejoined any more.
     pub async fn leave(&self, topic: &str) -> Result<(), RequestError> {
-        mailbox(
+        answered(
             self.subscription
                 .send(Leave {
                     topic: topic.to_owned(),
@@ -98,7 +67,7 @@ impl ConnectionHandle {
         event: &str,
         payload: Value,
     ) -> Result<Reply, RequestError> {
-        mailbox(
+        answered(
             self.subscription
                 .send(Push {
                     topic: topic.to_owned(),
@@ -119,7 +88,7 @@ impl ConnectionHandle {
             event: event.to_owned(),
             payload,
         };
-        mailbox(self.subscription.send(cast).await)
+        answered(self.subscription.send(cast).await)
     }
 
     /// Delivers every message the server sends on `topic` (`event` = None:
@@ -149,27 +118,6 @@ impl ConnectionHandle {
             event: event.map(str::to_owned),
             sink: PushSink::Actor(recipient),
         });
-    }
-
-    /// Closes the connection for good.
-    pub async fn close(&self) {
-        let _ = self.connection.send(Shutdown).await;
-    }
-
-    /// Restarts the connection actor, as after a crash: the socket is dropped
-    /// and redialled, every topic rejoined.
-    pub fn restart(&self) {
-        self.connection.do_send(ForceRestart);
-    }
-
-    /// Live heartbeat timers (1 while connected).
-    pub fn heartbeat_timers(&self) -> i64 {
-        self.gauges.heartbeats()
-    }
-
-    /// Live dial loops (0 while connected, at most 1 otherwise).
-    pub fn dial_loops(&self) -> i64 {
-        self.gauges.dial_loops()
     }
 
     /// Requests waiting for replies now.

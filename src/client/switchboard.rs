@@ -20,7 +20,8 @@ use super::dial_budget::DialBudget;
 use super::error::OpenError;
 use super::events::{Announcer, ConnectEvent, Status};
 use super::gauges::TimerGauges;
-use super::handle::{ConnectionHandle, ConnectionId};
+use super::handle::ConnectionHandle;
+use super::link_handle::{ConnectionId, LinkHandle};
 use super::peers::Peers;
 use super::producer::Producer;
 use super::producer_handle::ProducerHandle;
@@ -112,12 +113,14 @@ impl Switchboard {
         let connection = Supervisor::start(move |_| Connection::new(parts));
         let join_wait = config.buffer_deadline + config.join_timeout;
         let handle = ConnectionHandle {
-            id,
-            url: config.url.clone(),
-            connection,
+            link: LinkHandle {
+                id,
+                url: config.url.clone(),
+                connection,
+                announcer,
+                gauges,
+            },
             subscription,
-            announcer,
-            gauges,
             slots,
             join_wait,
         };
@@ -165,6 +168,7 @@ impl Handler<OpenProducer> for Switchboard {
         config.protocol = WireProtocol::Envelope;
         let fail_first = config.fail_first_connect;
         let wait = config.connect_timeout + Duration::from_secs(1);
+        let url = config.url.clone();
         let config = Arc::new(config);
         let announcer = Announcer::new();
         let gauges = Arc::new(TimerGauges::default());
@@ -184,11 +188,14 @@ impl Handler<OpenProducer> for Switchboard {
         };
         let connection = Supervisor::start(move |_| Connection::new(parts));
         let handle = ProducerHandle {
-            id,
-            connection,
+            link: LinkHandle {
+                id,
+                url,
+                connection,
+                announcer,
+                gauges,
+            },
             producer,
-            announcer,
-            gauges,
         };
         Box::pin(async move {
             if fail_first {

@@ -1,0 +1,80 @@
+//! `LinkHandle`: what every connection handle offers, whatever its protocol:
+//! identity, status, events, timers, close and restart.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use tokio::sync::{broadcast, watch};
+
+use super::connection::{Connection, ForceRestart, Shutdown};
+use super::error::RequestError;
+use super::events::{Announcer, ConnectEvent, Status};
+use super::gauges::TimerGauges;
+
+/// Identifies a connection within its switchboard.
+pub type ConnectionId = u64;
+
+/// The protocol-independent part of a connection handle.
+#[derive(Clone)]
+pub struct LinkHandle {
+    pub(crate) id: ConnectionId,
+    pub(crate) url: String,
+    pub(crate) connection: Addr<Connection>,
+    pub(crate) announcer: Announcer,
+    pub(crate) gauges: Arc<TimerGauges>,
+}
+
+/// Maps an actor mailbox failure to `Closed`.
+pub(crate) fn answered<T>(
+    result: Result<Result<T, RequestError>, actix::MailboxError>,
+) -> Result<T, RequestError> {
+    result.unwrap_or(Err(RequestError::Closed))
+}
+
+impl LinkHandle {
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// The URL it dials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Current status, without a round trip.
+    pub fn status(&self) -> Status {
+        self.announcer.status()
+    }
+
+    /// A watch that sees every status change.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.announcer.watch_status()
+    }
+
+    /// Connect events from now on.
+    pub fn events(&self) -> broadcast::Receiver<ConnectEvent> {
+        self.announcer.subscribe()
+    }
+
+    /// Closes the connection for good.
+    pub async fn close(&self) {
+        let _ = self.connection.send(Shutdown).await;
+    }
+
+    /// Restarts the connection actor, as after a crash: the socket is dropped
+    /// and redialled.
+    pub fn restart(&self) {
+        self.connection.do_send(ForceRestart);
+    }
+
+    /// Live heartbeat timers (1 while connected).
+    pub fn heartbeat_timers(&self) -> i64 {
+        self.gauges.heartbeats()
+    }
+
+    /// Live dial loops (0 while connected, at most 1 otherwise).
+    pub fn dial_loops(&self) -> i64 {
+        self.gauges.dial_loops()
+    }
+}
