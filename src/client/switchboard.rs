@@ -53,7 +53,7 @@ pub struct Close(pub ConnectionId);
 pub struct List;
 
 /// The directory of open connections, readable from any thread.
-pub type Directory = Arc<DashMap<ConnectionId, ConnectionHandle>>;
+pub type Directory = Arc<DashMap<ConnectionId, LinkHandle>>;
 
 /// The supervisor actor.
 pub struct Switchboard {
@@ -124,7 +124,7 @@ impl Switchboard {
             slots,
             join_wait,
         };
-        self.directory.insert(id, handle.clone());
+        self.directory.insert(id, handle.link.clone());
         handle
     }
 }
@@ -197,9 +197,12 @@ impl Handler<OpenProducer> for Switchboard {
             },
             producer,
         };
+        self.directory.insert(id, handle.link.clone());
+        let directory = self.directory.clone();
         Box::pin(async move {
             if fail_first {
                 if let Err(reason) = first_connect(&handle.announcer, wait).await {
+                    directory.remove(&handle.id);
                     handle.connection.do_send(Shutdown);
                     return Err(OpenError::FirstConnect(reason));
                 }
