@@ -326,3 +326,15 @@ async fn switchboard_lists_and_closes_connections() {
         .unwrap();
     assert_eq!(directory.len(), 1);
 }
+
+#[actix_web::test]
+async fn net_9_an_invalid_url_is_terminal_not_retried() {
+    let board = switchboard();
+    let handle = open(&board, fast_config("http://127.0.0.1:1/not-a-websocket")).await;
+    let mut status = handle.watch_status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| *s == Status::Closed))
+        .await
+        .expect("closed in time")
+        .unwrap();
+    assert_eq!(handle.dial_loops(), 0);
+}

@@ -88,6 +88,7 @@ pub struct Connection {
     dialing: Option<SpawnHandle>,
     pending_heartbeat: Option<String>,
     partial: Option<BytesMut>,
+    partial_is_binary: bool,
     ever_connected: bool,
     failed_dials: u32,
     closed: bool,
@@ -108,6 +109,7 @@ impl Connection {
             dialing: None,
             pending_heartbeat: None,
             partial: None,
+            partial_is_binary: false,
             ever_connected: false,
             failed_dials: 0,
             closed: false,
@@ -179,6 +181,10 @@ impl Connection {
     fn dial(&mut self, guard: TimerGuard, ctx: &mut Context<Self>) {
         let config = self.parts.config.clone();
         let url = self.dial_url();
+        if let Err(problem) = check_url(&url) {
+            drop(guard);
+            return self.dial_failed(DialError::Url(problem), ctx);
+        }
         let credential = self.tokens.resolve(&config.auth);
         let generation = self.generation;
         tracing::debug!(parent: &self.span, %url, "dialling");
@@ -267,6 +273,10 @@ impl Connection {
     }
 
     fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
+        if let DialError::Url(_) = error {
+            // No redial can fix the configuration.
+            return self.close_for_good(&error.to_string(), ctx);
+        }
         self.failed_dials += 1;
         metrics::counter!("switchboard_client_dial_failures_total").increment(1);
         tracing::info!(parent: &self.span, %error, "dial failed");
@@ -417,13 +427,14 @@ impl Connection {
     fn on_continuation(&mut self, item: Item, ctx: &mut Context<Self>) {
         let limit = self.parts.config.max_frame_bytes;
         let (chunk, first, last) = match item {
-            Item::FirstText(chunk) => (chunk, true, false),
-            Item::FirstBinary(chunk) => (chunk, true, false),
-            Item::Continue(chunk) => (chunk, false, false),
-            Item::Last(chunk) => (chunk, false, true),
+            Item::FirstText(chunk) => (chunk, Some(false), false),
+            Item::FirstBinary(chunk) => (chunk, Some(true), false),
+            Item::Continue(chunk) => (chunk, None, false),
+            Item::Last(chunk) => (chunk, None, true),
         };
-        if first {
+        if let Some(binary) = first {
             self.partial = Some(BytesMut::new());
+            self.partial_is_binary = binary;
         }
         let Some(partial) = self.partial.as_mut() else {
             return self.lost("continuation without a first frame", ctx);
@@ -434,7 +445,12 @@ impl Connection {
         partial.extend_from_slice(&chunk);
         if last {
             if let Some(whole) = self.partial.take() {
-                self.on_frame(WsFrame::Text(whole.freeze()), ctx);
+                let frame = if self.partial_is_binary {
+                    WsFrame::Binary(whole.freeze())
+                } else {
+                    WsFrame::Text(whole.freeze())
+                };
+                self.on_frame(frame, ctx);
             }
         }
     }
@@ -454,6 +470,17 @@ impl Connection {
         }
         // Any other close, 1000 included, is one the user did not ask for.
         self.lost(words.trim_end(), ctx);
+    }
+}
+
+/// A WebSocket URL: `ws://` or `wss://` and a host.
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: actix_web::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("ws" | "wss"), Some(_)) => Ok(()),
+        _ => Err(format!(
+            "{url}: expected ws://host[:port]/path or wss://..."
+        )),
     }
 }
 
