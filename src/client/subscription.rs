@@ -782,9 +782,13 @@ impl Handler<On> for Subscription {
     type Result = ();
 
     fn handle(&mut self, msg: On, _: &mut Context<Self>) {
-        self.handlers
-            .entry(msg.topic)
-            .or_default()
-            .push((msg.event, msg.sink));
+        let sinks = self.handlers.entry(msg.topic).or_default();
+        // Forget handlers whose receiving end is gone, so registering again
+        // and again cannot grow the list.
+        sinks.retain(|(_, sink)| match sink {
+            PushSink::Actor(recipient) => recipient.connected(),
+            PushSink::Channel(sender) => !sender.is_closed(),
+        });
+        sinks.push((msg.event, msg.sink));
     }
 }
