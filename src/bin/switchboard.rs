@@ -34,63 +34,11 @@ enum Command {
         nats_url: Option<String>,
     },
     /// Connect, join topics, print every push and connect event; reconnect forever.
-    Tail {
-        /// Socket URL, e.g. ws://127.0.0.1:4000/socket/websocket.
-        url: String,
-        /// Topic to join (repeatable).
-        #[arg(long = "topic", required = true)]
-        topics: Vec<String>,
-        /// Bearer token.
-        #[arg(long)]
-        token: Option<String>,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Tail(TailOptions),
     /// Send N data envelopes to an ingest endpoint, wait for every ack, print a JSON summary.
-    Publish {
-        /// Ingest URL, e.g. ws://127.0.0.1:4000/ingest.
-        url: String,
-        /// How many data envelopes.
-        #[arg(long, default_value_t = 1000)]
-        count: u64,
-        /// Messages per second (default: as fast as acks allow).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Approximate payload size in bytes.
-        #[arg(long, default_value_t = 100)]
-        size: usize,
-        /// Bearer token.
-        #[arg(long)]
-        token: Option<String>,
-        /// Most envelopes awaiting their ack at once (keep it under the
-        /// hub's backpressure.queue_size, 1000 by default).
-        #[arg(long, default_value_t = 500)]
-        window: usize,
-        /// How long one envelope may wait for its ack.
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-        timeout: std::time::Duration,
-    },
+    Publish(PublishOptions),
     /// Join a topic, push one event, print the reply: exit 0 ok, 1 error, 2 timeout or no connection.
-    Send {
-        /// Socket URL.
-        url: String,
-        /// Topic to join and push on.
-        #[arg(long)]
-        topic: String,
-        /// Event name.
-        #[arg(long)]
-        event: String,
-        /// JSON payload.
-        #[arg(long, default_value = "{}")]
-        payload: String,
-        /// Bearer token.
-        #[arg(long)]
-        token: Option<String>,
-        /// Reply timeout.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        timeout: std::time::Duration,
-    },
+    Send(SendOptions),
 }
 
 fn main() -> ExitCode {
@@ -120,58 +68,9 @@ fn main() -> ExitCode {
                 nats_url,
             },
         ),
-        Command::Tail {
-            url,
-            topics,
-            token,
-            json,
-        } => tail(TailOptions {
-            url,
-            topics,
-            token,
-            json,
-        }),
-        Command::Publish {
-            url,
-            count,
-            rate,
-            size,
-            token,
-            window,
-            timeout,
-        } => publish(PublishOptions {
-            url,
-            count,
-            rate,
-            size,
-            token,
-            window,
-            timeout,
-        }),
-        Command::Send {
-            url,
-            topic,
-            event,
-            payload,
-            token,
-            timeout,
-        } => {
-            let payload = match serde_json::from_str(&payload) {
-                Ok(payload) => payload,
-                Err(error) => {
-                    eprintln!("switchboard: --payload is not JSON: {error}");
-                    return ExitCode::from(2);
-                }
-            };
-            send(SendOptions {
-                url,
-                topic,
-                event,
-                payload,
-                token,
-                timeout,
-            })
-        }
+        Command::Tail(options) => tail(options),
+        Command::Publish(options) => publish(options),
+        Command::Send(options) => send(options),
     }
 }
 

@@ -10,22 +10,29 @@ use serde_json::json;
 use super::tail::cli_config;
 use crate::client::{OpenProducer, RequestError, Switchboard};
 
-/// What to publish.
-#[derive(Debug, Clone)]
+/// What to publish (also the `publish` subcommand's arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct PublishOptions {
-    /// The hub's ingest URL, e.g. `ws://127.0.0.1:4000/ingest`.
+    /// The hub's ingest URL, e.g. ws://127.0.0.1:4000/ingest.
     pub url: String,
     /// How many data envelopes.
+    #[arg(long, default_value_t = 1000)]
     pub count: u64,
-    /// Messages per second (None: as fast as acks allow).
+    /// Messages per second (default: as fast as acks allow).
+    #[arg(long)]
     pub rate: Option<f64>,
     /// Approximate payload size in bytes.
+    #[arg(long, default_value_t = 100)]
     pub size: usize,
-    /// Bearer token, if any.
+    /// Bearer token.
+    #[arg(long)]
     pub token: Option<String>,
-    /// Most envelopes awaiting their ack at once.
+    /// Most envelopes awaiting their ack at once (keep it under the hub's
+    /// backpressure.queue_size, 1000 by default).
+    #[arg(long, default_value_t = 500)]
     pub window: usize,
     /// How long one envelope may wait for its ack.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 }
 

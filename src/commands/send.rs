@@ -39,21 +39,30 @@ impl SendOutcome {
     }
 }
 
-/// What to send.
-#[derive(Debug, Clone)]
+/// What to send (also the `send` subcommand's arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct SendOptions {
     /// Socket URL.
     pub url: String,
     /// Topic to join and push on.
+    #[arg(long)]
     pub topic: String,
     /// Event name.
+    #[arg(long)]
     pub event: String,
-    /// Payload.
+    /// JSON payload.
+    #[arg(long, default_value = "{}", value_parser = parse_json)]
     pub payload: Value,
-    /// Bearer token, if any.
+    /// Bearer token.
+    #[arg(long)]
     pub token: Option<String>,
     /// Reply timeout (also bounds the connect and the join).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// Connects (once, no retries), joins, pushes, and reports the reply.

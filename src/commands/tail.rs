@@ -11,16 +11,19 @@ use crate::client::{ClientAuth, ConnectionConfig, Incoming, Open, Switchboard, T
 /// Bound of the queue between the subscription and the printer.
 const PRINT_QUEUE: usize = 1024;
 
-/// What to tail.
-#[derive(Debug, Clone)]
+/// What to tail (also the `tail` subcommand's arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct TailOptions {
-    /// Socket URL.
+    /// Socket URL, e.g. ws://127.0.0.1:4000/socket/websocket.
     pub url: String,
-    /// Topics to join.
+    /// Topic to join (repeatable).
+    #[arg(long = "topic", required = true)]
     pub topics: Vec<String>,
-    /// Bearer token, if any.
+    /// Bearer token.
+    #[arg(long)]
     pub token: Option<String>,
     /// One JSON object per line (otherwise a readable line).
+    #[arg(long)]
     pub json: bool,
 }
 
