@@ -93,25 +93,7 @@ async fn unacked_data_is_resent_after_a_reconnect() {
 async fn publish_command_sends_and_waits_for_every_ack() {
     let sink = CountingSink::new();
     let hub = start(&test_config(), &sink);
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "publish",
-            &format!("ws://{}/ingest", hub.addr()),
-            "--count",
-            "2000",
-            "--size",
-            "100",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = run_publish(&format!("ws://{}/ingest", hub.addr()), 2000).await;
     assert_eq!(summary["sent"], 2000);
     assert_eq!(summary["acked"], 2000);
     assert_eq!(summary["nacked"], 0);

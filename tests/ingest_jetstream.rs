@@ -54,18 +54,7 @@ async fn publish_10000_through_serve_jetstream_lands_exactly_once() {
         .unwrap();
     let started: Value = serde_json::from_str(&first).unwrap();
     let ingest = format!("ws://{}/ingest", started["listening"].as_str().unwrap());
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["publish", &ingest, "--count", "10000", "--size", "100"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = run_publish(&ingest, 10_000).await;
     assert_eq!(summary["acked"], 10_000, "{summary}");
     eprintln!("publish 10,000 x 100 B into JetStream (debug build): {summary}");
     let (_client, js) = observer(&nats.url()).await;

@@ -182,3 +182,27 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// Runs `switchboard publish URL --count N --size 100`; asserts it exits 0
+/// and returns its JSON summary.
+pub async fn run_publish(url: &str, count: u64) -> serde_json::Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "publish",
+            url,
+            "--count",
+            &count.to_string(),
+            "--size",
+            "100",
+        ])
+        .output()
+        .await
+        .expect("publish runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON summary line")
+}
