@@ -142,6 +142,14 @@ struct Buffered {
     expires_at: Instant,
 }
 
+impl Buffered {
+    /// Approximate bytes it will take on the wire.
+    fn measure(&self, topic: &str) -> usize {
+        let payload = serde_json::to_vec(&self.payload).map_or(0, |bytes| bytes.len());
+        self.event.len() + topic.len() + self.msg_ref.len() + payload
+    }
+}
+
 struct Topic {
     params: Value,
     lifecycle: ChannelLifecycle,
@@ -431,7 +439,8 @@ impl Subscription {
             (Ok(()), None) => {}
             (Err(RequestError::Disconnected), responder) => {
                 // The socket is going away: keep the push for the rejoin.
-                let item = Buffered { responder, ..item };
+                let mut item = Buffered { responder, ..item };
+                item.size = item.measure(topic);
                 self.buffered_bytes += item.size;
                 if let Some(topic) = self.topics.get_mut(topic) {
                     topic.buffer.push_back(item);
@@ -470,12 +479,11 @@ impl Subscription {
             return fail(not_joined(topic_name), responder);
         }
         let msg_ref = self.refs.next();
-        let size = event.len() + topic_name.len() + msg_ref.len() + payload.to_string().len();
-        let item = Buffered {
+        let mut item = Buffered {
             msg_ref,
             event,
             payload,
-            size,
+            size: 0, // measured only if it has to wait in the buffer
             responder,
             expires_at: Instant::now() + self.config.buffer_deadline,
         };
@@ -492,6 +500,8 @@ impl Subscription {
                 item.responder,
             );
         }
+        let size = item.measure(topic_name);
+        item.size = size;
         if self.buffered_bytes + size > self.config.buffer_max_bytes {
             return fail(
                 RequestError::BufferFull {
