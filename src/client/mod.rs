@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod gauges;
 pub mod handle;
+pub mod link;
 pub mod link_handle;
 pub mod peers;
 pub mod producer;

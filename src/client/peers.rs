@@ -9,8 +9,9 @@ use actix::{Actor, Addr, Context, Handler, Message};
 
 use super::correlator::{Correlator, FailAll, Resolve};
 use super::error::RequestError;
+use super::link::{ConnectionClosed, TransportDown, TransportUp};
 use super::producer::{Acked, HubRequest, Producer, Throttle};
-use super::subscription::{ConnectionClosed, Inbound, Subscription, TransportDown, TransportUp};
+use super::subscription::{Inbound, Subscription};
 use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::transport::outbox::Outbox;

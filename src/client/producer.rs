@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::config::ConnectionConfig;
 use super::correlator::{Correlator, PendingSlots, Register};
 use super::error::RequestError;
-use super::subscription::{ConnectionClosed, TransportDown, TransportUp};
+use super::link::{ConnectionClosed, TransportDown, TransportUp};
 use crate::protocol::envelope::Envelope;
 use crate::transport::outbox::Outbox;
 
@@ -188,7 +188,7 @@ impl Actor for Producer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(super::subscription::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(super::link::MAILBOX_CAPACITY);
         let every = (self.config.buffer_deadline / 10)
             .clamp(Duration::from_millis(20), Duration::from_secs(1));
         ctx.run_interval(every, |producer, _| producer.sweep());

@@ -25,12 +25,11 @@ use super::config::ConnectionConfig;
 use super::correlator::{Correlator, PendingSlots, Register, Responder};
 use super::error::RequestError;
 use super::events::{Announcer, ConnectEvent};
+use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY};
 use super::refs::RefCounter;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::transport::outbox::Outbox;
 
-/// How many messages from its connection a subscription may have queued.
-pub const MAILBOX_CAPACITY: usize = 4096;
 /// Most callers waiting for one topic's join reply.
 const MAX_JOIN_WAITERS: usize = 64;
 
@@ -53,24 +52,6 @@ pub enum PushSink {
     /// A bounded channel.
     Channel(mpsc::Sender<Incoming>),
 }
-
-/// The socket is up; write through `outbox`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TransportUp {
-    /// The live socket's write queue.
-    pub outbox: Outbox,
-}
-
-/// The socket dropped; a redial will follow.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct TransportDown;
-
-/// The connection closed for good: fail everything that waits.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct ConnectionClosed;
 
 /// A frame from the server that is not a reply.
 #[derive(Debug, Message)]
