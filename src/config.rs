@@ -52,6 +52,85 @@ pub struct Config {
     pub sink: SinkConfig,
     /// Requests the hub sends to ingest senders.
     pub bidirectional: BidirectionalConfig,
+    /// Which hub topics keep a replayable history (resume from sequence).
+    pub history: HistoryConfig,
+    /// Where sequence state (ingest high-water marks) is persisted.
+    pub snapshot: SnapshotConfig,
+}
+
+/// Recoverable topics: the hub sequences every broadcast on them and keeps
+/// the most recent ones for joins that resume from a position.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Topic patterns (`feed:*` or an exact name); empty = no history.
+    pub topics: Vec<String>,
+    /// Messages kept per topic (the ring's size).
+    pub size: usize,
+    /// Most topics with a history; past it the least recently published
+    /// topic's history is dropped (counted) and restarts in a new epoch.
+    pub max_topics: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            topics: Vec::new(),
+            size: 256,
+            max_topics: 10_000,
+        }
+    }
+}
+
+/// When a snapshot of sequence state is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SnapshotEvery {
+    /// After every change (`"publish"`): durable before it is acknowledged.
+    Publish,
+    /// At most this often (`"1s"`): a crash loses at most one interval.
+    Interval(Duration),
+}
+
+impl TryFrom<String> for SnapshotEvery {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "publish" {
+            return Ok(SnapshotEvery::Publish);
+        }
+        humantime::parse_duration(&text)
+            .map(SnapshotEvery::Interval)
+            .map_err(|error| format!("expected \"publish\" or a duration like \"1s\": {error}"))
+    }
+}
+
+impl From<SnapshotEvery> for String {
+    fn from(every: SnapshotEvery) -> String {
+        match every {
+            SnapshotEvery::Publish => "publish".to_owned(),
+            SnapshotEvery::Interval(interval) => humantime::format_duration(interval).to_string(),
+        }
+    }
+}
+
+/// The snapshot file of sequence state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// The JSON file; none = kept in memory only (lost on restart).
+    pub path: Option<std::path::PathBuf>,
+    /// The flush policy.
+    pub every: SnapshotEvery,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            path: None,
+            every: SnapshotEvery::Interval(Duration::from_secs(1)),
+        }
+    }
 }
 
 /// Request/reply on envelope v1 connections, hub to sender.
@@ -289,6 +368,18 @@ impl Config {
         )?;
         if self.bidirectional.request_timeout.is_zero() {
             return Err(invalid("bidirectional.request_timeout", "must be > 0"));
+        }
+        positive("history.size", self.history.size)?;
+        if self.history.size >= server.max_outbound_frames {
+            // A replay is queued at once: it must fit the socket's outbox.
+            return Err(invalid(
+                "history.size",
+                "must be below server.max_outbound_frames",
+            ));
+        }
+        positive("history.max_topics", self.history.max_topics)?;
+        if self.snapshot.every == SnapshotEvery::Interval(Duration::ZERO) {
+            return Err(invalid("snapshot.every", "must be \"publish\" or > 0"));
         }
         if self.sink.kind != SinkType::InProcess {
             non_empty("sink.url", &self.sink.url)?;

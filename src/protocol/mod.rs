@@ -4,6 +4,7 @@
 //! panics on input from the network, and reports what was wrong through a typed
 //! error from [`error`].
 
+pub mod content;
 pub mod envelope;
 pub mod error;
 pub mod phoenix;

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod channel;
 pub mod endpoint;
+pub mod history;
 pub mod hub;
 pub mod ingest_socket;
 pub mod phoenix_socket;
@@ -22,6 +23,7 @@ pub use auth::Credentials;
 pub use channel::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, RoomChannel, SocketInfo,
 };
+pub use history::{History, Recovery, Resume};
 pub use hub::{Broadcast, Drain, Hub};
 pub use serve::{start, start_service, start_with, RunningHub, StartError};
 pub use service::HubService;

@@ -10,16 +10,20 @@ use bytestring::ByteString;
 use serde_json::{json, Value};
 
 use super::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
+use super::history::{History, Resume};
 use super::registry::Registry;
 use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
-use crate::protocol::phoenix::{self, Frame, Reply};
+use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::transport::outbox::Outbox;
 use actix::Context;
 
 /// Longest topic or event name the hub keeps (they are stored per join).
 pub const MAX_NAME_BYTES: usize = 256;
+/// The reason a strict resume is refused with when history cannot fill it.
+pub const UNRECOVERED: &str = "unrecovered";
+
 /// Longest `ref` or `join_ref` the hub echoes.
 pub const MAX_REF_BYTES: usize = 64;
 
@@ -147,18 +151,30 @@ impl PhoenixSocket {
         }));
         match decided {
             Ok(Ok(response)) => {
-                // Subscribed before the reply, as Phoenix does: no broadcast
-                // made after the client sees "ok" can miss it.
-                self.registry
-                    .subscribe(&frame.topic, self.info.session_id, self.outbox.clone());
-                self.joined.insert(
-                    frame.topic.clone(),
-                    Joined {
-                        join_ref: frame.join_ref.clone(),
-                        channel,
-                    },
-                );
-                self.reply(join_ref, &frame, Reply::ok(response));
+                let registry = self.registry.clone();
+                let accepted = match registry.history_for(&frame.topic) {
+                    Some(history) => self.join_resuming(history, &frame, response),
+                    None => {
+                        // Subscribed before the reply, as Phoenix does: no
+                        // broadcast made after the client sees "ok" can miss it.
+                        self.registry.subscribe(
+                            &frame.topic,
+                            self.info.session_id,
+                            self.outbox.clone(),
+                        );
+                        self.reply(join_ref, &frame, Reply::ok(response));
+                        true
+                    }
+                };
+                if accepted {
+                    self.joined.insert(
+                        frame.topic.clone(),
+                        Joined {
+                            join_ref: frame.join_ref.clone(),
+                            channel,
+                        },
+                    );
+                }
             }
             Ok(Err(code)) => self.reply(join_ref, &frame, Reply::error(&code)),
             Err(_) => {
@@ -168,6 +184,40 @@ impl PhoenixSocket {
                 self.reply(join_ref, &frame, Reply::error(&crashed));
             }
         }
+    }
+
+    /// A join on a recoverable topic: reply with the recovery outcome, then
+    /// the replay, then live frames (SEQ-3..SEQ-7). A strict resume that
+    /// cannot be recovered is refused with `unrecovered`.
+    fn join_resuming(&self, history: &History, frame: &Frame, response: Value) -> bool {
+        let resume = Resume::from_join(&frame.payload);
+        let strict = resume.as_ref().is_some_and(|resume| resume.strict);
+        let join_ref = frame.join_ref.as_deref();
+        let accepted = self.registry.subscribe_resuming(
+            history,
+            &frame.topic,
+            self.info.session_id,
+            &self.outbox,
+            resume.as_ref(),
+            |recovery| {
+                if strict && !recovery.recovered {
+                    let refused = recovery.annotate(json!({ "reason": UNRECOVERED }));
+                    let refused = Reply {
+                        status: ReplyStatus::Error,
+                        response: refused,
+                    };
+                    self.reply(join_ref, frame, refused);
+                    return false;
+                }
+                self.reply(join_ref, frame, Reply::ok(recovery.annotate(response)));
+                true
+            },
+        );
+        if resume.is_some() {
+            let outcome = if accepted { "accepted" } else { "refused" };
+            metrics::counter!("switchboard_hub_resumes_total", "outcome" => outcome).increment(1);
+        }
+        accepted
     }
 
     fn leave(&mut self, frame: Frame) {

@@ -11,6 +11,7 @@ use bytestring::ByteString;
 use dashmap::DashMap;
 use serde_json::Value;
 
+use super::history::{self, History, Recovery, Resume};
 use crate::protocol::phoenix;
 use crate::transport::outbox::Outbox;
 
@@ -46,6 +47,7 @@ pub struct Registry {
     max_connections: usize,
     next_session: AtomicU64,
     draining: AtomicBool,
+    history: Option<History>,
 }
 
 /// One counted slot of `max_connections`; frees itself when dropped.
@@ -70,7 +72,21 @@ impl Registry {
             max_connections,
             next_session: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            history: None,
         }
+    }
+
+    /// Keeps a replayable history for the topics `history` covers.
+    pub fn with_history(mut self, history: History) -> Registry {
+        self.history = Some(history);
+        self
+    }
+
+    /// The history, when `topic` is recoverable.
+    pub fn history_for(&self, topic: &str) -> Option<&History> {
+        self.history
+            .as_ref()
+            .filter(|history| history.covers(topic))
     }
 
     /// Takes a connection slot, or `None` when full or draining.
@@ -142,6 +158,7 @@ impl Registry {
     /// Sends `[null, null, topic, event, payload]` to every member except
     /// `except`, encoding it once. Returns how many members it was queued for;
     /// members whose outbox is full are skipped (and closed by their session).
+    /// On a recoverable topic the payload is sequenced and kept first.
     pub fn broadcast(
         &self,
         topic: &str,
@@ -149,15 +166,59 @@ impl Registry {
         payload: &Value,
         except: Option<SessionId>,
     ) -> usize {
+        if let Some(history) = self.history_for(topic) {
+            let log = history.log(topic);
+            let mut log = history::lock(&log);
+            history.touch(&mut log);
+            let frame = log.append(topic, event, payload);
+            // Queued while the log is locked: a joiner's replay cannot interleave.
+            return self.send_frame(topic, &frame, except);
+        }
+        if !self.topics.contains_key(topic) {
+            return 0;
+        }
+        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
+        self.send_frame(topic, &frame, except)
+    }
+
+    /// Queues an encoded frame to every member of `topic` but `except`.
+    fn send_frame(&self, topic: &str, frame: &ByteString, except: Option<SessionId>) -> usize {
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
-        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
         members
             .iter()
             .filter(|(id, _)| Some(**id) != except)
             .filter(|(_, outbox)| outbox.push(frame.clone()).is_ok())
             .count()
+    }
+
+    /// Joins `topic` with recovery: under the topic log's lock, `reply` is
+    /// handed the [`Recovery`] (it queues the join reply, or refuses) and,
+    /// when it accepts, the replay is queued and the socket becomes a member;
+    /// so reply, replay and live frames reach it in that order, with no hole
+    /// and no duplicate. Answers whether the join was accepted.
+    pub fn subscribe_resuming(
+        &self,
+        history: &History,
+        topic: &str,
+        id: SessionId,
+        outbox: &Outbox,
+        resume: Option<&Resume>,
+        reply: impl FnOnce(&Recovery) -> bool,
+    ) -> bool {
+        let log = history.log(topic);
+        let log = history::lock(&log);
+        let recovery = log.recover(resume);
+        if !reply(&recovery) {
+            return false;
+        }
+        for frame in recovery.replay {
+            // On overflow the session is told through SlowConsumer and closes.
+            let _ = outbox.push(frame);
+        }
+        self.subscribe(topic, id, outbox.clone());
+        true
     }
 
     /// Sockets open now.

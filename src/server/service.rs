@@ -8,6 +8,7 @@ use actix_web::web;
 use super::auth::{Credentials, MissingSecret};
 use super::channel::ChannelRouter;
 use super::endpoint;
+use super::history::History;
 use super::hub::{Drain, Hub};
 use super::registry::Registry;
 use super::registry::{SenderRequest, SessionId};
@@ -76,7 +77,9 @@ impl HubService {
     ) -> HubService {
         metrics::install();
         let server = config.server.clone();
-        let registry = Arc::new(Registry::new(server.max_connections));
+        let registry = Arc::new(
+            Registry::new(server.max_connections).with_history(History::new(&config.history)),
+        );
         let hub = Hub::new(
             registry.clone(),
             server.shutdown_batch,

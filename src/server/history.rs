@@ -1,0 +1,363 @@
+//! Hub history for recoverable topics (SEQ-1, SEQ-3..SEQ-7).
+//!
+//! Every broadcast on a recoverable topic is sequenced by its [`TopicLog`]:
+//! `sequence` rises by exactly 1 within the log's epoch, and the encoded
+//! frame is kept in a bounded ring. A join that carries
+//! `{"resume": {"sequence": n, "epoch": e}}` gets the frames after `n`
+//! replayed, and `recovered: true` only when they run contiguously from
+//! `n + 1` to the top. The log's lock is held while a broadcast is stamped and
+//! queued to every member, and while a join queues its reply and replay and
+//! becomes a member: so a joiner sees reply, replay, then live frames, with
+//! no hole and no duplicate between them.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytestring::ByteString;
+use dashmap::DashMap;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::config::HistoryConfig;
+use crate::protocol::content::{looks_like_envelope, unix_millis};
+use crate::protocol::phoenix;
+
+/// Producer named on envelopes the hub wraps around plain payloads.
+pub const HUB_PRODUCER: &str = "hub";
+
+/// Where a joiner wants to resume from (the join payload's `resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Resume {
+    /// Last sequence the joiner delivered.
+    pub sequence: u64,
+    /// Epoch that sequence belongs to.
+    pub epoch: String,
+    /// Refuse the join rather than start unrecovered (SEQ-7).
+    #[serde(default)]
+    pub strict: bool,
+}
+
+impl Resume {
+    /// Reads `resume` out of a join payload; `None` when absent or malformed.
+    pub fn from_join(payload: &Value) -> Option<Resume> {
+        payload
+            .get("resume")
+            .and_then(|resume| Resume::deserialize(resume).ok())
+    }
+}
+
+/// What a join on a recoverable topic gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// The replay is contiguous from the resume position to the top.
+    pub recovered: bool,
+    /// The log's epoch.
+    pub epoch: String,
+    /// The top sequence (the last one broadcast).
+    pub top: u64,
+    /// Frames to send, in order, right after the join reply.
+    pub replay: Vec<ByteString>,
+}
+
+impl Recovery {
+    /// Adds `recovered`, `epoch` and `sequence` to a join reply's response.
+    pub fn annotate(&self, response: Value) -> Value {
+        let mut object = match response {
+            Value::Object(object) => object,
+            Value::Null => Map::new(),
+            other => Map::from_iter([("response".to_owned(), other)]),
+        };
+        object.insert("recovered".to_owned(), json!(self.recovered));
+        object.insert("epoch".to_owned(), json!(self.epoch));
+        object.insert("sequence".to_owned(), json!(self.top));
+        Value::Object(object)
+    }
+}
+
+/// One recoverable topic: its epoch, top sequence and recent frames.
+pub struct TopicLog {
+    epoch: String,
+    top: u64,
+    ring: VecDeque<(u64, ByteString)>,
+    capacity: usize,
+    last_append: u64,
+}
+
+impl TopicLog {
+    fn new(epoch: String, capacity: usize) -> TopicLog {
+        TopicLog {
+            epoch,
+            top: 0,
+            ring: VecDeque::with_capacity(capacity.min(64)),
+            capacity,
+            last_append: 0,
+        }
+    }
+
+    /// Stamps the next sequence onto `payload`, encodes the broadcast frame
+    /// once and keeps it. A content envelope is restamped in place; any other
+    /// payload is wrapped in one (`aspect` = the event, `producer` = `hub`).
+    pub fn append(&mut self, topic: &str, event: &str, payload: &Value) -> ByteString {
+        self.top += 1;
+        let stamped = self.stamp(topic, event, payload);
+        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, &stamped));
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+            metrics::counter!("switchboard_history_evicted_total").increment(1);
+        }
+        self.ring.push_back((self.top, frame.clone()));
+        frame
+    }
+
+    fn stamp(&self, topic: &str, event: &str, payload: &Value) -> Value {
+        let mut envelope = if looks_like_envelope(payload) {
+            payload.as_object().cloned().unwrap_or_default()
+        } else {
+            let mut wrapped = Map::new();
+            wrapped.insert("aspect".to_owned(), json!(event));
+            wrapped.insert("produced_at".to_owned(), json!(unix_millis()));
+            wrapped.insert("producer".to_owned(), json!(HUB_PRODUCER));
+            wrapped.insert("payload".to_owned(), payload.clone());
+            wrapped
+        };
+        envelope.insert("channel".to_owned(), json!(topic));
+        envelope.insert("sequence".to_owned(), json!(self.top));
+        envelope.insert("epoch".to_owned(), json!(self.epoch));
+        Value::Object(envelope)
+    }
+
+    /// What a join resuming from `resume` gets (SEQ-4, SEQ-5).
+    pub fn recover(&self, resume: Option<&Resume>) -> Recovery {
+        let answer = |recovered, replay| Recovery {
+            recovered,
+            epoch: self.epoch.clone(),
+            top: self.top,
+            replay,
+        };
+        let Some(resume) = resume else {
+            // A first join starts live from the top.
+            return answer(false, Vec::new());
+        };
+        if resume.epoch != self.epoch || resume.sequence > self.top {
+            // Nothing is stitched across epochs.
+            return answer(false, Vec::new());
+        }
+        let replay: Vec<ByteString> = self
+            .ring
+            .iter()
+            .filter(|(sequence, _)| *sequence > resume.sequence)
+            .map(|(_, frame)| frame.clone())
+            .collect();
+        let oldest_needed = resume.sequence + 1;
+        let contiguous = resume.sequence == self.top
+            || self
+                .ring
+                .front()
+                .is_some_and(|(oldest, _)| *oldest <= oldest_needed);
+        answer(contiguous, replay)
+    }
+
+    /// The log's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The last sequence broadcast (0 before the first).
+    pub fn top(&self) -> u64 {
+        self.top
+    }
+}
+
+/// The histories of every recoverable topic of one hub.
+pub struct History {
+    epoch: String,
+    patterns: Vec<String>,
+    size: usize,
+    max_topics: usize,
+    logs: DashMap<String, Arc<Mutex<TopicLog>>>,
+    generation: AtomicU64,
+    clock: AtomicU64,
+}
+
+impl History {
+    /// Histories for the topics `config` names, in an epoch chosen now.
+    pub fn new(config: &HistoryConfig) -> History {
+        History {
+            epoch: format!("{:x}{:04x}", unix_millis(), fastrand::u16(..)),
+            patterns: config.topics.clone(),
+            size: config.size.max(1),
+            max_topics: config.max_topics.max(1),
+            logs: DashMap::new(),
+            generation: AtomicU64::new(0),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `topic` is recoverable.
+    pub fn covers(&self, topic: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => topic.starts_with(prefix),
+                None => pattern == topic,
+            })
+    }
+
+    /// The hub's epoch (each topic log's epoch starts with it).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The log of `topic`, created on first use. Past `max_topics` the least
+    /// recently published log is dropped; a log created again gets a new
+    /// epoch, so resumes against the dropped one report not recovered.
+    pub fn log(&self, topic: &str) -> Arc<Mutex<TopicLog>> {
+        if let Some(log) = self.logs.get(topic) {
+            return log.clone();
+        }
+        if self.logs.len() >= self.max_topics {
+            self.evict_one();
+        }
+        self.logs
+            .entry(topic.to_owned())
+            .or_insert_with(|| {
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                let epoch = format!("{}-{generation}", self.epoch);
+                Arc::new(Mutex::new(TopicLog::new(epoch, self.size)))
+            })
+            .clone()
+    }
+
+    /// Marks a log as just published to (for eviction order).
+    pub fn touch(&self, log: &mut TopicLog) {
+        log.last_append = self.clock.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn evict_one(&self) {
+        let oldest = self
+            .logs
+            .iter()
+            .min_by_key(|entry| lock(entry.value()).last_append)
+            .map(|entry| entry.key().clone());
+        if let Some(topic) = oldest {
+            self.logs.remove(&topic);
+            metrics::counter!("switchboard_history_topics_evicted_total").increment(1);
+            tracing::warn!(%topic, "history dropped: history.max_topics reached");
+        }
+    }
+
+    /// Topics with a history now.
+    pub fn topic_count(&self) -> usize {
+        self.logs.len()
+    }
+}
+
+/// Locks a log; a poisoned lock still holds consistent data (every update
+/// is a push or pop), so it is used as is.
+pub fn lock(log: &Mutex<TopicLog>) -> MutexGuard<'_, TopicLog> {
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(size: usize, messages: u64) -> TopicLog {
+        let mut log = TopicLog::new("e".into(), size);
+        for n in 0..messages {
+            log.append("t", "ev", &json!({ "n": n }));
+        }
+        log
+    }
+
+    fn resume(sequence: u64, epoch: &str) -> Resume {
+        Resume {
+            sequence,
+            epoch: epoch.into(),
+            strict: false,
+        }
+    }
+
+    fn sequences(recovery: &Recovery) -> Vec<u64> {
+        recovery
+            .replay
+            .iter()
+            .map(|frame| {
+                let value: Value = serde_json::from_str(frame).expect("json");
+                value[4]["sequence"].as_u64().expect("sequence")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sequences_rise_by_one_and_plain_payloads_are_wrapped() {
+        let log = log_with(8, 3);
+        let recovery = log.recover(Some(&resume(0, "e")));
+        assert_eq!(sequences(&recovery), vec![1, 2, 3]);
+        let frame: Value = serde_json::from_str(&recovery.replay[0]).expect("json");
+        assert_eq!(frame[4]["payload"], json!({"n": 0}));
+        assert_eq!(frame[4]["producer"], json!(HUB_PRODUCER));
+        assert_eq!(frame[4]["epoch"], json!("e"));
+    }
+
+    #[test]
+    fn an_envelope_keeps_its_fields_and_gets_the_topic_position() {
+        let mut log = TopicLog::new("e".into(), 4);
+        let envelope = json!({"aspect": "a", "producer": "p", "sequence": 99,
+                              "produced_at": 1, "payload": 5, "schema_ref": "s/1"});
+        let frame = log.append("t", "a", &envelope);
+        let value: Value = serde_json::from_str(&frame).expect("json");
+        assert_eq!(value[4]["sequence"], json!(1));
+        assert_eq!(value[4]["producer"], json!("p"));
+        assert_eq!(value[4]["schema_ref"], json!("s/1"));
+    }
+
+    #[test]
+    fn contiguous_history_recovers() {
+        let log = log_with(8, 6);
+        let recovery = log.recover(Some(&resume(3, "e")));
+        assert!(recovery.recovered);
+        assert_eq!(sequences(&recovery), vec![4, 5, 6]);
+        assert_eq!(recovery.top, 6);
+        let at_top = log.recover(Some(&resume(6, "e")));
+        assert!(at_top.recovered && at_top.replay.is_empty());
+    }
+
+    #[test]
+    fn truncated_history_does_not_recover_but_replays_what_it_has() {
+        let log = log_with(3, 10);
+        let recovery = log.recover(Some(&resume(2, "e")));
+        assert!(!recovery.recovered);
+        assert_eq!(sequences(&recovery), vec![8, 9, 10]);
+        // Exactly at the edge it still recovers.
+        assert!(log.recover(Some(&resume(7, "e"))).recovered);
+    }
+
+    #[test]
+    fn another_epoch_or_a_future_position_does_not_recover() {
+        let log = log_with(8, 4);
+        let other = log.recover(Some(&resume(2, "old")));
+        assert!(!other.recovered && other.replay.is_empty());
+        assert!(!log.recover(Some(&resume(9, "e"))).recovered);
+    }
+
+    #[test]
+    fn patterns_and_eviction_give_a_new_epoch() {
+        let config = HistoryConfig {
+            topics: vec!["feed:*".into(), "exact".into()],
+            size: 4,
+            max_topics: 2,
+        };
+        let history = History::new(&config);
+        assert!(history.covers("feed:1") && history.covers("exact"));
+        assert!(!history.covers("room:1") && !history.covers("exact:2"));
+        let first = lock(&history.log("feed:1")).epoch().to_owned();
+        history.log("feed:2");
+        history.log("feed:3"); // evicts one of the others
+        assert_eq!(history.topic_count(), 2);
+        let again = lock(&history.log("feed:1")).epoch().to_owned();
+        let second = lock(&history.log("feed:2")).epoch().to_owned();
+        assert!(again != first || second != first);
+    }
+}
