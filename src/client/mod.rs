@@ -24,6 +24,7 @@ pub mod link_handle;
 pub mod peers;
 pub mod producer;
 pub mod producer_handle;
+pub mod recovery;
 pub mod refs;
 pub mod subscription;
 pub mod switchboard;

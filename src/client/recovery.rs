@@ -1,0 +1,428 @@
+//! The position of one recoverable topic, and what to do with each message
+//! that arrives on it (SEQ-2..SEQ-8). Pure: no actor, no clock, no I/O.
+//!
+//! The hub sequences recoverable topics: every push carries `sequence` and
+//! `epoch` in its content envelope. [`TopicRecovery`] delivers each sequence
+//! once and in order, drops duplicates, holds early arrivals while a replay
+//! is still filling the hole before them, and reports a [`Step::Gap`] where
+//! the hub could not fill one.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::protocol::phoenix::Frame;
+
+/// Most early messages held per topic while a hole is being filled; past it
+/// the hole is given up on (a `Gap`) and the held messages are delivered.
+pub const MAX_HELD: usize = 1024;
+
+/// What the subscription should do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Hand the frame to the application; the position is now its sequence.
+    Deliver(Frame),
+    /// Messages `expected..got` will never arrive.
+    Gap {
+        /// The first missing sequence.
+        expected: u64,
+        /// The sequence delivered next (after an epoch change: the new
+        /// epoch's next sequence).
+        got: u64,
+    },
+    /// A live hole: rejoin with the current position so the hub replays it.
+    Recover,
+}
+
+/// How a join reply left the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// First join: delivery starts live from the hub's top.
+    Fresh,
+    /// Everything after the position will be replayed (SEQ-5).
+    Recovered,
+    /// The hub could not replay everything (history truncated or epoch changed).
+    Unrecovered,
+    /// The reply carried no position: the topic is not recoverable on this hub.
+    NotSequenced,
+}
+
+/// Counters of one topic, for metrics and reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Duplicates dropped (sequence at or below the position).
+    pub duplicates: u64,
+    /// Holes reported as gaps.
+    pub gaps: u64,
+    /// Messages of another epoch dropped.
+    pub stale_epoch: u64,
+}
+
+/// Position and hole-filling state of one recoverable topic.
+#[derive(Debug, Clone)]
+pub struct TopicRecovery {
+    strict: bool,
+    epoch: Option<String>,
+    delivered: u64,
+    known: bool,
+    replay_top: Option<u64>,
+    hole_expected: bool,
+    recovering: bool,
+    held: BTreeMap<u64, Frame>,
+    stats: RecoveryStats,
+}
+
+impl TopicRecovery {
+    /// A topic with no position yet; `strict` refuses to start unrecovered.
+    pub fn new(strict: bool) -> TopicRecovery {
+        TopicRecovery {
+            strict,
+            epoch: None,
+            delivered: 0,
+            known: false,
+            replay_top: None,
+            hole_expected: false,
+            recovering: false,
+            held: BTreeMap::new(),
+            stats: RecoveryStats::default(),
+        }
+    }
+
+    /// A topic resuming from a stored position.
+    pub fn restored(strict: bool, delivered: u64, epoch: Option<String>) -> TopicRecovery {
+        TopicRecovery {
+            epoch,
+            delivered,
+            known: true,
+            ..TopicRecovery::new(strict)
+        }
+    }
+
+    /// The last sequence delivered and its epoch.
+    pub fn position(&self) -> (u64, Option<&str>) {
+        (self.delivered, self.epoch.as_deref())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RecoveryStats {
+        self.stats
+    }
+
+    /// Adds `resume` to join params when there is a position to resume from.
+    pub fn join_params(&self, params: &Value) -> Value {
+        let (true, Some(epoch)) = (self.known, self.epoch.as_deref()) else {
+            return params.clone();
+        };
+        let mut params = match params {
+            Value::Object(object) => object.clone(),
+            _ => serde_json::Map::new(),
+        };
+        params.insert(
+            "resume".to_owned(),
+            json!({ "sequence": self.delivered, "epoch": epoch, "strict": self.strict }),
+        );
+        Value::Object(params)
+    }
+
+    /// Applies an ok join reply's `recovered`, `epoch` and `sequence`.
+    /// Answers how the topic goes on, and a gap to report, if any.
+    pub fn on_join_reply(&mut self, response: &Value) -> (Joined, Option<Step>) {
+        let epoch = response.get("epoch").and_then(Value::as_str);
+        let top = response.get("sequence").and_then(Value::as_u64);
+        let (Some(epoch), Some(top)) = (epoch, top) else {
+            return (Joined::NotSequenced, None);
+        };
+        self.recovering = false;
+        let recovered = response.get("recovered").and_then(Value::as_bool) == Some(true);
+        if !self.known {
+            self.known = true;
+            self.epoch = Some(epoch.to_owned());
+            self.delivered = top;
+            self.held.retain(|sequence, _| *sequence > top);
+            return (Joined::Fresh, None);
+        }
+        if recovered {
+            self.replay_top = (top > self.delivered).then_some(top);
+            return (Joined::Recovered, None);
+        }
+        if self.epoch.as_deref() != Some(epoch) {
+            // Nothing is stitched across epochs (SEQ-4): start at the new top.
+            let expected = self.delivered + 1;
+            self.epoch = Some(epoch.to_owned());
+            self.delivered = top;
+            self.held.clear();
+            self.stats.gaps += 1;
+            return (
+                Joined::Unrecovered,
+                Some(Step::Gap {
+                    expected,
+                    got: top + 1,
+                }),
+            );
+        }
+        // Same epoch, history truncated: the replay starts past a hole.
+        if top < self.delivered {
+            self.delivered = top;
+        }
+        self.replay_top = (top > self.delivered).then_some(top);
+        self.hole_expected = true;
+        (Joined::Unrecovered, None)
+    }
+
+    /// What to do with one message on the topic.
+    pub fn on_message(&mut self, frame: Frame) -> Vec<Step> {
+        let sequence = frame.payload.get("sequence").and_then(Value::as_u64);
+        let epoch = frame.payload.get("epoch").and_then(Value::as_str);
+        let (Some(sequence), Some(epoch)) = (sequence, epoch) else {
+            self.stats.delivered += 1;
+            return vec![Step::Deliver(frame)];
+        };
+        if !self.known {
+            // A message before any join reply: adopt its position.
+            self.known = true;
+            self.epoch = Some(epoch.to_owned());
+            self.delivered = sequence.saturating_sub(1);
+        }
+        if self.epoch.as_deref() != Some(epoch) {
+            self.stats.stale_epoch += 1;
+            return Vec::new();
+        }
+        if sequence <= self.delivered {
+            self.stats.duplicates += 1;
+            return Vec::new();
+        }
+        let mut steps = Vec::new();
+        if sequence > self.delivered + 1 {
+            if self.hole_expected {
+                self.report_gap(sequence, &mut steps);
+            } else {
+                self.held.insert(sequence, frame);
+                let replaying = self.replay_top.is_some_and(|top| self.delivered < top);
+                if self.held.len() > MAX_HELD {
+                    self.give_up_hole(&mut steps);
+                } else if !replaying && !self.recovering {
+                    // A live hole (SEQ-8): ask the hub to replay it.
+                    self.recovering = true;
+                    steps.push(Step::Recover);
+                }
+                return steps;
+            }
+        }
+        self.hole_expected = false;
+        self.deliver(frame, &mut steps);
+        self.drain_held(&mut steps);
+        steps
+    }
+
+    /// The hub will not fill what is missing: report it and carry on.
+    pub fn give_up_hole(&mut self, steps: &mut Vec<Step>) {
+        if let Some(&first) = self.held.keys().next() {
+            self.report_gap(first, steps);
+            self.drain_held(steps);
+        }
+    }
+
+    fn report_gap(&mut self, got: u64, steps: &mut Vec<Step>) {
+        self.stats.gaps += 1;
+        steps.push(Step::Gap {
+            expected: self.delivered + 1,
+            got,
+        });
+        self.delivered = got - 1;
+        self.hole_expected = false;
+    }
+
+    fn deliver(&mut self, frame: Frame, steps: &mut Vec<Step>) {
+        self.delivered += 1;
+        self.stats.delivered += 1;
+        if self.replay_top.is_some_and(|top| self.delivered >= top) {
+            self.replay_top = None;
+        }
+        steps.push(Step::Deliver(frame));
+    }
+
+    fn drain_held(&mut self, steps: &mut Vec<Step>) {
+        while let Some(entry) = self.held.first_entry() {
+            if *entry.key() <= self.delivered {
+                entry.remove();
+                self.stats.duplicates += 1;
+            } else if *entry.key() == self.delivered + 1 {
+                let frame = entry.remove();
+                self.deliver(frame, steps);
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(sequence: u64, epoch: &str) -> Frame {
+        Frame {
+            join_ref: None,
+            msg_ref: None,
+            topic: "feed:1".into(),
+            event: "news".into(),
+            payload: json!({ "sequence": sequence, "epoch": epoch, "payload": {} }),
+        }
+    }
+
+    fn delivered(steps: &[Step]) -> Vec<u64> {
+        steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Deliver(frame) => frame.payload["sequence"].as_u64(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reply(recovered: bool, epoch: &str, top: u64) -> Value {
+        json!({ "recovered": recovered, "epoch": epoch, "sequence": top })
+    }
+
+    fn feed(topic: &mut TopicRecovery, sequences: &[u64], epoch: &str) -> Vec<Step> {
+        sequences
+            .iter()
+            .flat_map(|&sequence| topic.on_message(message(sequence, epoch)))
+            .collect()
+    }
+
+    #[test]
+    fn seq_1_a_fresh_join_starts_at_the_top_and_delivers_in_order() {
+        let mut topic = TopicRecovery::new(false);
+        assert_eq!(topic.on_join_reply(&reply(false, "e", 5)).0, Joined::Fresh);
+        let steps = feed(&mut topic, &[6, 7, 8], "e");
+        assert_eq!(delivered(&steps), vec![6, 7, 8]);
+        assert_eq!(topic.position(), (8, Some("e")));
+    }
+
+    #[test]
+    fn seq_2_the_position_never_moves_backwards() {
+        let mut topic = TopicRecovery::restored(false, 10, Some("e".into()));
+        assert!(feed(&mut topic, &[3, 10], "e").is_empty());
+        assert_eq!(topic.position().0, 10);
+        assert_eq!(topic.stats().duplicates, 2);
+    }
+
+    #[test]
+    fn seq_3_a_stored_position_goes_into_the_join() {
+        let topic = TopicRecovery::restored(true, 41, Some("e".into()));
+        let params = topic.join_params(&json!({"user": "u"}));
+        assert_eq!(params["user"], json!("u"));
+        assert_eq!(
+            params["resume"],
+            json!({"sequence": 41, "epoch": "e", "strict": true})
+        );
+        assert_eq!(TopicRecovery::new(false).join_params(&json!({})), json!({}));
+    }
+
+    #[test]
+    fn seq_4_an_epoch_change_is_a_gap_and_restarts_at_the_new_top() {
+        let mut topic = TopicRecovery::restored(false, 10, Some("old".into()));
+        let (joined, gap) = topic.on_join_reply(&reply(false, "new", 3));
+        assert_eq!(joined, Joined::Unrecovered);
+        assert_eq!(
+            gap,
+            Some(Step::Gap {
+                expected: 11,
+                got: 4
+            })
+        );
+        assert!(feed(&mut topic, &[11], "old").is_empty());
+        assert_eq!(topic.stats().stale_epoch, 1);
+        assert_eq!(delivered(&feed(&mut topic, &[4], "new")), vec![4]);
+    }
+
+    #[test]
+    fn seq_5_truncated_history_reports_the_gap_where_history_ran_out() {
+        let mut topic = TopicRecovery::restored(false, 2, Some("e".into()));
+        assert_eq!(
+            topic.on_join_reply(&reply(false, "e", 10)).0,
+            Joined::Unrecovered
+        );
+        let steps = feed(&mut topic, &[8, 9, 10], "e");
+        assert_eq!(
+            steps[0],
+            Step::Gap {
+                expected: 3,
+                got: 8
+            }
+        );
+        assert_eq!(delivered(&steps), vec![8, 9, 10]);
+    }
+
+    #[test]
+    fn seq_6_live_messages_racing_the_replay_are_merged_without_holes_or_duplicates() {
+        let mut topic = TopicRecovery::restored(false, 3, Some("e".into()));
+        assert_eq!(
+            topic.on_join_reply(&reply(true, "e", 6)).0,
+            Joined::Recovered
+        );
+        // Live 7 and 8 overtake the replay of 4..6; 5 arrives twice.
+        let steps = feed(&mut topic, &[7, 4, 8, 5, 5, 6, 7, 9], "e");
+        assert!(!steps.iter().any(|step| matches!(step, Step::Gap { .. })));
+        assert!(!steps.contains(&Step::Recover));
+        assert_eq!(delivered(&steps), vec![4, 5, 6, 7, 8, 9]);
+        assert_eq!(topic.stats().duplicates, 2);
+    }
+
+    #[test]
+    fn seq_8_a_live_hole_asks_for_recovery_once_then_fills_or_reports() {
+        let mut topic = TopicRecovery::restored(false, 1, Some("e".into()));
+        topic.on_join_reply(&reply(true, "e", 1));
+        let steps = feed(&mut topic, &[2, 5, 6], "e");
+        assert_eq!(delivered(&steps), vec![2]);
+        assert_eq!(
+            steps.iter().filter(|step| **step == Step::Recover).count(),
+            1
+        );
+        // The rejoin recovers: 3 and 4 are replayed, 5 and 6 follow from the hold.
+        topic.on_join_reply(&reply(true, "e", 6));
+        assert_eq!(
+            delivered(&feed(&mut topic, &[3, 4, 5, 6], "e")),
+            vec![3, 4, 5, 6]
+        );
+
+        // A hole the hub cannot fill: the replay after it is reported as a gap.
+        let mut lost = TopicRecovery::restored(false, 1, Some("e".into()));
+        lost.on_join_reply(&reply(true, "e", 1));
+        feed(&mut lost, &[4], "e");
+        lost.on_join_reply(&reply(false, "e", 4));
+        let steps = feed(&mut lost, &[4], "e");
+        assert_eq!(
+            steps[0],
+            Step::Gap {
+                expected: 2,
+                got: 4
+            }
+        );
+        assert_eq!(delivered(&steps), vec![4]);
+    }
+
+    #[test]
+    fn the_hold_is_bounded() {
+        let mut topic = TopicRecovery::restored(false, 0, Some("e".into()));
+        topic.on_join_reply(&reply(true, "e", 0));
+        let late: Vec<u64> = (2..=(MAX_HELD as u64 + 2)).collect();
+        let steps = feed(&mut topic, &late, "e");
+        assert!(steps.contains(&Step::Gap {
+            expected: 1,
+            got: 2
+        }));
+        assert_eq!(delivered(&steps).len(), late.len());
+    }
+
+    #[test]
+    fn messages_without_a_position_pass_through() {
+        let mut topic = TopicRecovery::new(false);
+        let mut frame = message(1, "e");
+        frame.payload = json!({"plain": true});
+        assert_eq!(topic.on_message(frame.clone()), vec![Step::Deliver(frame)]);
+    }
+}
