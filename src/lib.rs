@@ -30,6 +30,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod protocol;
+pub mod sequence;
 pub mod server;
 pub mod sink;
 pub mod transport;
