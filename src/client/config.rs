@@ -3,8 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Addr;
+
 use super::auth::ClientAuth;
 use super::backoff::ReconnectPolicy;
+use crate::sequence::Snapshotter;
 
 /// Extra query parameters, computed again before every dial (PHX-C1).
 pub type ParamsProvider = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
@@ -58,6 +61,12 @@ pub struct ConnectionConfig {
     pub write_queue_bytes: usize,
     /// Largest inbound frame (and reassembled message).
     pub max_frame_bytes: usize,
+    /// Where recoverable topics keep their positions (and publishes stamp
+    /// their sequences); `None`: an in-memory one per connection, lost when
+    /// the process ends.
+    pub snapshotter: Option<Addr<Snapshotter>>,
+    /// The name publishes are stamped with (`producer`).
+    pub producer: String,
 }
 
 impl ConnectionConfig {
@@ -82,6 +91,8 @@ impl ConnectionConfig {
             write_queue_frames: 1024,
             write_queue_bytes: 4 * 1024 * 1024,
             max_frame_bytes: 1024 * 1024,
+            snapshotter: None,
+            producer: format!("switchboard-{:08x}", fastrand::u32(..)),
         }
     }
 }

@@ -47,6 +47,10 @@ pub enum RequestError {
         /// Details.
         error: String,
     },
+    /// A publish could not be stamped with its sequence (the snapshot
+    /// store failed, so the sequence could not be made durable).
+    #[error("cannot stamp a sequence: {0}")]
+    Sequence(String),
 }
 
 /// Why a dial failed.

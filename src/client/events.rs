@@ -53,6 +53,34 @@ pub enum ConnectEvent {
         /// The join reply's response.
         reply: Value,
     },
+    /// A recoverable topic lost messages the hub could not replay:
+    /// sequences `expected..got` will never be delivered (SEQ-5, SEQ-8).
+    Gap {
+        /// The topic.
+        topic: String,
+        /// The first missing sequence.
+        expected: u64,
+        /// The sequence delivered next (after an epoch change, the new
+        /// epoch's next sequence).
+        got: u64,
+    },
+    /// A strict recoverable topic could not be resumed, so it was left
+    /// instead of skipping what was lost (SEQ-7).
+    Unrecovered {
+        /// The topic.
+        topic: String,
+        /// The hub's refusal.
+        reply: Value,
+    },
+    /// A push could not be handed to a typed aspect handler.
+    InvalidPayload {
+        /// The topic.
+        topic: String,
+        /// The handler's aspect.
+        aspect: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The connection stopped for good.
     Closed {
         /// Why.

@@ -3,11 +3,18 @@
 //! read of state they publish.
 
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use super::aspect::{self, SchemaCheck};
+use super::recovery::TopicRecovery;
+use crate::protocol::content::{Causation, ContentEnvelope};
+use crate::sequence::{Position, Snapshotter, Stamp};
 
 use super::correlator::PendingSlots;
 use super::error::RequestError;
@@ -23,7 +30,12 @@ pub struct ConnectionHandle {
     pub(crate) subscription: Addr<Subscription>,
     pub(crate) slots: PendingSlots,
     pub(crate) join_wait: Duration,
+    pub(crate) snapshotter: Addr<Snapshotter>,
+    pub(crate) producer: Arc<str>,
 }
+
+/// How many pushes a typed aspect handler may fall behind.
+pub const ASPECT_BUFFER: usize = 1024;
 
 impl Deref for ConnectionHandle {
     type Target = LinkHandle;
@@ -37,9 +49,46 @@ impl ConnectionHandle {
     /// Joins `topic` (and keeps it joined across reconnects); answers the
     /// first join reply, ok or error.
     pub async fn join(&self, topic: &str, params: Value) -> Result<Reply, RequestError> {
+        self.join_with(topic, params, None).await
+    }
+
+    /// Joins a recoverable topic: every rejoin resumes from the last
+    /// sequence delivered (kept in the connection's snapshotter, so also
+    /// across restarts when that is file-backed); duplicates are dropped and
+    /// holes the hub cannot fill are announced as [`ConnectEvent::Gap`]. A
+    /// `strict` topic is left rather than resumed unrecovered
+    /// ([`ConnectEvent::Unrecovered`]).
+    ///
+    /// [`ConnectEvent::Gap`]: super::ConnectEvent::Gap
+    /// [`ConnectEvent::Unrecovered`]: super::ConnectEvent::Unrecovered
+    pub async fn join_recoverable(
+        &self,
+        topic: &str,
+        params: Value,
+        strict: bool,
+    ) -> Result<Reply, RequestError> {
+        let position = Position {
+            channel: topic.to_owned(),
+        };
+        let recovery = match self.snapshotter.send(position).await {
+            Ok(Some(stored)) if stored.epoch.is_some() => {
+                TopicRecovery::restored(strict, stored.delivered, stored.epoch)
+            }
+            _ => TopicRecovery::new(strict),
+        };
+        self.join_with(topic, params, Some(recovery)).await
+    }
+
+    async fn join_with(
+        &self,
+        topic: &str,
+        params: Value,
+        recovery: Option<TopicRecovery>,
+    ) -> Result<Reply, RequestError> {
         let join = Join {
             topic: topic.to_owned(),
             params,
+            recovery,
         };
         match tokio::time::timeout(self.join_wait, self.subscription.send(join)).await {
             Ok(answer) => answered(answer),
@@ -117,6 +166,91 @@ impl ConnectionHandle {
             topic: topic.to_owned(),
             event: event.map(str::to_owned),
             sink: PushSink::Actor(recipient),
+        });
+    }
+
+    /// Publishes a content envelope on a joined topic: stamped with the
+    /// channel's next sequence, the time and this connection's producer
+    /// name; `aspect` is also the push's event. Answers the hub's reply.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        aspect: &str,
+        payload: Value,
+    ) -> Result<Reply, RequestError> {
+        self.publish_envelope(topic, aspect, payload, None).await
+    }
+
+    /// Publishes on the channel of `cause` an envelope derived from it: its
+    /// `causation` names `cause`.
+    pub async fn publish_derived(
+        &self,
+        cause: &ContentEnvelope,
+        aspect: &str,
+        payload: Value,
+    ) -> Result<Reply, RequestError> {
+        let causation = Some(cause.as_cause());
+        self.publish_envelope(&cause.channel, aspect, payload, causation)
+            .await
+    }
+
+    async fn publish_envelope(
+        &self,
+        topic: &str,
+        aspect: &str,
+        payload: Value,
+        causation: Option<Causation>,
+    ) -> Result<Reply, RequestError> {
+        let stamp = Stamp {
+            channel: topic.to_owned(),
+        };
+        let sequence = match self.snapshotter.send(stamp).await {
+            Ok(Ok(sequence)) => sequence,
+            Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
+            Err(_) => return Err(RequestError::Closed),
+        };
+        let mut envelope =
+            ContentEnvelope::stamped(topic, aspect, sequence, &self.producer, payload);
+        envelope.causation = causation;
+        self.push(topic, aspect, envelope.to_value()).await
+    }
+
+    /// Hands every content envelope of `aspect` on `topic` to `handler`,
+    /// its payload deserialized once into `T`. Pushes that are not
+    /// envelopes or do not fit `T` are counted and reported as
+    /// [`ConnectEvent::InvalidPayload`](super::ConnectEvent::InvalidPayload).
+    /// Runs on the current actix arbiter.
+    pub fn on_aspect<T, F>(&self, topic: &str, aspect: &str, handler: F)
+    where
+        T: DeserializeOwned + 'static,
+        F: FnMut(T, ContentEnvelope) + 'static,
+    {
+        self.on_aspect_checked(topic, aspect, None, handler);
+    }
+
+    /// [`on_aspect`](Self::on_aspect) with a schema check run on each
+    /// envelope before its payload is deserialized.
+    pub fn on_aspect_checked<T, F>(
+        &self,
+        topic: &str,
+        aspect: &str,
+        check: Option<SchemaCheck>,
+        mut handler: F,
+    ) where
+        T: DeserializeOwned + 'static,
+        F: FnMut(T, ContentEnvelope) + 'static,
+    {
+        let mut pushes = self.incoming(topic, None, ASPECT_BUFFER);
+        let announcer = self.link.announcer.clone();
+        let (topic, aspect) = (topic.to_owned(), aspect.to_owned());
+        actix::spawn(async move {
+            while let Some(push) = pushes.recv().await {
+                match aspect::decode::<T>(&push, &aspect, check.as_ref()) {
+                    Ok(Some((typed, envelope))) => handler(typed, envelope),
+                    Ok(None) => {}
+                    Err(error) => aspect::report(&announcer, &topic, &aspect, &error),
+                }
+            }
         });
     }
 

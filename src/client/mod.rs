@@ -8,6 +8,7 @@
 //! waiting for replies. The application holds a
 //! [`ConnectionHandle`].
 
+pub mod aspect;
 pub mod auth;
 pub mod backoff;
 pub mod channel_state;

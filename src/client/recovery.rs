@@ -58,6 +58,8 @@ pub struct RecoveryStats {
     pub gaps: u64,
     /// Messages of another epoch dropped.
     pub stale_epoch: u64,
+    /// Messages not held while a join reply was awaited (the hold was full).
+    pub overflow: u64,
 }
 
 /// Position and hole-filling state of one recoverable topic.
@@ -70,6 +72,7 @@ pub struct TopicRecovery {
     replay_top: Option<u64>,
     hole_expected: bool,
     recovering: bool,
+    awaiting_reply: bool,
     held: BTreeMap<u64, Frame>,
     stats: RecoveryStats,
 }
@@ -85,6 +88,7 @@ impl TopicRecovery {
             replay_top: None,
             hole_expected: false,
             recovering: false,
+            awaiting_reply: false,
             held: BTreeMap::new(),
             stats: RecoveryStats::default(),
         }
@@ -126,9 +130,27 @@ impl TopicRecovery {
         Value::Object(params)
     }
 
-    /// Applies an ok join reply's `recovered`, `epoch` and `sequence`.
-    /// Answers how the topic goes on, and a gap to report, if any.
-    pub fn on_join_reply(&mut self, response: &Value) -> (Joined, Option<Step>) {
+    /// A join was sent: messages are held until its reply says where the
+    /// replay starts (pushes can overtake the reply on their way here).
+    pub fn joining(&mut self) {
+        self.awaiting_reply = true;
+    }
+
+    /// Applies an ok join reply's `recovered`, `epoch` and `sequence`, then
+    /// the messages held while it was awaited. Answers how the topic goes
+    /// on and what to do, in order.
+    pub fn on_join_reply(&mut self, response: &Value) -> (Joined, Vec<Step>) {
+        let (joined, gap) = self.apply_reply(response);
+        self.awaiting_reply = false;
+        let mut steps: Vec<Step> = gap.into_iter().collect();
+        let held = std::mem::take(&mut self.held);
+        for (_, frame) in held {
+            steps.extend(self.on_message(frame));
+        }
+        (joined, steps)
+    }
+
+    fn apply_reply(&mut self, response: &Value) -> (Joined, Option<Step>) {
         let epoch = response.get("epoch").and_then(Value::as_str);
         let top = response.get("sequence").and_then(Value::as_u64);
         let (Some(epoch), Some(top)) = (epoch, top) else {
@@ -140,7 +162,6 @@ impl TopicRecovery {
             self.known = true;
             self.epoch = Some(epoch.to_owned());
             self.delivered = top;
-            self.held.retain(|sequence, _| *sequence > top);
             return (Joined::Fresh, None);
         }
         if recovered {
@@ -149,18 +170,15 @@ impl TopicRecovery {
         }
         if self.epoch.as_deref() != Some(epoch) {
             // Nothing is stitched across epochs (SEQ-4): start at the new top.
-            let expected = self.delivered + 1;
+            let gap = Step::Gap {
+                expected: self.delivered + 1,
+                got: top + 1,
+            };
             self.epoch = Some(epoch.to_owned());
             self.delivered = top;
-            self.held.clear();
+            self.replay_top = None;
             self.stats.gaps += 1;
-            return (
-                Joined::Unrecovered,
-                Some(Step::Gap {
-                    expected,
-                    got: top + 1,
-                }),
-            );
+            return (Joined::Unrecovered, Some(gap));
         }
         // Same epoch, history truncated: the replay starts past a hole.
         if top < self.delivered {
@@ -179,6 +197,15 @@ impl TopicRecovery {
             self.stats.delivered += 1;
             return vec![Step::Deliver(frame)];
         };
+        if self.awaiting_reply {
+            if self.held.len() < MAX_HELD {
+                self.held.insert(sequence, frame);
+            } else {
+                // A live hole once the reply is in: recovered by a rejoin.
+                self.stats.overflow += 1;
+            }
+            return Vec::new();
+        }
         if !self.known {
             // A message before any join reply: adopt its position.
             self.known = true;
@@ -329,10 +356,10 @@ mod tests {
         assert_eq!(joined, Joined::Unrecovered);
         assert_eq!(
             gap,
-            Some(Step::Gap {
+            vec![Step::Gap {
                 expected: 11,
                 got: 4
-            })
+            }]
         );
         assert!(feed(&mut topic, &[11], "old").is_empty());
         assert_eq!(topic.stats().stale_epoch, 1);
@@ -393,8 +420,12 @@ mod tests {
         let mut lost = TopicRecovery::restored(false, 1, Some("e".into()));
         lost.on_join_reply(&reply(true, "e", 1));
         feed(&mut lost, &[4], "e");
-        lost.on_join_reply(&reply(false, "e", 4));
-        let steps = feed(&mut lost, &[4], "e");
+        // The held 4 is judged against the reply: the hole before it is lost.
+        let (_, steps) = lost.on_join_reply(&reply(false, "e", 4));
+        assert!(
+            feed(&mut lost, &[4], "e").is_empty(),
+            "the replayed 4 is a duplicate"
+        );
         assert_eq!(
             steps[0],
             Step::Gap {
@@ -416,6 +447,25 @@ mod tests {
             got: 2
         }));
         assert_eq!(delivered(&steps).len(), late.len());
+    }
+
+    #[test]
+    fn messages_overtaking_the_join_reply_wait_for_it() {
+        let mut topic = TopicRecovery::restored(false, 2, Some("e".into()));
+        topic.joining();
+        // The replay of a truncated history arrives before the reply.
+        assert!(feed(&mut topic, &[8, 9, 10], "e").is_empty());
+        let (joined, steps) = topic.on_join_reply(&reply(false, "e", 10));
+        assert_eq!(joined, Joined::Unrecovered);
+        assert_eq!(
+            steps[0],
+            Step::Gap {
+                expected: 3,
+                got: 8
+            }
+        );
+        assert_eq!(delivered(&steps), vec![8, 9, 10]);
+        assert!(!steps.contains(&Step::Recover));
     }
 
     #[test]

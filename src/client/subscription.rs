@@ -26,8 +26,11 @@ use super::correlator::{Correlator, PendingSlots, Register, Responder};
 use super::error::RequestError;
 use super::events::{Announcer, ConnectEvent};
 use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY};
+use super::recovery::{Step, TopicRecovery};
 use super::refs::RefCounter;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
+use crate::sequence::Advance;
+use crate::server::phoenix_socket::UNRECOVERED;
 use crate::transport::outbox::Outbox;
 
 /// Most callers waiting for one topic's join reply.
@@ -66,6 +69,9 @@ pub struct Join {
     pub topic: String,
     /// The join payload, sent again on every rejoin.
     pub params: Value,
+    /// For a recoverable topic: its position (restored or new). Every
+    /// rejoin then resumes from the last sequence delivered.
+    pub recovery: Option<TopicRecovery>,
 }
 
 /// Leaves a topic.
@@ -138,11 +144,13 @@ struct Topic {
     waiters: Vec<Responder>,
     rejoin_timer: Option<SpawnHandle>,
     last_reply: Value,
+    recovery: Option<TopicRecovery>,
 }
 
 impl Topic {
-    fn new(params: Value) -> Topic {
+    fn new(params: Value, recovery: Option<TopicRecovery>) -> Topic {
         Topic {
+            recovery,
             params,
             lifecycle: ChannelLifecycle::new(),
             buffer: VecDeque::new(),
@@ -284,12 +292,19 @@ impl Subscription {
         if let Some(timer) = topic.rejoin_timer.take() {
             ctx.cancel_future(timer);
         }
+        let params = match topic.recovery.as_mut() {
+            Some(recovery) => {
+                recovery.joining();
+                recovery.join_params(&topic.params)
+            }
+            None => topic.params.clone(),
+        };
         let frame = phoenix::encode_parts(
             Some(&join_ref),
             Some(&join_ref),
             name,
             phoenix::PHX_JOIN,
-            &topic.params,
+            &params,
         );
         match self.write(frame) {
             Ok(()) => {}
@@ -327,8 +342,31 @@ impl Subscription {
         }
         let event = match outcome {
             Ok(reply) if reply.status == ReplyStatus::Ok => {
+                let steps = topic.recovery.as_mut().map(|recovery| {
+                    let (joined, steps) = recovery.on_join_reply(&reply.response);
+                    tracing::debug!(topic = name, ?joined, "recoverable topic joined");
+                    steps
+                });
                 topic.last_reply = reply.response;
-                ChannelEvent::JoinOk { join_ref }
+                // Joined first (buffered pushes flushed), then what was held.
+                self.apply(name, ChannelEvent::JoinOk { join_ref }, ctx);
+                if let Some(steps) = steps {
+                    self.carry_out(name, steps, ctx);
+                }
+                return;
+            }
+            Ok(reply) if is_unrecovered(&reply) => {
+                // A strict topic the hub cannot recover: stop, do not skip (SEQ-7).
+                tracing::warn!(topic = name, response = %reply.response, "strict topic not recoverable; left");
+                metrics::counter!("switchboard_client_unrecovered_total").increment(1);
+                for waiter in topic.waiters.drain(..) {
+                    let _ = waiter.send(Ok(reply.clone()));
+                }
+                self.announcer.emit(ConnectEvent::Unrecovered {
+                    topic: name.to_owned(),
+                    reply: reply.response,
+                });
+                return self.drop_topic(name, not_joined(name), ctx);
             }
             Ok(reply) => {
                 tracing::warn!(topic = name, response = %reply.response, "join refused");
@@ -545,6 +583,88 @@ impl Subscription {
         }
     }
 
+    /// A message on a joined topic: through the topic's recovery first when
+    /// it has one (in order, once), then to the handlers.
+    fn receive(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let name = frame.topic.clone();
+        let Some(recovery) = self
+            .topics
+            .get_mut(&name)
+            .and_then(|topic| topic.recovery.as_mut())
+        else {
+            return self.dispatch(frame);
+        };
+        let steps = recovery.on_message(frame);
+        self.carry_out(&name, steps, ctx);
+    }
+
+    /// Delivers, announces or recovers, as a topic's recovery asks.
+    fn carry_out(&mut self, name: &str, steps: Vec<Step>, ctx: &mut Context<Self>) {
+        let Some(recovery) = self
+            .topics
+            .get(name)
+            .and_then(|topic| topic.recovery.as_ref())
+        else {
+            return;
+        };
+        let position = recovery.position();
+        let position = (position.0, position.1.map(str::to_owned));
+        let mut delivered = false;
+        for step in steps {
+            match step {
+                Step::Deliver(frame) => {
+                    delivered = true;
+                    self.dispatch(frame);
+                }
+                Step::Gap { .. } => self.announce_gap(name, &step),
+                Step::Recover => self.recover(name, ctx),
+            }
+        }
+        if delivered {
+            // Stored before a later message can reach a handler (SEQ-2).
+            self.store_position(name, position);
+        }
+    }
+
+    /// Records a topic's delivered position with the snapshotter.
+    fn store_position(&self, name: &str, (delivered, epoch): (u64, Option<String>)) {
+        if let Some(snapshotter) = &self.config.snapshotter {
+            snapshotter.do_send(Advance {
+                channel: name.to_owned(),
+                delivered,
+                epoch,
+            });
+        }
+    }
+
+    fn announce_gap(&self, name: &str, gap: &Step) {
+        let Step::Gap { expected, got } = *gap else {
+            return;
+        };
+        metrics::counter!("switchboard_client_gaps_total").increment(1);
+        tracing::warn!(
+            topic = name,
+            expected,
+            got,
+            "sequence gap the hub could not fill"
+        );
+        self.announcer.emit(ConnectEvent::Gap {
+            topic: name.to_owned(),
+            expected,
+            got,
+        });
+    }
+
+    /// A live hole: join again, resuming from the position, so the hub replays it.
+    fn recover(&mut self, name: &str, ctx: &mut Context<Self>) {
+        metrics::counter!("switchboard_client_live_gaps_total").increment(1);
+        tracing::info!(topic = name, "live sequence gap; rejoining to recover");
+        if self.outbox.is_some() {
+            let join_ref = self.refs.next();
+            self.apply(name, ChannelEvent::TransportUp { join_ref }, ctx);
+        }
+    }
+
     fn dispatch(&mut self, frame: Frame) {
         let Some(sinks) = self.handlers.get_mut(&frame.topic) else {
             return;
@@ -578,6 +698,12 @@ impl Subscription {
             alive
         });
     }
+}
+
+/// An error reply refusing a strict resume.
+fn is_unrecovered(reply: &Reply) -> bool {
+    reply.status == ReplyStatus::Error
+        && reply.response.get("reason").and_then(Value::as_str) == Some(UNRECOVERED)
 }
 
 fn not_joined(topic: &str) -> RequestError {
@@ -667,7 +793,7 @@ impl Handler<Inbound> for Subscription {
                 tracing::warn!(topic = %frame.topic, payload = %frame.payload, "channel errored on the server");
                 self.apply(&frame.topic, ChannelEvent::PhxError { join_ref }, ctx);
             }
-            _ => self.dispatch(frame),
+            _ => self.receive(frame, ctx),
         }
     }
 }
@@ -682,7 +808,7 @@ impl Handler<Join> for Subscription {
         let topic = self
             .topics
             .entry(msg.topic.clone())
-            .or_insert_with(|| Topic::new(msg.params.clone()));
+            .or_insert_with(|| Topic::new(msg.params.clone(), msg.recovery.clone()));
         topic.waiters.retain(|waiter| !waiter.is_closed());
         if topic.waiters.len() >= MAX_JOIN_WAITERS {
             return Box::pin(async {
@@ -692,6 +818,9 @@ impl Handler<Join> for Subscription {
             });
         }
         topic.params = msg.params;
+        if topic.recovery.is_none() {
+            topic.recovery = msg.recovery;
+        }
         let (responder, answer) = oneshot::channel();
         let answer = Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) });
         match topic.state() {

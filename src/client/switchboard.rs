@@ -28,6 +28,7 @@ use super::producer_handle::ProducerHandle;
 use super::refs::RefCounter;
 use super::subscription::Subscription;
 use crate::protocol::envelope::Envelope;
+use crate::sequence::Snapshotter;
 
 /// Default pace of the dial budget: dials per second across all connections.
 pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
@@ -86,6 +87,11 @@ impl Switchboard {
     fn open(&mut self, config: ConnectionConfig) -> ConnectionHandle {
         let id = self.next_id;
         self.next_id += 1;
+        let mut config = config;
+        let snapshotter = config
+            .snapshotter
+            .get_or_insert_with(Snapshotter::in_memory)
+            .clone();
         let config = Arc::new(config);
         let announcer = Announcer::new();
         let refs = RefCounter::default();
@@ -123,6 +129,8 @@ impl Switchboard {
             subscription,
             slots,
             join_wait,
+            snapshotter,
+            producer: Arc::from(config.producer.as_str()),
         };
         self.directory.insert(id, handle.link.clone());
         handle
