@@ -108,10 +108,17 @@ async fn restart_never_reuses_a_sequence_under_every() {
     // Under Every each stamp is its own reservation: the file holds exactly 3.
     assert_eq!(on_disk(dir.path()).expect("saved").published("c"), 3);
     let copy = crash_copy(dir.path(), "crashed.json");
-    let second =
+    let crashed =
         Snapshotter::start(Box::new(FileStore::new(copy)), FlushPolicy::Every).expect("restart");
-    assert_eq!(stamp(&second, "c").await, 4);
-    assert_eq!(stamp(&second, "other").await, 1);
+    assert_eq!(stamp(&crashed, "c").await, 4);
+    assert_eq!(stamp(&crashed, "other").await, 1);
+
+    // A clean restart over the same file.
+    drop(first);
+    let restarted =
+        Snapshotter::start(file_store(dir.path()), FlushPolicy::Every).expect("restart");
+    assert_eq!(stamp(&restarted, "c").await, 4);
+    assert_eq!(on_disk(dir.path()).expect("saved").published("c"), 4);
 }
 
 #[actix_rt::test]
@@ -135,6 +142,12 @@ async fn restart_never_reuses_a_sequence_under_interval() {
     let resumed = stamp(&second, "c").await;
     assert!(resumed > last, "{resumed} was handed out before the crash");
     assert_eq!(resumed, stored.published("c") + 1);
+
+    // A clean restart over the same file resumes after the reservation too.
+    drop(first);
+    let restarted = Snapshotter::start(file_store(dir.path()), HOUR).expect("restart");
+    assert_eq!(stamp(&restarted, "c").await, stored.published("c") + 1);
+    drop(restarted);
 
     // Exhausting a reservation extends it durably before answering.
     let copy2 = crash_copy(dir.path(), "crashed2.json");
