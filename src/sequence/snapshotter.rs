@@ -93,8 +93,8 @@ pub struct Stamp {
 /// to the application.
 ///
 /// Within one epoch the position never moves backwards (a lower value is
-/// ignored and counted); a different epoch replaces it, even with a lower
-/// value. Under [`FlushPolicy::Every`] the answer comes once a snapshot
+/// ignored and counted); a different epoch (`None` counts as one of its
+/// own) replaces it, even with a lower value. Under [`FlushPolicy::Every`] the answer comes once a snapshot
 /// holding the position (or a later one) is durable; under
 /// [`FlushPolicy::Interval`] at once.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
