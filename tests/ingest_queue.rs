@@ -98,6 +98,7 @@ impl Rig {
                 item: item(n),
                 origin: Some(self.origin.clone()),
                 permit,
+                dedup: None,
             })
             .await
             .unwrap();
@@ -183,6 +184,7 @@ async fn block_holds_senders_until_there_is_room_and_drops_nothing() {
                     item: item(n),
                     origin: Some(origin.clone()),
                     permit: Some(permit),
+                    dedup: None,
                 })
                 .await
                 .unwrap();

@@ -27,15 +27,21 @@ use super::link::{ConnectionClosed, TransportDown, TransportUp};
 use crate::protocol::envelope::Envelope;
 use crate::transport::outbox::Outbox;
 
-/// Sends one data envelope; answers once the hub acked it (or, with
-/// `wait_for_ack` false, once it is written or buffered).
+/// Where the ack of a queued data envelope arrives.
+pub type AckWait = oneshot::Receiver<Result<(), RequestError>>;
+
+/// Queues one data envelope (written at once or buffered); answers then,
+/// with the receiver of its ack when `wait_for_ack` is set.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), RequestError>")]
+#[rtype(result = "Result<Option<AckWait>, RequestError>")]
 pub struct SendData {
     /// The payload.
     pub payload: Value,
     /// Whether to wait for the ack.
     pub wait_for_ack: bool,
+    /// The envelope id to use (a sequenced message's `producer:sequence`);
+    /// `None`: a fresh one.
+    pub id: Option<String>,
 }
 
 /// Sends a request and waits for the correlated reply envelope.
@@ -196,26 +202,22 @@ impl Actor for Producer {
 }
 
 impl Handler<SendData> for Producer {
-    type Result = ResponseFuture<Result<(), RequestError>>;
+    type Result = Result<Option<AckWait>, RequestError>;
 
     fn handle(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return Box::pin(async { Err(RequestError::Closed) });
+            return Err(RequestError::Closed);
         }
-        let id = self.next_id();
+        let id = msg.id.unwrap_or_else(|| self.next_id());
         let frame = ByteString::from(Envelope::data(id.clone(), msg.payload).encode());
         if self.unacked.len() >= self.config.buffer_max_frames {
-            return Box::pin(async {
-                Err(RequestError::BufferFull {
-                    reason: "buffer_max_frames",
-                })
+            return Err(RequestError::BufferFull {
+                reason: "buffer_max_frames",
             });
         }
         if self.bytes + frame.len() > self.config.buffer_max_bytes {
-            return Box::pin(async {
-                Err(RequestError::BufferFull {
-                    reason: "buffer_max_bytes",
-                })
+            return Err(RequestError::BufferFull {
+                reason: "buffer_max_bytes",
             });
         }
         let (responder, answer) = if msg.wait_for_ack {
@@ -232,12 +234,7 @@ impl Handler<SendData> for Producer {
             expires_at: Instant::now() + self.config.buffer_deadline,
         });
         self.flush(ctx);
-        match answer {
-            Some(answer) => {
-                Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) })
-            }
-            None => Box::pin(async { Ok(()) }),
-        }
+        Ok(answer)
     }
 }
 

@@ -2,6 +2,7 @@
 //! envelope v1 connection (the ingest client).
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use actix::Addr;
 use serde_json::Value;
@@ -9,7 +10,9 @@ use serde_json::Value;
 use super::error::RequestError;
 use super::link_handle::{answered, LinkHandle};
 use super::producer::{Producer, Request, SendData};
+use crate::protocol::content::ContentEnvelope;
 use crate::protocol::envelope::Envelope;
+use crate::sequence::{Snapshotter, Stamp};
 
 /// A handle on one supervised envelope v1 connection. The methods of
 /// [`LinkHandle`] (status, events, close ...) are available through `Deref`.
@@ -17,6 +20,9 @@ use crate::protocol::envelope::Envelope;
 pub struct ProducerHandle {
     pub(crate) link: LinkHandle,
     pub(crate) producer: Addr<Producer>,
+    pub(crate) snapshotter: Addr<Snapshotter>,
+    pub(crate) name: Arc<str>,
+    pub(crate) publish_order: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Deref for ProducerHandle {
@@ -34,8 +40,9 @@ impl ProducerHandle {
         let send = SendData {
             payload,
             wait_for_ack: true,
+            id: None,
         };
-        answered(self.producer.send(send).await)
+        self.queue(send).await
     }
 
     /// Sends one data envelope without waiting for its ack (it is still
@@ -44,8 +51,62 @@ impl ProducerHandle {
         let send = SendData {
             payload,
             wait_for_ack: false,
+            id: None,
         };
-        answered(self.producer.send(send).await)
+        self.queue(send).await
+    }
+
+    /// Publishes a content envelope on `channel` for exactly-once ingest
+    /// (SEQ-9): stamped with the channel's next sequence (from the
+    /// connection's snapshotter, so never reused, even across a restart
+    /// when it is file-backed) and this producer's name; its envelope id is
+    /// `producer:sequence`, which the hub deduplicates on and JetStream
+    /// gets as `Nats-Msg-Id`. Kept and resent after every reconnect until
+    /// acked; answers the stamped envelope once acked (or, with
+    /// `wait_for_ack` false, once written or buffered).
+    pub async fn publish(
+        &self,
+        channel: &str,
+        aspect: &str,
+        payload: Value,
+        wait_for_ack: bool,
+    ) -> Result<ContentEnvelope, RequestError> {
+        // Stamped and queued under one lock, so concurrent publishes reach
+        // the producer (and the hub) in sequence order.
+        let order = self.publish_order.lock().await;
+        let stamp = Stamp {
+            channel: channel.to_owned(),
+        };
+        let sequence = match self.snapshotter.send(stamp).await {
+            Ok(Ok(sequence)) => sequence,
+            Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
+            Err(_) => return Err(RequestError::Closed),
+        };
+        let envelope = ContentEnvelope::stamped(channel, aspect, sequence, &self.name, payload);
+        let send = SendData {
+            payload: envelope.to_value(),
+            wait_for_ack,
+            id: Some(envelope.dedup_id()),
+        };
+        let ack = answered(self.producer.send(send).await)?;
+        drop(order);
+        if let Some(ack) = ack {
+            ack.await.unwrap_or(Err(RequestError::Closed))?;
+        }
+        Ok(envelope)
+    }
+
+    /// Queues a data envelope, then waits for its ack if asked to.
+    async fn queue(&self, send: SendData) -> Result<(), RequestError> {
+        match answered(self.producer.send(send).await)? {
+            Some(ack) => ack.await.unwrap_or(Err(RequestError::Closed)),
+            None => Ok(()),
+        }
+    }
+
+    /// The name this producer stamps its envelopes with.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Sends a request and waits for the correlated reply.

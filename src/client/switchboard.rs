@@ -177,6 +177,11 @@ impl Handler<OpenProducer> for Switchboard {
         let fail_first = config.fail_first_connect;
         let wait = config.connect_timeout + Duration::from_secs(1);
         let url = config.url.clone();
+        let snapshotter = config
+            .snapshotter
+            .get_or_insert_with(Snapshotter::in_memory)
+            .clone();
+        let producer_name: Arc<str> = Arc::from(config.producer.as_str());
         let config = Arc::new(config);
         let announcer = Announcer::new();
         let gauges = Arc::new(TimerGauges::default());
@@ -196,6 +201,9 @@ impl Handler<OpenProducer> for Switchboard {
         };
         let connection = Supervisor::start(move |_| Connection::new(parts));
         let handle = ProducerHandle {
+            snapshotter,
+            name: producer_name,
+            publish_order: Arc::default(),
             link: LinkHandle {
                 id,
                 url,

@@ -20,6 +20,7 @@ use actix::{
 };
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::dedup::{Dedup, DedupKey};
 use super::queue::{BoundedQueue, Level, Offered, OnFull, Signal};
 use crate::sink::{Sink, SinkError, SinkItem};
 
@@ -38,6 +39,8 @@ pub struct Ingest {
     pub origin: Option<Recipient<IngestOutcome>>,
     /// Under `block`, the admission permit it holds while queued.
     pub permit: Option<OwnedSemaphorePermit>,
+    /// For a sequenced message: the filter told of its outcome (SEQ-9).
+    pub dedup: Option<(Arc<Dedup>, DedupKey)>,
 }
 
 /// Why an item was not delivered.
@@ -229,10 +232,14 @@ impl IngestQueue {
     }
 
     fn nack(entry: Ingest, reason: &'static str, error: String) {
+        let result = Err(Nack { reason, error });
+        if let Some((dedup, key)) = &entry.dedup {
+            dedup.settle(key, &result);
+        }
         if let Some(origin) = entry.origin {
             origin.do_send(IngestOutcome {
                 id: entry.item.id,
-                result: Err(Nack { reason, error }),
+                result,
             });
         }
     }
@@ -271,6 +278,9 @@ impl IngestQueue {
                     "switchboard_ingest_delivered_total",
                     "ok",
                 );
+                if let Some((dedup, key)) = &entry.dedup {
+                    dedup.settle(key, &Ok(()));
+                }
                 if let Some(origin) = &entry.origin {
                     origin.do_send(IngestOutcome {
                         id: entry.item.id.clone(),

@@ -88,6 +88,7 @@ pub async fn ingest_socket(
         stats: service.stats().clone(),
         outbox_frames: service.config().max_outbound_frames,
         bidirectional: service.bidirectional(),
+        dedup: ingest.dedup.clone(),
     };
     ServerSession::start(
         session_parts(&service, session, stream, id),

@@ -23,7 +23,10 @@ use super::stats::{FrameProblem, HubStats};
 use crate::client::correlator::{Correlator, FailAll, PendingSlots, Register, Resolve};
 use crate::client::RequestError;
 use crate::config::BidirectionalConfig;
-use crate::ingest::{Backpressure, Ingest, IngestOutcome, IngestQueue, Signal, Status, Upstream};
+use crate::ingest::{
+    Admission, Backpressure, Dedup, DedupKey, Ingest, IngestOutcome, IngestQueue, Signal, Status,
+    Upstream,
+};
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::sink::{Channel, SinkItem};
 use crate::transport::outbox::Outbox;
@@ -43,6 +46,7 @@ pub struct IngestSocket {
     slots: PendingSlots,
     request_timeout: std::time::Duration,
     requests: u64,
+    dedup: Arc<Dedup>,
 }
 
 /// What an ingest socket needs from the hub.
@@ -60,6 +64,8 @@ pub struct IngestDeps {
     pub outbox_frames: usize,
     /// Requests from the hub to the sender.
     pub bidirectional: BidirectionalConfig,
+    /// Recognises resent sequenced messages.
+    pub dedup: Arc<Dedup>,
 }
 
 type Session = ServerSession<IngestSocket>;
@@ -92,6 +98,7 @@ impl IngestSocket {
             signals: 0,
             rate_limit: None,
             outbox_frames: deps.outbox_frames,
+            dedup: deps.dedup,
         }
     }
 
@@ -129,14 +136,26 @@ impl IngestSocket {
     }
 
     fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
+        let origin = ctx.address().recipient();
+        let key = DedupKey::of(&payload);
+        if let Some(key) = &key {
+            match self.dedup.admit(key, &id, &origin) {
+                Admission::New => {}
+                // Stored already: ack again, store nothing.
+                Admission::Duplicate => return self.write(&Envelope::ack(id)),
+                // Acked when its original is.
+                Admission::InFlight => return,
+            }
+        }
         let entry = Ingest {
             item: SinkItem {
                 id,
                 channel: Channel::Data,
                 payload: Bytes::from(payload.to_string()),
             },
-            origin: Some(ctx.address().recipient()),
+            origin: Some(origin),
             permit: None,
+            dedup: key.map(|key| (self.dedup.clone(), key)),
         };
         let Some(admission) = self.admission.clone() else {
             return self.forward(entry, ctx);

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod serve;
 pub mod service;
 pub mod session;
+pub mod snapshot;
 pub mod stats;
 pub mod upgrade;
 

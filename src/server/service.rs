@@ -12,11 +12,15 @@ use super::history::History;
 use super::hub::{Drain, Hub};
 use super::registry::Registry;
 use super::registry::{SenderRequest, SessionId};
+use super::snapshot;
 use super::stats::HubStats;
 use crate::client::RequestError;
 use crate::config::{BidirectionalConfig, Config, ServerConfig};
-use crate::ingest::{Drain as IngestDrain, DrainReport, IngestQueue, IngestStats, QueueConfig};
+use crate::ingest::{
+    Dedup, Drain as IngestDrain, DrainReport, IngestQueue, IngestStats, QueueConfig,
+};
 use crate::protocol::envelope::Envelope;
+use crate::sequence::Snapshotter;
 use crate::sink::in_process::CountingSink;
 use crate::sink::Sink;
 use crate::{health, metrics};
@@ -42,6 +46,10 @@ pub struct IngestParts {
     pub admission: Option<Arc<Semaphore>>,
     /// Its counters.
     pub stats: Arc<IngestStats>,
+    /// The duplicate filter of sequenced messages (SEQ-9).
+    pub dedup: Arc<Dedup>,
+    /// Where ingest high-water marks are persisted.
+    pub snapshotter: Addr<Snapshotter>,
 }
 
 /// A hub: its config, credentials, channels, directory, counters and actor.
@@ -93,10 +101,13 @@ impl HubService {
             },
             sink,
         );
+        let (snapshotter, marks) = snapshot::open(&config.snapshot);
         let ingest = IngestParts {
             admission: queue.admission(),
             stats: queue.stats(),
             queue: queue.start(),
+            dedup: Dedup::new(marks, Some(snapshotter.clone())),
+            snapshotter,
         };
         HubService {
             state: Arc::new(HubState {
