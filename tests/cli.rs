@@ -57,6 +57,26 @@ async fn serve_with_invalid_config_exits_2_naming_the_key() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("server.idle_timeout: "), "{stderr}");
+
+    // A snapshot file that does not parse is refused, not silently replaced.
+    let snapshot = dir.path().join("sequences.json");
+    std::fs::write(&snapshot, "{ not json").unwrap();
+    let config = dir.path().join("snapshot.toml");
+    let text = format!("[snapshot]\npath = {:?}\nevery = \"publish\"\n", snapshot);
+    std::fs::write(&config, text).unwrap();
+    let output = binary()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("snapshot.path: "), "{stderr}");
+    assert!(
+        stderr.contains("sequences.json"),
+        "names the file: {stderr}"
+    );
 }
 
 #[actix_web::test]

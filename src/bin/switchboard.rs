@@ -137,6 +137,7 @@ fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, St
 fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
     let loaded = load_config(path, overrides).and_then(|config| {
         let credentials = Credentials::from_config(&config.auth).map_err(|e| e.to_string())?;
+        server::snapshot::check(&config.snapshot).map_err(|e| format!("snapshot.path: {e}"))?;
         Ok((config, credentials))
     });
     let (config, credentials) = match loaded {
@@ -150,7 +151,8 @@ fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         let sink = switchboard::sink::select::from_config(&config.sink)
             .await
             .map_err(|e| format!("sink {:?} at {}: {e}", config.sink.kind, config.sink.url))?;
-        let service = HubService::with_sink(&config, ChannelRouter::rooms(), credentials, sink);
+        let router = ChannelRouter::rooms_with_history(&config.history.topics);
+        let service = HubService::with_sink(&config, router, credentials, sink);
         let hub = server::start_service(&config, service).map_err(|e| e.to_string())?;
         println!(
             "{}",

@@ -123,6 +123,16 @@ impl ChannelRouter {
         ChannelRouter::new().route("room:*", RoomChannel)
     }
 
+    /// The router of `switchboard serve`: [`rooms`](Self::rooms), and every
+    /// recoverable topic pattern of `[history]` routed to [`RoomChannel`] too.
+    pub fn rooms_with_history(patterns: &[String]) -> ChannelRouter {
+        patterns
+            .iter()
+            .fold(ChannelRouter::rooms(), |router, pattern| {
+                router.route(pattern, RoomChannel)
+            })
+    }
+
     /// The channel routed for `topic`, if any.
     pub fn find(&self, topic: &str) -> Option<Arc<dyn Channel>> {
         self.routes
