@@ -1,0 +1,240 @@
+//! The memory scenario's child processes: this binary re-executed with a
+//! hidden subcommand, so a server or a set of clients can be measured in a
+//! process of its own (its RSS holds nothing else).
+//!
+//! A child prints one JSON line when ready, then runs until its stdin closes.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use actix::Actor;
+use anyhow::{anyhow, Context};
+use clap::{Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use switchboard::client::{ConnectionConfig, Switchboard};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::baseline::client;
+use crate::baseline::server::{BaselineServer, Mode};
+use crate::hub::{BenchHub, SinkChoice};
+use crate::rss::own_rss_kib;
+use crate::scenarios::{loopback, FAST_DIALS_PER_SECOND};
+
+/// Connections opened (and kept) before the "before" reading, so one-time
+/// costs (first socket, thread caches) are not charged per connection.
+pub const WARM_CONNECTIONS: usize = 10;
+
+/// Time given to a process to settle before its RSS is read.
+pub const SETTLE: Duration = Duration::from_millis(500);
+
+/// Whose server or clients a child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// switchboard's hub / supervised connections.
+    Switchboard,
+    /// The raw tokio-tungstenite server / clients.
+    Baseline,
+}
+
+/// The hidden subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// Serves until stdin closes; prints `{"addr": ...}` when listening.
+    #[command(name = "__serve", hide = true)]
+    Serve {
+        /// Which server.
+        #[arg(value_enum)]
+        kind: Kind,
+    },
+    /// Holds `count` idle connections to `url` until stdin closes; prints
+    /// its RSS before and after opening them.
+    #[command(name = "__clients", hide = true)]
+    Clients {
+        /// Which clients.
+        #[arg(value_enum)]
+        kind: Kind,
+        /// Where to connect.
+        url: String,
+        /// How many connections.
+        count: usize,
+        /// Handshakes in flight at once.
+        parallel: usize,
+    },
+}
+
+/// What `__serve` prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Listening {
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+/// What `__clients` prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientsRss {
+    /// RSS after the warm-up connections, KiB.
+    pub before_kib: u64,
+    /// RSS with every connection up, KiB.
+    pub after_kib: u64,
+}
+
+/// Runs a child role (in the child process).
+pub fn run(role: Role) -> anyhow::Result<()> {
+    match role {
+        Role::Serve { kind } => serve(kind),
+        Role::Clients {
+            kind,
+            url,
+            count,
+            parallel,
+        } => actix_rt::System::new().block_on(clients(kind, url, count, parallel)),
+    }
+}
+
+/// `__serve`: a server on its own thread; this thread waits for stdin to close.
+fn serve(kind: Kind) -> anyhow::Result<()> {
+    let (addr, keep): (SocketAddr, Box<dyn std::any::Any>) = match kind {
+        Kind::Switchboard => {
+            let hub = BenchHub::start(loopback(), SinkChoice::InProcess)?;
+            (hub.addr(), Box::new(hub))
+        }
+        Kind::Baseline => {
+            let server = BaselineServer::start(loopback(), Mode::Echo)?;
+            (server.addr(), Box::new(server))
+        }
+    };
+    println!("{}", serde_json::to_string(&Listening { addr })?);
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    // Exit without an orderly shutdown: the parent has what it needs.
+    std::mem::forget(keep);
+    std::process::exit(0)
+}
+
+/// `__clients`: opens the connections, reports, holds them.
+async fn clients(kind: Kind, url: String, count: usize, parallel: usize) -> anyhow::Result<()> {
+    let mut held = Held::new(kind);
+    held.open(&url, WARM_CONNECTIONS, parallel).await?;
+    tokio::time::sleep(SETTLE).await;
+    let before_kib = own_rss_kib()?;
+    held.open(&url, count, parallel).await?;
+    tokio::time::sleep(SETTLE).await;
+    let after_kib = own_rss_kib()?;
+    println!(
+        "{}",
+        serde_json::to_string(&ClientsRss {
+            before_kib,
+            after_kib
+        })?
+    );
+    tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await??;
+    std::process::exit(0)
+}
+
+/// Connections a client child holds.
+enum Held {
+    /// Supervised connections (the switchboard and its handles).
+    Switchboard(
+        actix::Addr<Switchboard>,
+        Vec<switchboard::client::ConnectionHandle>,
+    ),
+    /// Raw sockets, each read by a task of its own.
+    Baseline(Vec<tokio::task::JoinHandle<()>>),
+}
+
+impl Held {
+    /// Nothing held yet.
+    fn new(kind: Kind) -> Held {
+        match kind {
+            Kind::Switchboard => {
+                Held::Switchboard(Switchboard::new(FAST_DIALS_PER_SECOND).start(), Vec::new())
+            }
+            Kind::Baseline => Held::Baseline(Vec::new()),
+        }
+    }
+
+    /// Opens `count` more connections to `url` and waits until all are up.
+    async fn open(&mut self, url: &str, count: usize, parallel: usize) -> anyhow::Result<()> {
+        match self {
+            Held::Switchboard(board, handles) => {
+                // An application's defaults: no bench-sized queues here.
+                let opened: Vec<_> = futures_util::stream::iter(0..count)
+                    .map(|_| crate::supervised::open(board, ConnectionConfig::new(url)))
+                    .buffer_unordered(parallel.max(1))
+                    .collect()
+                    .await;
+                for handle in opened {
+                    handles.push(handle?);
+                }
+            }
+            Held::Baseline(tasks) => {
+                for mut ws in client::connect_many(url, count, parallel).await? {
+                    tasks.push(tokio::spawn(async move {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A child process as the parent sees it.
+pub struct ChildProcess {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl ChildProcess {
+    /// Starts this binary with `args`; killed if dropped.
+    pub fn spawn(args: &[String]) -> anyhow::Result<ChildProcess> {
+        let exe = std::env::current_exe().context("locating the bench binary")?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a child process")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("the child has no stdout"))?;
+        Ok(ChildProcess {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child
+            .id()
+            .ok_or_else(|| anyhow!("the child already exited"))
+    }
+
+    /// The next line the child prints, parsed as JSON, within `within`.
+    pub async fn line<T: DeserializeOwned>(&mut self, within: Duration) -> anyhow::Result<T> {
+        let line = tokio::time::timeout(within, self.lines.next_line())
+            .await
+            .map_err(|_| anyhow!("the child printed nothing within {within:?}"))??
+            .ok_or_else(|| anyhow!("the child exited before reporting"))?;
+        serde_json::from_str(&line).with_context(|| format!("the child printed {line:?}"))
+    }
+
+    /// Closes the child's stdin and waits (bounded) for it to exit; kills it otherwise.
+    pub async fn finish(mut self) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}

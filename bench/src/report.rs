@@ -1,0 +1,261 @@
+//! The results: one row per figure, printed as a table and as the final
+//! JSON line `{"scenarios": [...]}`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Which direction of a figure is good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// Throughput.
+    Higher,
+    /// Latency, memory, time.
+    Lower,
+}
+
+/// An acceptance target on a row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "on", rename_all = "snake_case")]
+pub enum Target {
+    /// `switchboard / baseline` must be at least this.
+    RatioAtLeast {
+        /// The bound.
+        bound: f64,
+    },
+    /// `switchboard / baseline` must be at most this.
+    RatioAtMost {
+        /// The bound.
+        bound: f64,
+    },
+    /// The switchboard figure itself must be at most this.
+    ValueAtMost {
+        /// The bound.
+        bound: f64,
+    },
+}
+
+impl Target {
+    /// Whether `row` meets the target.
+    fn met(&self, row: &Row) -> bool {
+        match *self {
+            Target::RatioAtLeast { bound } => row.ratio >= bound,
+            Target::RatioAtMost { bound } => row.ratio <= bound,
+            Target::ValueAtMost { bound } => row.switchboard <= bound,
+        }
+    }
+
+    /// `ratio ≥ 0.6`, `value ≤ 3000`, ...
+    fn describe(&self) -> String {
+        match *self {
+            Target::RatioAtLeast { bound } => format!("ratio >= {bound}"),
+            Target::RatioAtMost { bound } => format!("ratio <= {bound}"),
+            Target::ValueAtMost { bound } => format!("value <= {bound}"),
+        }
+    }
+}
+
+/// One figure of one scenario, for both sides (and the peer where measured).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Scenario name, e.g. `one_way_ingest`.
+    pub name: String,
+    /// Unit of the figures, e.g. `msgs/s`.
+    pub metric: String,
+    /// switchboard's figure.
+    pub switchboard: f64,
+    /// The raw tokio-tungstenite baseline's figure.
+    pub baseline: f64,
+    /// `switchboard / baseline`.
+    pub ratio: f64,
+    /// Which direction is good.
+    pub better: Better,
+    /// The ezsockets client's figure, where measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<f64>,
+    /// `switchboard / peer`, where measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_ratio: Option<f64>,
+    /// The acceptance target, where the issue sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Whether the target (and being ahead of the peer) is met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub met: Option<bool>,
+    /// How the figure was taken, where it needs saying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Row {
+    /// A row with the ratio filled in.
+    pub fn new(name: &str, metric: &str, better: Better, switchboard: f64, baseline: f64) -> Row {
+        Row {
+            name: name.to_owned(),
+            metric: metric.to_owned(),
+            switchboard: round(switchboard),
+            baseline: round(baseline),
+            ratio: ratio(switchboard, baseline),
+            better,
+            peer: None,
+            peer_ratio: None,
+            target: None,
+            met: None,
+            note: None,
+        }
+    }
+
+    /// Adds the peer's figure.
+    pub fn with_peer(mut self, peer: f64) -> Row {
+        self.peer = Some(round(peer));
+        self.peer_ratio = Some(ratio(self.switchboard, peer));
+        self.met = self.evaluate();
+        self
+    }
+
+    /// Sets the acceptance target.
+    pub fn with_target(mut self, target: Target) -> Row {
+        self.target = Some(target);
+        self.met = self.evaluate();
+        self
+    }
+
+    /// Adds a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Row {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Target met and, where a peer was measured, ahead of it.
+    fn evaluate(&self) -> Option<bool> {
+        let target = self.target.map(|target| target.met(self));
+        let ahead = self.peer.map(|peer| match self.better {
+            Better::Higher => self.switchboard >= peer,
+            Better::Lower => self.switchboard <= peer,
+        });
+        match (target, ahead) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(true) && b.unwrap_or(true)),
+        }
+    }
+}
+
+/// `a / b` to three decimals (0 when `b` is 0).
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        0.0
+    } else {
+        (a / b * 1000.0).round() / 1000.0
+    }
+}
+
+/// Rounds a figure for display: integers above 100, two decimals below.
+fn round(value: f64) -> f64 {
+    if value.abs() >= 100.0 {
+        value.round()
+    } else {
+        (value * 100.0).round() / 100.0
+    }
+}
+
+/// Every row of a run.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// The rows, in scenario order.
+    pub scenarios: Vec<Row>,
+}
+
+impl Report {
+    /// The JSON object, on one line.
+    pub fn json(&self) -> anyhow::Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// A Markdown table of every row.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| scenario | metric | switchboard | baseline | ratio | peer (ezsockets) | sw/peer | better | target | met |\n\
+             |---|---|---:|---:|---:|---:|---:|---|---|---|\n",
+        );
+        for row in &self.scenarios {
+            let peer = row.peer.map_or("".to_owned(), |p| format!("{p}"));
+            let peer_ratio = row.peer_ratio.map_or("".to_owned(), |r| format!("{r}"));
+            let target = row.target.map_or("".to_owned(), |t| t.describe());
+            let met = match row.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            };
+            let better = match row.better {
+                Better::Higher => "higher",
+                Better::Lower => "lower",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                row.name,
+                row.metric,
+                row.switchboard,
+                row.baseline,
+                row.ratio,
+                peer,
+                peer_ratio,
+                better,
+                target,
+                met
+            );
+        }
+        out
+    }
+
+    /// The notes of every row that has one.
+    pub fn notes(&self) -> String {
+        let mut out = String::new();
+        for row in &self.scenarios {
+            if let Some(note) = &row.note {
+                let _ = writeln!(out, "- {}: {}", row.name, note);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_peer_decide_met() {
+        let row = Row::new("one_way", "msgs/s", Better::Higher, 700.0, 1000.0)
+            .with_target(Target::RatioAtLeast { bound: 0.6 });
+        assert_eq!(row.ratio, 0.7);
+        assert_eq!(row.met, Some(true));
+        let behind = row.with_peer(800.0);
+        assert_eq!(behind.met, Some(false));
+        let slow = Row::new("rtt_p50", "us", Better::Lower, 130.0, 100.0)
+            .with_target(Target::RatioAtMost { bound: 1.2 });
+        assert_eq!(slow.met, Some(false));
+    }
+
+    #[test]
+    fn json_line_has_the_required_fields() {
+        let report = Report {
+            scenarios: vec![Row::new("fanout", "deliveries/s", Better::Higher, 1.0, 2.0)],
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&report.json().expect("serializes")).expect("parses");
+        let row = &value["scenarios"][0];
+        for key in [
+            "name",
+            "metric",
+            "switchboard",
+            "baseline",
+            "ratio",
+            "better",
+        ] {
+            assert!(row.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(row["better"], "higher");
+    }
+}

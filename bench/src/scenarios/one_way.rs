@@ -1,0 +1,211 @@
+//! `one_way`: one connection, the client sends 100-byte messages as fast as
+//! it can, the server counts them (msgs/s). Two rows: Phoenix pushes into
+//! the hub's channel, and envelope v1 data through `/ingest` into the
+//! in-process sink.
+//!
+//! Every sender keeps at most `plan.one_way_in_flight` (ingest:
+//! `plan.ingest_in_flight`) messages sent but not yet counted by the
+//! server, the same rule for all three sides: switchboard's casts answer
+//! once queued, not once written, so without a window a sender would only
+//! measure how fast it can fill a queue.
+
+use actix::Actor;
+use anyhow::bail;
+use futures_util::SinkExt;
+use switchboard::client::{RequestError, Switchboard};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::{alternate, loopback, measure_sender, Side, Stop, FAST_DIALS_PER_SECOND};
+use crate::baseline::client;
+use crate::baseline::server::{BaselineServer, Mode};
+use crate::hub::{BenchHub, SinkChoice};
+use crate::payload::{self, COUNT_EVENT, TOPIC};
+use crate::peer::Peer;
+use crate::plan::Plan;
+use crate::report::{Better, Row, Target};
+use crate::stats::median;
+
+/// Which path the messages take on the switchboard side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Phoenix pushes (`ConnectionHandle::send`) to the bench channel.
+    Phoenix,
+    /// Envelope data (`ProducerHandle::send`) into the in-process sink.
+    Ingest,
+}
+
+/// Runs both one-way rows.
+pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for path in [Path::Phoenix, Path::Ingest] {
+        let results = alternate(
+            plan.rounds,
+            &[Side::Switchboard, Side::Baseline, Side::Peer],
+            async |side| match side {
+                Side::Switchboard => switchboard(plan, path).await,
+                Side::Baseline => baseline(plan, window(plan, path)).await,
+                Side::Peer => peer(plan, path).await,
+            },
+        )
+        .await?;
+        let (name, note) = match path {
+            Path::Phoenix => (
+                "one_way_phoenix",
+                "ConnectionHandle::send casts to a hub channel that counts them",
+            ),
+            Path::Ingest => (
+                "one_way_ingest",
+                "ProducerHandle::send into /ingest, counted once the in-process sink accepted each",
+            ),
+        };
+        rows.push(
+            Row::new(
+                name,
+                "msgs/s",
+                Better::Higher,
+                median(&results[0]),
+                median(&results[1]),
+            )
+            .with_peer(median(&results[2]))
+            .with_target(Target::RatioAtLeast { bound: 0.6 })
+            .with_note(format!(
+                "{note}; {} in flight; median of {} rounds",
+                window(plan, path),
+                plan.rounds
+            )),
+        );
+    }
+    Ok(rows)
+}
+
+/// The in-flight window of `path`.
+fn window(plan: &Plan, path: Path) -> u64 {
+    match path {
+        Path::Phoenix => plan.one_way_in_flight,
+        Path::Ingest => plan.ingest_in_flight,
+    }
+}
+
+/// switchboard's hub and supervised client.
+async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
+    let hub = BenchHub::start(loopback(), SinkChoice::InProcess)?;
+    let board = Switchboard::new(FAST_DIALS_PER_SECOND).start();
+    let stop = Stop::new();
+    let in_flight = window(plan, path);
+    let rate = match path {
+        Path::Phoenix => {
+            let handle = crate::supervised::open_joined(&board, &hub.phoenix_url(), TOPIC).await?;
+            let counter = hub.counted().clone();
+            let (sender, flag) = (handle.clone(), stop.clone());
+            let rate = measure_sender(&counter.clone(), plan, stop, async move {
+                let payload = payload::json_payload();
+                let mut sent = 0;
+                while !flag.is_set() {
+                    counter.wait_for_room(sent, in_flight).await;
+                    sender.send(TOPIC, COUNT_EVENT, payload.clone()).await?;
+                    sent += 1;
+                }
+                Ok(())
+            })
+            .await;
+            handle.close().await;
+            rate?
+        }
+        Path::Ingest => {
+            let producer = crate::supervised::open_producer(&board, &hub.ingest_url()).await?;
+            let counter = hub.ingested().clone();
+            let (sender, flag) = (producer.clone(), stop.clone());
+            let rate = measure_sender(&counter.clone(), plan, stop, async move {
+                let payload = payload::json_payload();
+                let mut sent = 0;
+                while !flag.is_set() {
+                    counter.wait_for_room(sent, in_flight).await;
+                    match sender.send(payload.clone()).await {
+                        Ok(()) => sent += 1,
+                        Err(RequestError::BufferFull { .. }) => {
+                            // Acks trail the sink's count a little; let them in.
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            producer.close().await;
+            rate?
+        }
+    };
+    hub.kill().await;
+    Ok(rate)
+}
+
+/// The raw pair: a tokio-tungstenite client feeding 100-byte text frames
+/// to a counting tokio-tungstenite server.
+pub async fn baseline(plan: &Plan, in_flight: u64) -> anyhow::Result<f64> {
+    let server = BaselineServer::start(loopback(), Mode::Count)?;
+    let mut ws = client::connect(&server.url()).await?;
+    let counter = server.counter().clone();
+    let stop = Stop::new();
+    let flag = stop.clone();
+    let rate = measure_sender(&counter.clone(), plan, stop, async move {
+        let text = Utf8Bytes::from(payload::raw_text());
+        let mut sent = 0;
+        while !flag.is_set() {
+            if sent - counter.get() >= in_flight {
+                ws.flush().await?;
+                counter.wait_for_room(sent, in_flight).await;
+            }
+            ws.feed(Message::Text(text.clone())).await?;
+            sent += 1;
+        }
+        ws.close(None).await?;
+        Ok(())
+    })
+    .await?;
+    server.stop();
+    Ok(rate)
+}
+
+/// The ezsockets client sending the same frames to switchboard's hub.
+async fn peer(plan: &Plan, path: Path) -> anyhow::Result<f64> {
+    let hub = BenchHub::start(loopback(), SinkChoice::InProcess)?;
+    let stop = Stop::new();
+    let in_flight = window(plan, path);
+    let (url, counter) = match path {
+        Path::Phoenix => (hub.phoenix_v2_url(), hub.counted().clone()),
+        Path::Ingest => (hub.ingest_url(), hub.ingested().clone()),
+    };
+    let peer = Peer::connect(&url, false).await?;
+    if path == Path::Phoenix {
+        peer.send(payload::phoenix_join())?;
+    }
+    let flag = stop.clone();
+    let rate = measure_sender(&counter.clone(), plan, stop, async move {
+        let payload = payload::json_payload();
+        let mut sent = 0;
+        while !flag.is_set() {
+            counter.wait_for_room(sent, in_flight).await;
+            let frame = match path {
+                Path::Phoenix => payload::phoenix_push(sent + 2, COUNT_EVENT, &payload),
+                Path::Ingest => payload::envelope_data(sent, payload.clone()),
+            };
+            peer.send(frame)?;
+            sent += 1;
+            if sent % 256 == 0 {
+                // ezsockets queues without bound and writes on another task
+                // of this thread: give it the thread now and then.
+                tokio::task::yield_now().await;
+            }
+        }
+        peer.close();
+        Ok(())
+    })
+    .await;
+    hub.kill().await;
+    let rate = rate?;
+    if rate == 0.0 {
+        bail!("the ezsockets peer delivered nothing");
+    }
+    Ok(rate)
+}
