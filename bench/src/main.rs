@@ -49,6 +49,9 @@ struct Cli {
     /// Run only the scenarios whose name starts with NAME (repeatable).
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
+    /// Run one side only, for profiling it (the other columns read 0).
+    #[arg(long, value_enum)]
+    side: Option<scenarios::Side>,
     /// A child process of the memory scenario (internal).
     #[command(subcommand)]
     role: Option<child::Role>,
@@ -85,6 +88,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(role) = cli.role {
         return child::run(role);
+    }
+    if let Some(side) = cli.side {
+        scenarios::run_only(side);
     }
     let open_files = limits::raise_open_files();
     let plan = Plan::new(cli.quick, open_files);

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::{alternate, loopback, Side};
+use super::{alternate, first, loopback, Side};
 use crate::baseline::client;
 use crate::baseline::server::{BaselineServer, Mode};
 use crate::child::{ChildProcess, ClientsRss, Kind, Listening, SETTLE, WARM_CONNECTIONS};
@@ -36,8 +36,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
                 &format!("idle_memory_server_{connections}"),
                 "KiB/connection",
                 Better::Lower,
-                server[0][0],
-                server[1][0],
+                first(&server[0]),
+                first(&server[1]),
             )
             .with_target(Target::RatioAtMost { bound: 2.0 })
             .with_note("hub (or raw server) in a child process; raw idle clients, no topic joined"),
@@ -51,8 +51,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
                 &format!("idle_memory_client_{connections}"),
                 "KiB/connection",
                 Better::Lower,
-                clients[1][0],
-                clients[0][0],
+                first(&clients[1]),
+                first(&clients[0]),
             )
             .with_target(Target::RatioAtMost { bound: 2.0 })
             .with_note("supervised connections (default ConnectionConfig) or raw sockets in a child process"),

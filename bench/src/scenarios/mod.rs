@@ -11,7 +11,7 @@ pub mod rtt;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::counter::Counter;
@@ -25,7 +25,7 @@ pub const FAST_DIALS_PER_SECOND: u32 = 10_000;
 const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 /// Who runs a measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Side {
     /// switchboard's hub and, where the scenario has one, its client.
     Switchboard,
@@ -35,13 +35,32 @@ pub enum Side {
     Peer,
 }
 
+/// The only side to run (`--side`, for profiling one side), if set.
+static ONLY_SIDE: OnceLock<Side> = OnceLock::new();
+
+/// Runs only `side` from now on: the others report 0 (for profiling).
+pub fn run_only(side: Side) {
+    let _ = ONLY_SIDE.set(side);
+}
+
+/// Whether `side` runs in this process.
+fn selected(side: Side) -> bool {
+    ONLY_SIDE.get().is_none_or(|only| *only == side)
+}
+
+/// The first result of a side, or 0 when it did not run.
+pub fn first(results: &[f64]) -> f64 {
+    results.first().copied().unwrap_or(0.0)
+}
+
 /// `127.0.0.1:0`.
 pub fn loopback() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
 /// Runs `run` for each side `rounds` times, alternating the order every
-/// round; returns each side's results in the order of `sides`.
+/// round; returns each side's results in the order of `sides` (none for a
+/// side `--side` left out).
 pub async fn alternate<T>(
     rounds: usize,
     sides: &[Side],
@@ -53,7 +72,7 @@ pub async fn alternate<T>(
         if round % 2 == 1 {
             order.reverse();
         }
-        for index in order {
+        for index in order.into_iter().filter(|index| selected(sides[*index])) {
             let result = run(sides[index]).await?;
             results[index].push(result);
         }

@@ -54,7 +54,13 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
         },
     )
     .await?;
-    let (sw, base) = (results[0][0], results[1][0]);
+    let pick = |side: usize| {
+        results[side].first().copied().unwrap_or(Outcome {
+            rejoin_ms: 0.0,
+            peak_share: 0.0,
+        })
+    };
+    let (sw, base) = (pick(0), pick(1));
     let max_backoff_ms = plan.rejoin_max_backoff.as_secs_f64() * 1000.0;
     let config = format!(
         "{} connections, backoff {} ms -> {} ms (max), x2, full jitter; switchboard's default dial budget of {} dials/s",
