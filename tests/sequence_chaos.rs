@@ -146,7 +146,11 @@ fn assert_exactly_once(stored: &[Value], count: u64) {
         "in order, no hole, no duplicate"
     );
     for item in stored {
-        assert_eq!(item["producer"], json!("probe-1"));
+        let producer = item["producer"].as_str().expect("producer");
+        assert!(
+            producer.starts_with("probe-1/"),
+            "name/incarnation: {producer}"
+        );
         assert_eq!(
             item["sequence"].as_u64(),
             item["payload"]["n"].as_u64().map(|n| n + 1)
@@ -221,7 +225,13 @@ async fn seq_9_chaos_10000_sequenced_messages_reach_jetstream_exactly_once() {
     let ids: Vec<String> = stored.iter().map(|message| message.id.clone()).collect();
     let payloads: Vec<Value> = stored.into_iter().map(|message| message.payload).collect();
     assert_exactly_once(&payloads, MESSAGES);
-    assert_eq!(ids[0], "probe-1:1", "Nats-Msg-Id is producer:sequence");
+    let first = &payloads[0];
+    let producer = first["producer"].as_str().expect("producer");
+    assert_eq!(
+        ids[0],
+        format!("{producer}:1"),
+        "Nats-Msg-Id is producer:sequence"
+    );
     report("JetStream chaos", &hub, cuts, started);
 }
 
@@ -249,6 +259,74 @@ async fn seq_9_a_restarted_sender_with_a_file_store_never_reuses_a_sequence() {
     }
     let stored = sink.items.lock().expect("sink").clone();
     assert_exactly_once(&stored, 300);
+    let identities: std::collections::BTreeSet<&str> = stored
+        .iter()
+        .filter_map(|item| item["producer"].as_str())
+        .collect();
+    assert_eq!(
+        identities.len(),
+        1,
+        "one incarnation across restarts: {identities:?}"
+    );
+}
+
+#[actix_web::test]
+async fn seq_9_one_producer_on_two_channels_keeps_one_sequence() {
+    let config = chaos_hub_config();
+    let sink = Arc::new(RecordingSink::default());
+    let service = HubService::with_sink(
+        &config,
+        ChannelRouter::rooms(),
+        Credentials::Open,
+        sink.clone(),
+    );
+    let hub = server::start_service(&config, service).expect("hub starts");
+    let producer = open_producer(&format!("ws://{}/ingest", hub.addr()), None).await;
+    let mut sequences = Vec::new();
+    for n in 0..10u64 {
+        let channel = if n % 2 == 0 { "sensors:a" } else { "sensors:b" };
+        let envelope = producer
+            .publish(channel, "reading", json!({ "n": n }), true)
+            .await
+            .expect("acked");
+        sequences.push(envelope.sequence);
+    }
+    assert_eq!(
+        sequences,
+        (1..=10).collect::<Vec<u64>>(),
+        "one series per producer"
+    );
+    let stored = sink.items.lock().expect("sink").clone();
+    assert_exactly_once(&stored, 10);
+}
+
+#[actix_web::test]
+async fn seq_9_a_producer_restarted_without_a_file_store_is_a_new_incarnation() {
+    let config = chaos_hub_config();
+    let sink = Arc::new(RecordingSink::default());
+    let service = HubService::with_sink(
+        &config,
+        ChannelRouter::rooms(),
+        Credentials::Open,
+        sink.clone(),
+    );
+    let hub = server::start_service(&config, service).expect("hub starts");
+    let url = format!("ws://{}/ingest", hub.addr());
+    let mut identities = Vec::new();
+    for run in 0..2u64 {
+        // Same name, state in memory only: sequences start at 1 again.
+        let producer = open_producer(&url, None).await;
+        let envelope = producer
+            .publish(CHANNEL, "reading", json!({ "n": run }), true)
+            .await
+            .expect("acked");
+        assert_eq!(envelope.sequence, 1);
+        identities.push(envelope.producer);
+        producer.close().await;
+    }
+    assert_ne!(identities[0], identities[1], "a new incarnation");
+    let stored = sink.items.lock().expect("sink").clone();
+    assert_eq!(stored.len(), 2, "nothing mistaken for a resend: {stored:?}");
 }
 
 /// Follows a recoverable topic while it is broadcast to and cut 50 times.

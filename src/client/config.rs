@@ -92,7 +92,7 @@ impl ConnectionConfig {
             write_queue_bytes: 4 * 1024 * 1024,
             max_frame_bytes: 1024 * 1024,
             snapshotter: None,
-            producer: format!("switchboard-{:08x}", fastrand::u32(..)),
+            producer: format!("switchboard-{:016x}", fastrand::u64(..)),
         }
     }
 }

@@ -32,6 +32,19 @@ pub struct ConnectionHandle {
     pub(crate) join_wait: Duration,
     pub(crate) snapshotter: Addr<Snapshotter>,
     pub(crate) producer: Arc<str>,
+    pub(crate) publish_order: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Takes the next sequence of `key` from `snapshotter`.
+pub(crate) async fn stamp(
+    snapshotter: &Addr<Snapshotter>,
+    key: String,
+) -> Result<u64, RequestError> {
+    match snapshotter.send(Stamp { channel: key }).await {
+        Ok(Ok(sequence)) => Ok(sequence),
+        Ok(Err(error)) => Err(RequestError::Sequence(error.to_string())),
+        Err(_) => Err(RequestError::Closed),
+    }
 }
 
 /// How many pushes a typed aspect handler may fall behind.
@@ -201,18 +214,23 @@ impl ConnectionHandle {
         payload: Value,
         causation: Option<Causation>,
     ) -> Result<Reply, RequestError> {
-        let stamp = Stamp {
-            channel: topic.to_owned(),
-        };
-        let sequence = match self.snapshotter.send(stamp).await {
-            Ok(Ok(sequence)) => sequence,
-            Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
-            Err(_) => return Err(RequestError::Closed),
-        };
+        // Stamped and queued under one lock, so concurrent publishes go out
+        // in sequence order (while the subscription's mailbox has room: a
+        // push is queued into it at once unless it is full).
+        let order = self.publish_order.lock().await;
+        let sequence = stamp(&self.snapshotter, topic.to_owned()).await?;
         let mut envelope =
             ContentEnvelope::stamped(topic, aspect, sequence, &self.producer, payload);
         envelope.causation = causation;
-        self.push(topic, aspect, envelope.to_value()).await
+        let push = Push {
+            topic: topic.to_owned(),
+            event: aspect.to_owned(),
+            payload: envelope.to_value(),
+            timeout: None,
+        };
+        let reply = self.subscription.send(push);
+        drop(order);
+        answered(reply.await)
     }
 
     /// Hands every content envelope of `aspect` on `topic` to `handler`,

@@ -2,17 +2,18 @@
 //! envelope v1 connection (the ingest client).
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix::Addr;
 use serde_json::Value;
 
 use super::error::RequestError;
+use super::handle::stamp;
 use super::link_handle::{answered, LinkHandle};
 use super::producer::{Producer, Request, SendData};
 use crate::protocol::content::ContentEnvelope;
 use crate::protocol::envelope::Envelope;
-use crate::sequence::{Snapshotter, Stamp};
+use crate::sequence::{Advance, Position, Snapshotter};
 
 /// A handle on one supervised envelope v1 connection. The methods of
 /// [`LinkHandle`] (status, events, close ...) are available through `Deref`.
@@ -23,6 +24,7 @@ pub struct ProducerHandle {
     pub(crate) snapshotter: Addr<Snapshotter>,
     pub(crate) name: Arc<str>,
     pub(crate) publish_order: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) identity: Arc<OnceLock<Arc<str>>>,
 }
 
 impl Deref for ProducerHandle {
@@ -74,15 +76,9 @@ impl ProducerHandle {
         // Stamped and queued under one lock, so concurrent publishes reach
         // the producer (and the hub) in sequence order.
         let order = self.publish_order.lock().await;
-        let stamp = Stamp {
-            channel: channel.to_owned(),
-        };
-        let sequence = match self.snapshotter.send(stamp).await {
-            Ok(Ok(sequence)) => sequence,
-            Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
-            Err(_) => return Err(RequestError::Closed),
-        };
-        let envelope = ContentEnvelope::stamped(channel, aspect, sequence, &self.name, payload);
+        let identity = self.identity().await?;
+        let sequence = stamp(&self.snapshotter, self.sequence_key()).await?;
+        let envelope = ContentEnvelope::stamped(channel, aspect, sequence, &identity, payload);
         let send = SendData {
             payload: envelope.to_value(),
             wait_for_ack,
@@ -104,7 +100,52 @@ impl ProducerHandle {
         }
     }
 
-    /// The name this producer stamps its envelopes with.
+    /// One sequence per producer, whatever the channel: (producer, sequence)
+    /// names a message uniquely.
+    fn sequence_key(&self) -> String {
+        format!("producer:{}", self.name)
+    }
+
+    /// The `producer` of every envelope this handle publishes:
+    /// `name/incarnation`. The incarnation is kept in the snapshotter, so it
+    /// survives a restart exactly when the sequence counter does (a
+    /// `FileStore`); a producer that restarts without one is a new
+    /// incarnation, and the hub never mistakes its messages for resends.
+    async fn identity(&self) -> Result<Arc<str>, RequestError> {
+        if let Some(identity) = self.identity.get() {
+            return Ok(identity.clone());
+        }
+        let key = self.sequence_key();
+        let position = Position {
+            channel: key.clone(),
+        };
+        let stored = self
+            .snapshotter
+            .send(position)
+            .await
+            .map_err(|_| RequestError::Closed)?;
+        let incarnation = match stored.and_then(|position| position.epoch) {
+            Some(incarnation) => incarnation,
+            None => {
+                let incarnation = format!("{:016x}", fastrand::u64(..));
+                let record = Advance {
+                    channel: key,
+                    delivered: 0,
+                    epoch: Some(incarnation.clone()),
+                };
+                match self.snapshotter.send(record).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
+                    Err(_) => return Err(RequestError::Closed),
+                }
+                incarnation
+            }
+        };
+        let identity: Arc<str> = Arc::from(format!("{}/{incarnation}", self.name));
+        Ok(self.identity.get_or_init(|| identity).clone())
+    }
+
+    /// The name this producer stamps its envelopes with (before `/incarnation`).
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -131,6 +131,7 @@ impl Switchboard {
             join_wait,
             snapshotter,
             producer: Arc::from(config.producer.as_str()),
+            publish_order: Arc::default(),
         };
         self.directory.insert(id, handle.link.clone());
         handle
@@ -204,6 +205,7 @@ impl Handler<OpenProducer> for Switchboard {
             snapshotter,
             name: producer_name,
             publish_order: Arc::default(),
+            identity: Arc::default(),
             link: LinkHandle {
                 id,
                 url,

@@ -1,30 +1,43 @@
 //! Exactly-once ingest (SEQ-9): the hub recognises a resent data message by
 //! its (producer, sequence) and does not hand it to the sink twice.
 //!
-//! For every producer the hub keeps the highest sequence the sink accepted
-//! (its high-water mark, persisted through the [`Snapshotter`]) and the
-//! sequences still on their way to the sink. A message at or below the mark
-//! is a duplicate and is acked at once; a resend of a message still in
-//! flight (sent again after a reconnect, before the original was accepted)
-//! waits and is acked together with the original. This relies on the sink
-//! accepting each producer's messages in order, which the ingest queue
-//! guarantees under `backpressure.on_full = "block"`; a drop policy may skip
-//! a message and let a later one raise the mark past it.
+//! For every producer the hub keeps:
+//! - a *floor*: every sequence at or below it was accepted by the sink (or
+//!   was never sent: publishers burn a sequence that failed to queue);
+//! - the sequences accepted above the floor (a bounded window), so that an
+//!   acceptance out of order (a retried message overtaken by a later one)
+//!   neither hides the earlier one nor lets it through twice;
+//! - the sequences still on their way to the sink.
+//!
+//! A message at or below the floor, or in the accepted window, is a
+//! duplicate and is acked at once without being stored. A resend of a
+//! message still in flight (sent again after a reconnect, before the
+//! original was accepted) waits and is acked with the original. Only the
+//! floor is persisted (through the [`Snapshotter`]), so it never passes a
+//! message that was not stored: after a hub crash, messages accepted above
+//! the floor may be stored once more (JetStream drops those by their
+//! `Nats-Msg-Id`), but none is lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{Addr, Recipient};
 
 use super::ingest_queue::{IngestOutcome, Nack};
 use crate::protocol::content::ContentEnvelope;
-use crate::sequence::{AdvanceProducer, Snapshotter};
+use crate::sequence::{AdvanceProducer, ForgetProducer, Snapshotter};
 
-/// Most producers tracked; past it the least recently seen is forgotten
-/// (counted), and a late resend of its messages could reach the sink again.
+/// Most producers tracked; past it the least recently seen idle one is
+/// forgotten (counted), and a very late resend of its messages could reach
+/// the sink again.
 pub const MAX_PRODUCERS: usize = 100_000;
 
-/// Most resends waiting on one in-flight message.
+/// Most accepted sequences kept above a producer's floor. Past it the floor
+/// jumps to the oldest of them: the holes below are sequences that were
+/// never sent, since a sent one is in flight or retried until settled.
+pub const MAX_ACCEPTED_WINDOW: usize = 4096;
+
+/// Most resends waiting on one in-flight message; more are nacked `busy`.
 const MAX_WAITERS: usize = 16;
 
 /// Identifies one sequenced data message.
@@ -59,6 +72,9 @@ pub enum Admission {
     Duplicate,
     /// The original is still on its way: this one is acked with it.
     InFlight,
+    /// The original is on its way and too many resends already wait on it:
+    /// nack this one (`busy`); the sender resends it later.
+    Busy,
 }
 
 struct Waiter {
@@ -68,9 +84,40 @@ struct Waiter {
 
 #[derive(Default)]
 struct ProducerState {
-    accepted: u64,
+    floor: u64,
+    accepted: BTreeSet<u64>,
     in_flight: HashMap<u64, Vec<Waiter>>,
     last_seen: u64,
+}
+
+impl ProducerState {
+    fn is_duplicate(&self, sequence: u64) -> bool {
+        sequence <= self.floor || self.accepted.contains(&sequence)
+    }
+
+    /// Records an acceptance; answers whether the floor rose.
+    fn accept(&mut self, sequence: u64) -> bool {
+        if self.is_duplicate(sequence) {
+            return false;
+        }
+        self.accepted.insert(sequence);
+        let before = self.floor;
+        // The floor never passes a message still in flight.
+        let lowest_in_flight = self.in_flight.keys().min().copied().unwrap_or(u64::MAX);
+        while let Some(&next) = self.accepted.first() {
+            let contiguous = next == self.floor.saturating_add(1);
+            let forced = self.accepted.len() > MAX_ACCEPTED_WINDOW && next < lowest_in_flight;
+            if !(contiguous || forced) {
+                break;
+            }
+            if forced && !contiguous {
+                metrics::counter!("switchboard_ingest_dedup_window_full_total").increment(1);
+            }
+            self.floor = next;
+            self.accepted.pop_first();
+        }
+        self.floor != before
+    }
 }
 
 #[derive(Default)]
@@ -88,6 +135,8 @@ pub struct DedupStats {
     pub duplicates: u64,
     /// Resends that waited for their in-flight original.
     pub joined_in_flight: u64,
+    /// Resends nacked because too many already waited.
+    pub busy: u64,
     /// Producers forgotten at the cap.
     pub evicted: u64,
 }
@@ -100,15 +149,58 @@ pub struct Dedup {
     max_producers: usize,
 }
 
+/// An admitted message's claim on the filter: settled with the message's
+/// outcome, or, if dropped unsettled (a queue that went away), settled as
+/// abandoned so resends are admitted again instead of waiting forever.
+pub struct DedupTicket {
+    dedup: Arc<Dedup>,
+    key: DedupKey,
+    settled: bool,
+}
+
+impl DedupTicket {
+    /// Reports the message's outcome.
+    pub fn settle(mut self, result: &Result<(), Nack>) {
+        self.settled = true;
+        self.dedup.settle(&self.key, result);
+    }
+
+    /// The message's key.
+    pub fn key(&self) -> &DedupKey {
+        &self.key
+    }
+}
+
+impl Drop for DedupTicket {
+    fn drop(&mut self) {
+        if !self.settled {
+            let abandoned = Err(Nack {
+                reason: "abandoned",
+                error: "the message was dropped before reaching the sink".to_owned(),
+            });
+            self.dedup.settle(&self.key, &abandoned);
+        }
+    }
+}
+
+impl std::fmt::Debug for DedupTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupTicket")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
 impl Dedup {
-    /// A filter starting from stored high-water `marks`, recording new ones
-    /// in `snapshotter`.
+    /// A filter starting from stored floors `marks` (at most
+    /// [`MAX_PRODUCERS`] are kept), recording new floors in `snapshotter`.
     pub fn new(marks: BTreeMap<String, u64>, snapshotter: Option<Addr<Snapshotter>>) -> Arc<Dedup> {
         let producers = marks
             .into_iter()
-            .map(|(producer, accepted)| {
+            .take(MAX_PRODUCERS)
+            .map(|(producer, floor)| {
                 let state = ProducerState {
-                    accepted,
+                    floor,
                     ..ProducerState::default()
                 };
                 (producer, state)
@@ -126,8 +218,14 @@ impl Dedup {
     }
 
     /// Decides an arriving message; `id` and `origin` are where its ack
-    /// goes when it has to wait for an in-flight original.
-    pub fn admit(&self, key: &DedupKey, id: &str, origin: &Recipient<IngestOutcome>) -> Admission {
+    /// goes when it has to wait for an in-flight original. A `New` message
+    /// comes with its ticket, to be settled with its outcome.
+    pub fn admit(
+        self: &Arc<Self>,
+        key: &DedupKey,
+        id: &str,
+        origin: &Recipient<IngestOutcome>,
+    ) -> (Admission, Option<DedupTicket>) {
         let mut table = lock(&self.table);
         table.clock += 1;
         let now = table.clock;
@@ -144,9 +242,11 @@ impl Dedup {
                     id: id.to_owned(),
                     origin: origin.clone(),
                 });
+                Admission::InFlight
+            } else {
+                Admission::Busy
             }
-            Admission::InFlight
-        } else if key.sequence <= state.accepted {
+        } else if state.is_duplicate(key.sequence) {
             Admission::Duplicate
         } else {
             state.in_flight.insert(key.sequence, Vec::new());
@@ -154,24 +254,28 @@ impl Dedup {
         };
         drop(table);
         self.count(admission);
-        admission
+        let ticket = (admission == Admission::New).then(|| DedupTicket {
+            dedup: self.clone(),
+            key: key.clone(),
+            settled: false,
+        });
+        (admission, ticket)
     }
 
     /// The sink accepted (`Ok`) or the queue gave up on (`Err`) a message:
-    /// raises the mark on success, and answers resends that waited for it.
-    pub fn settle(&self, key: &DedupKey, result: &Result<(), Nack>) {
+    /// records it, and answers resends that waited for it.
+    fn settle(&self, key: &DedupKey, result: &Result<(), Nack>) {
         let waiters = {
             let mut table = lock(&self.table);
             let Some(state) = table.producers.get_mut(&key.producer) else {
                 return;
             };
             let waiters = state.in_flight.remove(&key.sequence).unwrap_or_default();
-            if result.is_ok() && key.sequence > state.accepted {
-                state.accepted = key.sequence;
+            if result.is_ok() && state.accept(key.sequence) {
                 if let Some(snapshotter) = &self.snapshotter {
                     snapshotter.do_send(AdvanceProducer {
                         producer: key.producer.clone(),
-                        sequence: key.sequence,
+                        sequence: state.floor,
                     });
                 }
             }
@@ -185,12 +289,13 @@ impl Dedup {
         }
     }
 
-    /// The highest sequence accepted for `producer` (0 when unknown).
+    /// The producer's floor: every sequence at or below it is stored (0
+    /// when unknown).
     pub fn mark(&self, producer: &str) -> u64 {
         lock(&self.table)
             .producers
             .get(producer)
-            .map_or(0, |state| state.accepted)
+            .map_or(0, |state| state.floor)
     }
 
     /// Counters so far.
@@ -213,6 +318,10 @@ impl Dedup {
                 stats.joined_in_flight += 1;
                 "in_flight"
             }
+            Admission::Busy => {
+                stats.busy += 1;
+                "busy"
+            }
         };
         metrics::counter!("switchboard_ingest_duplicates_total", "kind" => label).increment(1);
     }
@@ -229,6 +338,9 @@ impl Dedup {
             lock(&self.stats).evicted += 1;
             metrics::counter!("switchboard_ingest_dedup_evicted_total").increment(1);
             tracing::warn!(%producer, "dedup forgot a producer: MAX_PRODUCERS reached");
+            if let Some(snapshotter) = &self.snapshotter {
+                snapshotter.do_send(ForgetProducer { producer });
+            }
         }
     }
 }
@@ -259,6 +371,15 @@ mod tests {
         }
     }
 
+    fn admission(
+        dedup: &Arc<Dedup>,
+        sequence: u64,
+        origin: &Recipient<IngestOutcome>,
+    ) -> Admission {
+        let id = format!("p:{sequence}");
+        dedup.admit(&key(sequence), &id, origin).0
+    }
+
     fn key(sequence: u64) -> DedupKey {
         DedupKey {
             producer: "p".into(),
@@ -271,16 +392,17 @@ mod tests {
         let (sender, mut outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
         let dedup = Dedup::new(BTreeMap::from([("p".to_owned(), 3)]), None);
-        assert_eq!(dedup.admit(&key(2), "p:2", &origin), Admission::Duplicate);
-        assert_eq!(dedup.admit(&key(4), "p:4", &origin), Admission::New);
+        assert_eq!(admission(&dedup, 2, &origin), Admission::Duplicate);
+        let (admitted, ticket) = dedup.admit(&key(4), "p:4", &origin);
+        assert_eq!(admitted, Admission::New);
         // Resent after a reconnect while the original is in flight.
-        assert_eq!(dedup.admit(&key(4), "p:4", &origin), Admission::InFlight);
-        dedup.settle(&key(4), &Ok(()));
+        assert_eq!(admission(&dedup, 4, &origin), Admission::InFlight);
+        ticket.expect("a ticket").settle(&Ok(()));
         let acked = outcomes.recv().await.expect("the resend is acked");
         assert_eq!(acked.id, "p:4");
         assert_eq!(acked.result, Ok(()));
         assert_eq!(dedup.mark("p"), 4);
-        assert_eq!(dedup.admit(&key(4), "p:4", &origin), Admission::Duplicate);
+        assert_eq!(admission(&dedup, 4, &origin), Admission::Duplicate);
         let stats = dedup.stats();
         assert_eq!(
             (stats.admitted, stats.duplicates, stats.joined_in_flight),
@@ -293,14 +415,72 @@ mod tests {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
         let dedup = Dedup::new(BTreeMap::new(), None);
-        assert_eq!(dedup.admit(&key(1), "p:1", &origin), Admission::New);
+        let (_, ticket) = dedup.admit(&key(1), "p:1", &origin);
         let nack = Nack {
             reason: "queue_full",
             error: "full".into(),
         };
-        dedup.settle(&key(1), &Err(nack));
+        ticket.expect("a ticket").settle(&Err(nack));
         assert_eq!(dedup.mark("p"), 0);
-        assert_eq!(dedup.admit(&key(1), "p:1", &origin), Admission::New);
+        assert_eq!(admission(&dedup, 1, &origin), Admission::New);
+    }
+
+    #[actix_rt::test]
+    async fn an_acceptance_out_of_order_neither_hides_nor_doubles_the_earlier_one() {
+        let (sender, _outcomes) = mpsc::unbounded_channel();
+        let origin = Origin(sender).start().recipient();
+        let dedup = Dedup::new(BTreeMap::from([("p".to_owned(), 4)]), None);
+        let (_, five) = dedup.admit(&key(5), "p:5", &origin);
+        let (_, six) = dedup.admit(&key(6), "p:6", &origin);
+        // 5 fails and is retried; 6 is accepted first.
+        six.expect("ticket").settle(&Ok(()));
+        assert_eq!(dedup.mark("p"), 4, "the floor waits for 5");
+        assert_eq!(admission(&dedup, 6, &origin), Admission::Duplicate);
+        assert_eq!(admission(&dedup, 5, &origin), Admission::InFlight);
+        let nack = Nack {
+            reason: "shutdown",
+            error: "draining".into(),
+        };
+        five.expect("ticket").settle(&Err(nack));
+        // Given up on, 5 is admitted again when resent: not lost.
+        let (again, five) = dedup.admit(&key(5), "p:5", &origin);
+        assert_eq!(again, Admission::New);
+        five.expect("ticket").settle(&Ok(()));
+        assert_eq!(dedup.mark("p"), 6);
+    }
+
+    #[actix_rt::test]
+    async fn a_dropped_ticket_settles_as_abandoned() {
+        let (sender, mut outcomes) = mpsc::unbounded_channel();
+        let origin = Origin(sender).start().recipient();
+        let dedup = Dedup::new(BTreeMap::new(), None);
+        let (_, ticket) = dedup.admit(&key(1), "p:1", &origin);
+        assert_eq!(admission(&dedup, 1, &origin), Admission::InFlight);
+        drop(ticket);
+        let outcome = outcomes
+            .recv()
+            .await
+            .expect("the waiting resend is answered");
+        assert!(matches!(
+            outcome.result,
+            Err(Nack {
+                reason: "abandoned",
+                ..
+            })
+        ));
+        assert_eq!(admission(&dedup, 1, &origin), Admission::New);
+    }
+
+    #[test]
+    fn a_full_window_lets_the_floor_jump_over_sequences_never_sent() {
+        let mut state = ProducerState::default();
+        // Sequence 1 was burned by its publisher; 2.. are accepted.
+        for sequence in 2..=(MAX_ACCEPTED_WINDOW as u64 + 2) {
+            state.accept(sequence);
+        }
+        assert!(state.floor >= 2, "the floor moved past the hole");
+        assert!(state.accepted.len() <= MAX_ACCEPTED_WINDOW);
+        assert!(state.is_duplicate(MAX_ACCEPTED_WINDOW as u64 + 2));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use actix::{
 };
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::dedup::{Dedup, DedupKey};
+use super::dedup::DedupTicket;
 use super::queue::{BoundedQueue, Level, Offered, OnFull, Signal};
 use crate::sink::{Sink, SinkError, SinkItem};
 
@@ -39,8 +39,9 @@ pub struct Ingest {
     pub origin: Option<Recipient<IngestOutcome>>,
     /// Under `block`, the admission permit it holds while queued.
     pub permit: Option<OwnedSemaphorePermit>,
-    /// For a sequenced message: the filter told of its outcome (SEQ-9).
-    pub dedup: Option<(Arc<Dedup>, DedupKey)>,
+    /// For a sequenced message: its claim on the duplicate filter, settled
+    /// with its outcome (SEQ-9).
+    pub dedup: Option<DedupTicket>,
 }
 
 /// Why an item was not delivered.
@@ -233,8 +234,8 @@ impl IngestQueue {
 
     fn nack(entry: Ingest, reason: &'static str, error: String) {
         let result = Err(Nack { reason, error });
-        if let Some((dedup, key)) = &entry.dedup {
-            dedup.settle(key, &result);
+        if let Some(ticket) = entry.dedup {
+            ticket.settle(&result);
         }
         if let Some(origin) = entry.origin {
             origin.do_send(IngestOutcome {
@@ -269,7 +270,12 @@ impl IngestQueue {
         }));
     }
 
-    fn settle(&mut self, entry: Ingest, outcome: Result<(), SinkError>, ctx: &mut Context<Self>) {
+    fn settle(
+        &mut self,
+        mut entry: Ingest,
+        outcome: Result<(), SinkError>,
+        ctx: &mut Context<Self>,
+    ) {
         match outcome {
             Ok(()) => {
                 self.retry_delay = None;
@@ -278,8 +284,8 @@ impl IngestQueue {
                     "switchboard_ingest_delivered_total",
                     "ok",
                 );
-                if let Some((dedup, key)) = &entry.dedup {
-                    dedup.settle(key, &Ok(()));
+                if let Some(ticket) = entry.dedup.take() {
+                    ticket.settle(&Ok(()));
                 }
                 if let Some(origin) = &entry.origin {
                     origin.do_send(IngestOutcome {

@@ -4,7 +4,7 @@ pub mod dedup;
 pub mod ingest_queue;
 pub mod queue;
 
-pub use dedup::{Admission, Dedup, DedupKey, DedupStats};
+pub use dedup::{Admission, Dedup, DedupKey, DedupStats, DedupTicket};
 pub use ingest_queue::{
     Backpressure, Drain, DrainReport, Ingest, IngestOutcome, IngestQueue, IngestStats, Nack,
     QueueConfig, QueueStatus, Status, Upstream,

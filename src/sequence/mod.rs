@@ -37,7 +37,7 @@ pub mod store;
 
 pub use snapshot::{ChannelPosition, Snapshot};
 pub use snapshotter::{
-    Advance, AdvanceProducer, Flush, FlushPolicy, Position, ProducerMarks, Snapshotter,
-    SnapshotterStatus, Stamp, Status,
+    Advance, AdvanceProducer, Flush, FlushPolicy, ForgetProducer, Position, ProducerMarks,
+    Snapshotter, SnapshotterStatus, Stamp, Status,
 };
 pub use store::{FileStore, MemoryStore, SnapshotStore, StoreError};

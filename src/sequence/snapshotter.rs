@@ -129,6 +129,15 @@ pub struct AdvanceProducer {
     pub sequence: u64,
 }
 
+/// Forgets a producer's ingest mark (the hub stopped tracking it), so the
+/// snapshot does not grow with every producer ever seen.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ForgetProducer {
+    /// The producer.
+    pub producer: String,
+}
+
 /// Reads every ingest high-water mark (the hub loads them at start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
 #[rtype(result = "BTreeMap<String, u64>")]
@@ -610,6 +619,17 @@ impl Handler<AdvanceProducer> for Snapshotter {
                 self.state.producers.insert(msg.producer, msg.sequence);
                 self.version += 1;
             }
+        }
+        self.changed(ctx)
+    }
+}
+
+impl Handler<ForgetProducer> for Snapshotter {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: ForgetProducer, ctx: &mut Context<Self>) -> Self::Result {
+        if self.state.producers.remove(&msg.producer).is_some() {
+            self.version += 1;
         }
         self.changed(ctx)
     }

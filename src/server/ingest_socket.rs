@@ -137,14 +137,18 @@ impl IngestSocket {
 
     fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
         let origin = ctx.address().recipient();
-        let key = DedupKey::of(&payload);
-        if let Some(key) = &key {
-            match self.dedup.admit(key, &id, &origin) {
-                Admission::New => {}
+        let mut ticket = None;
+        if let Some(key) = DedupKey::of(&payload) {
+            match self.dedup.admit(&key, &id, &origin) {
+                (Admission::New, claim) => ticket = claim,
                 // Stored already: ack again, store nothing.
-                Admission::Duplicate => return self.write(&Envelope::ack(id)),
+                (Admission::Duplicate, _) => return self.write(&Envelope::ack(id)),
                 // Acked when its original is.
-                Admission::InFlight => return,
+                (Admission::InFlight, _) => return,
+                (Admission::Busy, _) => {
+                    let busy = Some("its original is still on its way".to_owned());
+                    return self.write(&Envelope::nack(id, "busy", busy));
+                }
             }
         }
         let entry = Ingest {
@@ -155,7 +159,7 @@ impl IngestSocket {
             },
             origin: Some(origin),
             permit: None,
-            dedup: key.map(|key| (self.dedup.clone(), key)),
+            dedup: ticket,
         };
         let Some(admission) = self.admission.clone() else {
             return self.forward(entry, ctx);
