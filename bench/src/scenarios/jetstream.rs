@@ -13,9 +13,10 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use switchboard::client::{RequestError, Switchboard};
+use switchboard::client::Switchboard;
 
-use super::{alternate, loopback, measure_sender, Side, Stop, FAST_DIALS_PER_SECOND};
+use super::one_way::send_data;
+use super::{alternate, loopback, measure_sender, pump, Side, Stop, FAST_DIALS_PER_SECOND};
 use crate::counter::Counter;
 use crate::hub::{BenchHub, SinkChoice};
 use crate::nats::{find_binary, NatsServer};
@@ -75,18 +76,10 @@ async fn switchboard(plan: &Plan, url: &str) -> anyhow::Result<f64> {
     let (sender, flag, in_flight) = (producer.clone(), stop.clone(), plan.ingest_in_flight);
     let rate = measure_sender(&counter.clone(), plan, stop, async move {
         let payload = payload::json_payload();
-        let mut sent = 0;
-        while !flag.is_set() {
-            counter.wait_for_room(sent, in_flight).await;
-            match sender.send(payload.clone()).await {
-                Ok(()) => sent += 1,
-                Err(RequestError::BufferFull { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Ok(())
+        pump(&counter, in_flight, &flag, || {
+            send_data(sender.clone(), payload.clone())
+        })
+        .await
     })
     .await;
     producer.close().await;

