@@ -68,7 +68,12 @@ type Scenario = (
 /// Every scenario, in the order they run.
 fn scenarios() -> Vec<Scenario> {
     vec![
-        ("one_way", |plan| Box::pin(scenarios::one_way::run(plan))),
+        ("one_way_phoenix", |plan| {
+            Box::pin(scenarios::one_way::run_phoenix(plan))
+        }),
+        ("one_way_ingest", |plan| {
+            Box::pin(scenarios::one_way::run_ingest(plan))
+        }),
         ("rtt", |plan| Box::pin(scenarios::rtt::run(plan))),
         ("pipelined", |plan| {
             Box::pin(scenarios::pipelined::run(plan))

@@ -5,6 +5,7 @@
 //! the same headers (Nats-Msg-Id, Nats-Expected-Stream) and the same number
 //! of acks outstanding. Runs only when nats-server is installed.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix::Actor;
@@ -73,9 +74,13 @@ async fn switchboard(plan: &Plan, url: &str) -> anyhow::Result<f64> {
     let producer = crate::supervised::open_producer(&board, &hub.ingest_url()).await?;
     let counter = hub.ingested().clone();
     let stop = Stop::new();
-    let (sender, flag, in_flight) = (producer.clone(), stop.clone(), plan.ingest_in_flight);
+    let (sender, flag, in_flight) = (
+        Rc::new(producer.clone()),
+        stop.clone(),
+        plan.ingest_in_flight,
+    );
     let rate = measure_sender(&counter.clone(), plan, stop, async move {
-        let payload = payload::json_payload();
+        let payload = Rc::new(payload::json_payload());
         pump(&counter, in_flight, &flag, || {
             send_data(sender.clone(), payload.clone())
         })

@@ -13,6 +13,7 @@
 use actix::Actor;
 use anyhow::bail;
 use futures_util::SinkExt;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -38,48 +39,52 @@ enum Path {
     Ingest,
 }
 
-/// Runs both one-way rows.
-pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for path in [Path::Phoenix, Path::Ingest] {
-        let results = alternate(
-            plan.rounds,
-            &[Side::Switchboard, Side::Baseline, Side::Peer],
-            async |side| match side {
-                Side::Switchboard => switchboard(plan, path).await,
-                Side::Baseline => baseline(plan, window(plan, path)).await,
-                Side::Peer => peer(plan, path).await,
-            },
-        )
-        .await?;
-        let (name, note) = match path {
-            Path::Phoenix => (
-                "one_way_phoenix",
-                "ConnectionHandle::send casts to a hub channel that counts them",
-            ),
-            Path::Ingest => (
-                "one_way_ingest",
-                "ProducerHandle::send into /ingest, counted once the in-process sink accepted each",
-            ),
-        };
-        rows.push(
-            Row::new(
-                name,
-                "msgs/s",
-                Better::Higher,
-                median(&results[0]),
-                median(&results[1]),
-            )
-            .with_peer(median(&results[2]))
-            .with_target(Target::RatioAtLeast { bound: 0.6 })
-            .with_note(format!(
-                "{note}; {} in flight; median of {} rounds",
-                window(plan, path),
-                plan.rounds
-            )),
-        );
-    }
-    Ok(rows)
+/// Runs the Phoenix row.
+pub async fn run_phoenix(plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    run(plan, Path::Phoenix).await
+}
+
+/// Runs the ingest row.
+pub async fn run_ingest(plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    run(plan, Path::Ingest).await
+}
+
+/// Runs the row of `path`: the three sides, alternating.
+async fn run(plan: &Plan, path: Path) -> anyhow::Result<Vec<Row>> {
+    let results = alternate(
+        plan.rounds,
+        &[Side::Switchboard, Side::Baseline, Side::Peer],
+        async |side| match side {
+            Side::Switchboard => switchboard(plan, path).await,
+            Side::Baseline => baseline(plan, window(plan, path)).await,
+            Side::Peer => peer(plan, path).await,
+        },
+    )
+    .await?;
+    let (name, note) = match path {
+        Path::Phoenix => (
+            "one_way_phoenix",
+            "ConnectionHandle::send casts to a hub channel that counts them",
+        ),
+        Path::Ingest => (
+            "one_way_ingest",
+            "ProducerHandle::send into /ingest, counted once the in-process sink accepted each",
+        ),
+    };
+    Ok(vec![Row::new(
+        name,
+        "msgs/s",
+        Better::Higher,
+        median(&results[0]),
+        median(&results[1]),
+    )
+    .with_peer(median(&results[2]))
+    .with_target(Target::RatioAtLeast { bound: 0.6 })
+    .with_note(format!(
+        "{note}; {} in flight; median of {} rounds",
+        window(plan, path),
+        plan.rounds
+    ))])
 }
 
 /// The in-flight window of `path`.
@@ -100,7 +105,8 @@ async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
         Path::Phoenix => {
             let handle = crate::supervised::open_joined(&board, &hub.phoenix_url(), TOPIC).await?;
             let counter = hub.counted().clone();
-            let (sender, flag) = (handle.clone(), stop.clone());
+            // Rc: the outstanding calls share the handle instead of cloning it.
+            let (sender, flag) = (Rc::new(handle.clone()), stop.clone());
             let rate = measure_sender(&counter.clone(), plan, stop, async move {
                 let payload = payload::json_payload();
                 pump(&counter, in_flight, &flag, || {
@@ -116,9 +122,9 @@ async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
         Path::Ingest => {
             let producer = crate::supervised::open_producer(&board, &hub.ingest_url()).await?;
             let counter = hub.ingested().clone();
-            let (sender, flag) = (producer.clone(), stop.clone());
+            let (sender, flag) = (Rc::new(producer.clone()), stop.clone());
             let rate = measure_sender(&counter.clone(), plan, stop, async move {
-                let payload = payload::json_payload();
+                let payload = Rc::new(payload::json_payload());
                 pump(&counter, in_flight, &flag, || {
                     send_data(sender.clone(), payload.clone())
                 })
@@ -135,9 +141,9 @@ async fn switchboard(plan: &Plan, path: Path) -> anyhow::Result<f64> {
 
 /// Sends one data envelope without waiting for its ack; a full buffer
 /// (acks trail the sink's count a little) is waited out, not counted.
-pub async fn send_data(producer: ProducerHandle, payload: Value) -> anyhow::Result<()> {
+pub async fn send_data(producer: Rc<ProducerHandle>, payload: Rc<Value>) -> anyhow::Result<()> {
     loop {
-        match producer.send(payload.clone()).await {
+        match producer.send(Value::clone(&payload)).await {
             Ok(()) => return Ok(()),
             Err(RequestError::BufferFull { .. }) => {
                 tokio::time::sleep(Duration::from_millis(1)).await;
