@@ -54,7 +54,7 @@ async fn subscribe(url: &str, snapshot: &std::path::Path) -> Result<Subscriber, 
     let mut config = ConnectionConfig::new(url);
     config.snapshotter = Some(positions.clone());
     let handle = board.send(Open(config)).await??;
-    let pushes = handle.incoming(TOPIC, None, 64);
+    let pushes = handle.incoming(TOPIC, None, 1024);
     let reply = handle.join_recoverable(TOPIC, json!({}), false).await?;
     println!("joined {TOPIC}: {}", reply.response);
     Ok(Subscriber {

@@ -67,8 +67,12 @@ pub struct HistoryConfig {
     pub topics: Vec<String>,
     /// Messages kept per topic (the ring's size).
     pub size: usize,
+    /// Bytes kept per topic; the oldest frames go first past it. A replay
+    /// is queued at once, so it must stay below `server.max_outbound_bytes`.
+    pub max_bytes: usize,
     /// Most topics with a history; past it the least recently published
-    /// topic's history is dropped (counted) and restarts in a new epoch.
+    /// topic's history is dropped (counted; one without members first) and
+    /// restarts in a new epoch.
     pub max_topics: usize,
 }
 
@@ -77,7 +81,8 @@ impl Default for HistoryConfig {
         HistoryConfig {
             topics: Vec::new(),
             size: 256,
-            max_topics: 10_000,
+            max_bytes: 1024 * 1024,
+            max_topics: 1000,
         }
     }
 }
@@ -86,7 +91,8 @@ impl Default for HistoryConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum SnapshotEvery {
-    /// After every change (`"publish"`): durable before it is acknowledged.
+    /// After every change (`"publish"`): each change is written as soon as
+    /// the previous write is done (a crash loses at most the writes in flight).
     Publish,
     /// At most this often (`"1s"`): a crash loses at most one interval.
     Interval(Duration),
@@ -378,6 +384,13 @@ impl Config {
             ));
         }
         positive("history.max_topics", self.history.max_topics)?;
+        positive("history.max_bytes", self.history.max_bytes)?;
+        if self.history.max_bytes >= server.max_outbound_bytes {
+            return Err(invalid(
+                "history.max_bytes",
+                "must be below server.max_outbound_bytes",
+            ));
+        }
         if self.snapshot.every == SnapshotEvery::Interval(Duration::ZERO) {
             return Err(invalid("snapshot.every", "must be \"publish\" or > 0"));
         }

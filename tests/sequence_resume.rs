@@ -296,3 +296,68 @@ async fn seq_7_a_strict_subscription_refuses_to_start_unrecovered() {
     // The hub does not hold it as a member either.
     assert!(eventually(|| hub.service().registry().member_count(TOPIC) == 0).await);
 }
+
+#[actix_rt::test]
+async fn a_handler_too_slow_for_a_recoverable_topic_is_told_what_it_missed() {
+    let hub = start_hub(&history_config(64));
+    let board = switchboard();
+    let mut config = fast_config(&hub.socket_url());
+    config.snapshotter = Some(Snapshotter::in_memory());
+    let handle = open(&board, config).await;
+    let mut events = handle.events();
+    // Room for 4: the rest of a burst of 10 cannot be handed over.
+    let mut pushes = handle.incoming(TOPIC, None, 4);
+    handle
+        .join_recoverable(TOPIC, json!({}), false)
+        .await
+        .expect("joined");
+    broadcast(&hub, 1..=10).await;
+    let mut missed = Vec::new();
+    while missed.len() < 6 {
+        let gap = wait_for(&mut events, |event| match event {
+            ConnectEvent::Gap { expected, got, .. } => Some((*expected, *got)),
+            _ => None,
+        })
+        .await;
+        missed.push(gap);
+    }
+    assert_eq!(missed, (5..=10).map(|n| (n, n + 1)).collect::<Vec<_>>());
+    assert_eq!(next_sequences(&mut pushes, 4).await, vec![1, 2, 3, 4]);
+}
+
+#[actix_rt::test]
+async fn seq_4_a_history_dropped_under_a_live_subscriber_is_announced_not_silent() {
+    let mut config = history_config(64);
+    config.history.max_topics = 1;
+    let hub = start_hub(&config);
+    let board = switchboard();
+    let url = hub.socket_url();
+    let (mut sub, _) = subscriber(&board, &url, Snapshotter::in_memory(), false).await;
+    broadcast(&hub, 1..=3).await;
+    assert_eq!(next_sequences(&mut sub.pushes, 3).await, vec![1, 2, 3]);
+    // Another recoverable topic pushes this one's history out; it comes
+    // back in a new epoch.
+    hub.service()
+        .hub()
+        .send(Broadcast {
+            topic: "room:feed:other".to_owned(),
+            event: "news".to_owned(),
+            payload: json!({ "n": 1 }),
+        })
+        .await
+        .expect("hub alive");
+    broadcast(&hub, 1..=1).await;
+    let gap = wait_for(&mut sub.events, |event| match event {
+        ConnectEvent::Gap { expected, got, .. } => Some((*expected, *got)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        gap,
+        (4, 1),
+        "the old series ended at 3; the new one starts at 1"
+    );
+    assert_eq!(next_sequences(&mut sub.pushes, 1).await, vec![1]);
+    broadcast(&hub, 2..=2).await;
+    assert_eq!(next_sequences(&mut sub.pushes, 1).await, vec![2]);
+}

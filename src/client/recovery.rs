@@ -7,7 +7,7 @@
 //! is still filling the hole before them, and reports a [`Step::Gap`] where
 //! the hub could not fill one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{json, Value};
 
@@ -74,8 +74,13 @@ pub struct TopicRecovery {
     recovering: bool,
     awaiting_reply: bool,
     held: BTreeMap<u64, Frame>,
+    retired: VecDeque<String>,
     stats: RecoveryStats,
 }
+
+/// Epochs remembered as past, so their late messages are dropped rather
+/// than taken for a new epoch.
+const RETIRED_EPOCHS: usize = 4;
 
 impl TopicRecovery {
     /// A topic with no position yet; `strict` refuses to start unrecovered.
@@ -90,6 +95,7 @@ impl TopicRecovery {
             recovering: false,
             awaiting_reply: false,
             held: BTreeMap::new(),
+            retired: VecDeque::new(),
             stats: RecoveryStats::default(),
         }
     }
@@ -169,21 +175,32 @@ impl TopicRecovery {
             return (Joined::Recovered, None);
         }
         if self.epoch.as_deref() != Some(epoch) {
-            // Nothing is stitched across epochs (SEQ-4): start at the new top.
+            // Nothing is stitched across epochs (SEQ-4): start at the new
+            // top, or at the first message of the new epoch already held.
+            let first_held = self
+                .held
+                .iter()
+                .find(|(_, frame)| frame_epoch(frame) == Some(epoch))
+                .map(|(sequence, _)| *sequence);
+            let start = first_held.map_or(top, |first| first.saturating_sub(1).min(top));
             let gap = Step::Gap {
-                expected: self.delivered + 1,
-                got: top + 1,
+                expected: self.delivered.saturating_add(1),
+                got: start.saturating_add(1),
             };
-            self.epoch = Some(epoch.to_owned());
-            self.delivered = top;
+            if let Some(old) = self.epoch.replace(epoch.to_owned()) {
+                if self.retired.len() == RETIRED_EPOCHS {
+                    self.retired.pop_front();
+                }
+                self.retired.push_back(old);
+            }
+            self.delivered = start;
             self.replay_top = None;
             self.stats.gaps += 1;
             return (Joined::Unrecovered, Some(gap));
         }
-        // Same epoch, history truncated: the replay starts past a hole.
-        if top < self.delivered {
-            self.delivered = top;
-        }
+        // Same epoch, history truncated: the replay starts past a hole. (A
+        // top below the position cannot come from one hub epoch; the
+        // position is kept, never lowered, and what follows is judged by it.)
         self.replay_top = (top > self.delivered).then_some(top);
         self.hole_expected = true;
         (Joined::Unrecovered, None)
@@ -192,11 +209,11 @@ impl TopicRecovery {
     /// What to do with one message on the topic.
     pub fn on_message(&mut self, frame: Frame) -> Vec<Step> {
         let sequence = frame.payload.get("sequence").and_then(Value::as_u64);
-        let epoch = frame.payload.get("epoch").and_then(Value::as_str);
-        let (Some(sequence), Some(epoch)) = (sequence, epoch) else {
+        let (Some(sequence), Some(epoch)) = (sequence, frame_epoch(&frame)) else {
             self.stats.delivered += 1;
             return vec![Step::Deliver(frame)];
         };
+        let epoch = epoch.to_owned();
         if self.awaiting_reply {
             if self.held.len() < MAX_HELD {
                 self.held.insert(sequence, frame);
@@ -209,19 +226,31 @@ impl TopicRecovery {
         if !self.known {
             // A message before any join reply: adopt its position.
             self.known = true;
-            self.epoch = Some(epoch.to_owned());
+            self.epoch = Some(epoch.clone());
             self.delivered = sequence.saturating_sub(1);
         }
-        if self.epoch.as_deref() != Some(epoch) {
+        if self.retired.contains(&epoch) {
             self.stats.stale_epoch += 1;
             return Vec::new();
+        }
+        if self.epoch.as_deref() != Some(epoch.as_str()) {
+            // The hub's history for this topic restarted under us: hold the
+            // message and rejoin, which announces the change as a gap.
+            if self.held.len() < MAX_HELD {
+                self.held.insert(sequence, frame);
+            }
+            if self.recovering {
+                return Vec::new();
+            }
+            self.recovering = true;
+            return vec![Step::Recover];
         }
         if sequence <= self.delivered {
             self.stats.duplicates += 1;
             return Vec::new();
         }
         let mut steps = Vec::new();
-        if sequence > self.delivered + 1 {
+        if sequence > self.delivered.saturating_add(1) {
             if self.hole_expected {
                 self.report_gap(sequence, &mut steps);
             } else {
@@ -244,7 +273,7 @@ impl TopicRecovery {
     }
 
     /// The hub will not fill what is missing: report it and carry on.
-    pub fn give_up_hole(&mut self, steps: &mut Vec<Step>) {
+    fn give_up_hole(&mut self, steps: &mut Vec<Step>) {
         if let Some(&first) = self.held.keys().next() {
             self.report_gap(first, steps);
             self.drain_held(steps);
@@ -254,15 +283,15 @@ impl TopicRecovery {
     fn report_gap(&mut self, got: u64, steps: &mut Vec<Step>) {
         self.stats.gaps += 1;
         steps.push(Step::Gap {
-            expected: self.delivered + 1,
+            expected: self.delivered.saturating_add(1),
             got,
         });
-        self.delivered = got - 1;
+        self.delivered = got.saturating_sub(1);
         self.hole_expected = false;
     }
 
     fn deliver(&mut self, frame: Frame, steps: &mut Vec<Step>) {
-        self.delivered += 1;
+        self.delivered = self.delivered.saturating_add(1);
         self.stats.delivered += 1;
         if self.replay_top.is_some_and(|top| self.delivered >= top) {
             self.replay_top = None;
@@ -275,7 +304,7 @@ impl TopicRecovery {
             if *entry.key() <= self.delivered {
                 entry.remove();
                 self.stats.duplicates += 1;
-            } else if *entry.key() == self.delivered + 1 {
+            } else if *entry.key() == self.delivered.saturating_add(1) {
                 let frame = entry.remove();
                 self.deliver(frame, steps);
             } else {
@@ -283,6 +312,11 @@ impl TopicRecovery {
             }
         }
     }
+}
+
+/// The `epoch` a hub stamped on a push, if any.
+fn frame_epoch(frame: &Frame) -> Option<&str> {
+    frame.payload.get("epoch").and_then(Value::as_str)
 }
 
 #[cfg(test)]
@@ -466,6 +500,58 @@ mod tests {
         );
         assert_eq!(delivered(&steps), vec![8, 9, 10]);
         assert!(!steps.contains(&Step::Recover));
+    }
+
+    #[test]
+    fn seq_4_a_live_epoch_change_rejoins_and_keeps_what_the_new_epoch_sent() {
+        let mut topic = TopicRecovery::restored(false, 7, Some("old".into()));
+        topic.on_join_reply(&reply(true, "old", 7));
+        // The hub's history restarted: new-epoch messages arrive live.
+        let steps = feed(&mut topic, &[1, 2], "new");
+        assert_eq!(
+            steps,
+            vec![Step::Recover],
+            "one rejoin, nothing delivered yet"
+        );
+        topic.joining();
+        let (joined, steps) = topic.on_join_reply(&reply(false, "new", 2));
+        assert_eq!(joined, Joined::Unrecovered);
+        assert_eq!(
+            steps[0],
+            Step::Gap {
+                expected: 8,
+                got: 1
+            }
+        );
+        assert_eq!(
+            delivered(&steps),
+            vec![1, 2],
+            "held new-epoch messages delivered"
+        );
+        assert_eq!(topic.position(), (2, Some("new")));
+    }
+
+    #[test]
+    fn a_top_below_the_position_never_lowers_it() {
+        let mut topic = TopicRecovery::restored(false, 10, Some("e".into()));
+        topic.on_join_reply(&reply(false, "e", 3));
+        assert_eq!(topic.position().0, 10);
+        assert!(feed(&mut topic, &[4, 10], "e").is_empty(), "duplicates");
+        assert_eq!(delivered(&feed(&mut topic, &[11], "e")), vec![11]);
+    }
+
+    #[test]
+    fn extreme_sequences_from_a_peer_do_not_overflow() {
+        let mut topic = TopicRecovery::restored(false, 1, Some("e".into()));
+        let (_, steps) = topic.on_join_reply(&reply(false, "x", u64::MAX));
+        assert_eq!(steps.len(), 1);
+        let mut topic = TopicRecovery::restored(false, u64::MAX, Some("e".into()));
+        topic.on_join_reply(&reply(true, "e", u64::MAX));
+        assert!(feed(&mut topic, &[u64::MAX], "e").is_empty());
+        let mut topic = TopicRecovery::new(false);
+        topic.on_join_reply(&reply(false, "e", 0));
+        let steps = feed(&mut topic, &[u64::MAX], "e");
+        assert!(steps.contains(&Step::Recover));
     }
 
     #[test]

@@ -28,9 +28,9 @@ use super::events::{Announcer, ConnectEvent};
 use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY};
 use super::recovery::{Step, TopicRecovery};
 use super::refs::RefCounter;
+use crate::protocol::content::UNRECOVERED;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::sequence::Advance;
-use crate::server::phoenix_socket::UNRECOVERED;
 use crate::transport::outbox::Outbox;
 
 /// Most callers waiting for one topic's join reply.
@@ -592,7 +592,9 @@ impl Subscription {
             .get_mut(&name)
             .and_then(|topic| topic.recovery.as_mut())
         else {
-            return self.dispatch(frame);
+            // Not recoverable: a drop is counted and logged, nothing more.
+            let _ = self.dispatch(frame);
+            return;
         };
         let steps = recovery.on_message(frame);
         self.carry_out(&name, steps, ctx);
@@ -609,19 +611,31 @@ impl Subscription {
         };
         let position = recovery.position();
         let position = (position.0, position.1.map(str::to_owned));
-        let mut delivered = false;
+        let mut moved = false;
         for step in steps {
             match step {
                 Step::Deliver(frame) => {
-                    delivered = true;
-                    self.dispatch(frame);
+                    moved = true;
+                    let sequence = frame.payload.get("sequence").and_then(Value::as_u64);
+                    if let (Handed::Missed, Some(sequence)) = (self.dispatch(frame), sequence) {
+                        // A handler could not take it: lost for it, and said so.
+                        let lost = Step::Gap {
+                            expected: sequence,
+                            got: sequence.saturating_add(1),
+                        };
+                        self.announce_gap(name, &lost);
+                    }
                 }
-                Step::Gap { .. } => self.announce_gap(name, &step),
+                Step::Gap { .. } => {
+                    moved = true;
+                    self.announce_gap(name, &step);
+                }
                 Step::Recover => self.recover(name, ctx),
             }
         }
-        if delivered {
-            // Stored before a later message can reach a handler (SEQ-2).
+        if moved {
+            // Recorded before the next inbound message is handled, so no
+            // later message reaches a handler first (SEQ-2).
             self.store_position(name, position);
         }
     }
@@ -659,16 +673,27 @@ impl Subscription {
     fn recover(&mut self, name: &str, ctx: &mut Context<Self>) {
         metrics::counter!("switchboard_client_live_gaps_total").increment(1);
         tracing::info!(topic = name, "live sequence gap; rejoining to recover");
-        if self.outbox.is_some() {
+        let joined = self
+            .topics
+            .get(name)
+            .is_some_and(|topic| matches!(topic.state(), ChannelState::Joined { .. }));
+        // Joining already resumes from the position; leaving needs nothing.
+        if joined && self.outbox.is_some() {
             let join_ref = self.refs.next();
             self.apply(name, ChannelEvent::TransportUp { join_ref }, ctx);
         }
     }
 
-    fn dispatch(&mut self, frame: Frame) {
+    /// Hands a message to the topic's handlers; answers whether every
+    /// handler it was meant for took it.
+    fn dispatch(&mut self, frame: Frame) -> Handed {
         let Some(sinks) = self.handlers.get_mut(&frame.topic) else {
-            return;
+            metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "no_handler")
+                .increment(1);
+            tracing::debug!(topic = %frame.topic, "no handler registered: push dropped");
+            return Handed::Missed;
         };
+        let mut handed = Handed::All;
         let incoming = Incoming {
             topic: frame.topic,
             event: frame.event,
@@ -694,10 +719,19 @@ impl Subscription {
                 metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "handler_full")
                     .increment(1);
                 tracing::warn!(topic = %incoming.topic, "handler behind: push dropped");
+                handed = Handed::Missed;
             }
             alive
         });
+        handed
     }
+}
+
+/// Whether a push reached every handler meant for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handed {
+    All,
+    Missed,
 }
 
 /// An error reply refusing a strict resume.

@@ -19,6 +19,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The error reason a hub refuses a strict resume with, when its history
+/// cannot fill the hole (SEQ-7).
+pub const UNRECOVERED: &str = "unrecovered";
+
 /// Which envelope another one was derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Causation {

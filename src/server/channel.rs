@@ -85,7 +85,8 @@ impl ChannelContext<'_> {
         self.registry.broadcast(self.topic, event, payload, None)
     }
 
-    /// Sends `event` to every member of the topic but this socket.
+    /// Sends `event` to every member of the topic but this socket. On a
+    /// recoverable topic every member gets every sequence, this socket too.
     pub fn broadcast_from(&self, event: &str, payload: &Value) -> usize {
         self.registry
             .broadcast(self.topic, event, payload, Some(self.socket.session_id))

@@ -80,17 +80,21 @@ pub struct TopicLog {
     epoch: String,
     top: u64,
     ring: VecDeque<(u64, ByteString)>,
+    bytes: usize,
     capacity: usize,
+    max_bytes: usize,
     last_append: u64,
 }
 
 impl TopicLog {
-    fn new(epoch: String, capacity: usize) -> TopicLog {
+    fn new(epoch: String, capacity: usize, max_bytes: usize) -> TopicLog {
         TopicLog {
             epoch,
             top: 0,
             ring: VecDeque::with_capacity(capacity.min(64)),
+            bytes: 0,
             capacity,
+            max_bytes,
             last_append: 0,
         }
     }
@@ -102,11 +106,16 @@ impl TopicLog {
         self.top += 1;
         let stamped = self.stamp(topic, event, payload);
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, &stamped));
-        if self.ring.len() == self.capacity {
-            self.ring.pop_front();
-            metrics::counter!("switchboard_history_evicted_total").increment(1);
-        }
+        self.bytes += frame.len();
         self.ring.push_back((self.top, frame.clone()));
+        while self.ring.len() > self.capacity
+            || (self.bytes > self.max_bytes && self.ring.len() > 1)
+        {
+            if let Some((_, old)) = self.ring.pop_front() {
+                self.bytes -= old.len();
+                metrics::counter!("switchboard_history_evicted_total").increment(1);
+            }
+        }
         frame
     }
 
@@ -174,6 +183,7 @@ pub struct History {
     epoch: String,
     patterns: Vec<String>,
     size: usize,
+    max_bytes: usize,
     max_topics: usize,
     logs: DashMap<String, Arc<Mutex<TopicLog>>>,
     generation: AtomicU64,
@@ -187,6 +197,7 @@ impl History {
             epoch: format!("{:x}{:04x}", unix_millis(), fastrand::u16(..)),
             patterns: config.topics.clone(),
             size: config.size.max(1),
+            max_bytes: config.max_bytes.max(1),
             max_topics: config.max_topics.max(1),
             logs: DashMap::new(),
             generation: AtomicU64::new(0),
@@ -210,21 +221,23 @@ impl History {
     }
 
     /// The log of `topic`, created on first use. Past `max_topics` the least
-    /// recently published log is dropped; a log created again gets a new
-    /// epoch, so resumes against the dropped one report not recovered.
-    pub fn log(&self, topic: &str) -> Arc<Mutex<TopicLog>> {
+    /// recently published log is dropped, preferring one whose topic has no
+    /// members (`has_members`); a log created again gets a new epoch, so
+    /// resumes against the dropped one report not recovered, and members
+    /// still following it rejoin and are told of the gap.
+    pub fn log(&self, topic: &str, has_members: impl Fn(&str) -> bool) -> Arc<Mutex<TopicLog>> {
         if let Some(log) = self.logs.get(topic) {
             return log.clone();
         }
         if self.logs.len() >= self.max_topics {
-            self.evict_one();
+            self.evict_one(has_members);
         }
         self.logs
             .entry(topic.to_owned())
             .or_insert_with(|| {
                 let generation = self.generation.fetch_add(1, Ordering::Relaxed);
                 let epoch = format!("{}-{generation}", self.epoch);
-                Arc::new(Mutex::new(TopicLog::new(epoch, self.size)))
+                Arc::new(Mutex::new(TopicLog::new(epoch, self.size, self.max_bytes)))
             })
             .clone()
     }
@@ -234,12 +247,20 @@ impl History {
         log.last_append = self.clock.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn evict_one(&self) {
-        let oldest = self
+    fn evict_one(&self, has_members: impl Fn(&str) -> bool) {
+        // A log busy right now (locked) is being published to: not a candidate.
+        let candidates: Vec<(bool, u64, String)> = self
             .logs
             .iter()
-            .min_by_key(|entry| lock(entry.value()).last_append)
-            .map(|entry| entry.key().clone());
+            .filter_map(|entry| {
+                let last = entry.value().try_lock().ok()?.last_append;
+                Some((has_members(entry.key()), last, entry.key().clone()))
+            })
+            .collect();
+        let oldest = candidates
+            .into_iter()
+            .min_by_key(|(members, last, _)| (*members, *last))
+            .map(|(_, _, topic)| topic);
         if let Some(topic) = oldest {
             self.logs.remove(&topic);
             metrics::counter!("switchboard_history_topics_evicted_total").increment(1);
@@ -264,7 +285,7 @@ mod tests {
     use super::*;
 
     fn log_with(size: usize, messages: u64) -> TopicLog {
-        let mut log = TopicLog::new("e".into(), size);
+        let mut log = TopicLog::new("e".into(), size, usize::MAX);
         for n in 0..messages {
             log.append("t", "ev", &json!({ "n": n }));
         }
@@ -303,7 +324,7 @@ mod tests {
 
     #[test]
     fn an_envelope_keeps_its_fields_and_gets_the_topic_position() {
-        let mut log = TopicLog::new("e".into(), 4);
+        let mut log = TopicLog::new("e".into(), 4, usize::MAX);
         let envelope = json!({"aspect": "a", "producer": "p", "sequence": 99,
                               "produced_at": 1, "payload": 5, "schema_ref": "s/1"});
         let frame = log.append("t", "a", &envelope);
@@ -343,21 +364,39 @@ mod tests {
     }
 
     #[test]
-    fn patterns_and_eviction_give_a_new_epoch() {
+    fn eviction_prefers_topics_without_members_and_gives_a_new_epoch() {
         let config = HistoryConfig {
             topics: vec!["feed:*".into(), "exact".into()],
             size: 4,
+            max_bytes: usize::MAX,
             max_topics: 2,
         };
         let history = History::new(&config);
         assert!(history.covers("feed:1") && history.covers("exact"));
         assert!(!history.covers("room:1") && !history.covers("exact:2"));
-        let first = lock(&history.log("feed:1")).epoch().to_owned();
-        history.log("feed:2");
-        history.log("feed:3"); // evicts one of the others
+        let followed = |topic: &str| topic == "feed:1";
+        let first = lock(&history.log("feed:1", followed)).epoch().to_owned();
+        lock(&history.log("feed:1", followed)).append("feed:1", "e", &json!({}));
+        history.log("feed:2", followed);
+        // feed:1 was published to more recently than feed:2 was created, but
+        // feed:2 has no members: it goes first.
+        history.log("feed:3", followed);
         assert_eq!(history.topic_count(), 2);
-        let again = lock(&history.log("feed:1")).epoch().to_owned();
-        let second = lock(&history.log("feed:2")).epoch().to_owned();
-        assert!(again != first || second != first);
+        assert_eq!(lock(&history.log("feed:1", followed)).epoch(), first);
+        assert_eq!(lock(&history.log("feed:1", followed)).top(), 1);
+        let again = lock(&history.log("feed:2", followed)).epoch().to_owned();
+        assert_ne!(again, first, "a recreated log starts a new epoch");
+    }
+
+    #[test]
+    fn the_ring_is_bounded_in_bytes_too() {
+        let mut log = TopicLog::new("e".into(), 100, 300);
+        for n in 0..20 {
+            log.append("t", "ev", &json!({ "n": n }));
+        }
+        let kept: usize = log.ring.iter().map(|(_, frame)| frame.len()).sum();
+        assert!(kept <= 300, "{kept} bytes kept");
+        assert_eq!(log.ring.back().map(|(sequence, _)| *sequence), Some(20));
+        assert!(!log.recover(Some(&resume(0, "e"))).recovered);
     }
 }

@@ -14,6 +14,7 @@ use super::history::{History, Resume};
 use super::registry::Registry;
 use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
+use crate::protocol::content::UNRECOVERED;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::transport::outbox::Outbox;
@@ -21,9 +22,6 @@ use actix::Context;
 
 /// Longest topic or event name the hub keeps (they are stored per join).
 pub const MAX_NAME_BYTES: usize = 256;
-/// The reason a strict resume is refused with when history cannot fill it.
-pub const UNRECOVERED: &str = "unrecovered";
-
 /// Longest `ref` or `join_ref` the hub echoes.
 pub const MAX_REF_BYTES: usize = 64;
 

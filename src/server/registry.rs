@@ -167,12 +167,14 @@ impl Registry {
         except: Option<SessionId>,
     ) -> usize {
         if let Some(history) = self.history_for(topic) {
-            let log = history.log(topic);
+            let log = history.log(topic, |topic| self.member_count(topic) > 0);
             let mut log = history::lock(&log);
             history.touch(&mut log);
             let frame = log.append(topic, event, payload);
-            // Queued while the log is locked: a joiner's replay cannot interleave.
-            return self.send_frame(topic, &frame, except);
+            // Queued while the log is locked: a joiner's replay cannot
+            // interleave. Every member gets every sequence, the sender too
+            // (`except` is ignored): a hole would only make it rejoin.
+            return self.send_frame(topic, &frame, None);
         }
         if !self.topics.contains_key(topic) {
             return 0;
@@ -207,7 +209,7 @@ impl Registry {
         resume: Option<&Resume>,
         reply: impl FnOnce(&Recovery) -> bool,
     ) -> bool {
-        let log = history.log(topic);
+        let log = history.log(topic, |topic| self.member_count(topic) > 0);
         let log = history::lock(&log);
         let recovery = log.recover(resume);
         if !reply(&recovery) {
