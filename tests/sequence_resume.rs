@@ -361,3 +361,42 @@ async fn seq_4_a_history_dropped_under_a_live_subscriber_is_announced_not_silent
     broadcast(&hub, 2..=2).await;
     assert_eq!(next_sequences(&mut sub.pushes, 1).await, vec![2]);
 }
+
+#[actix_rt::test]
+async fn seq_8_a_live_gap_rejoins_from_the_position_and_the_replay_fills_it() {
+    use support::script_server::ScriptServer;
+    let mut server = ScriptServer::start().await;
+    let board = switchboard();
+    let mut config = fast_config(&server.url());
+    config.snapshotter = Some(Snapshotter::in_memory());
+    let handle = open(&board, config).await;
+    let mut pushes = handle.incoming(TOPIC, None, 100);
+    handle
+        .join_recoverable(TOPIC, json!({}), false)
+        .await
+        .expect("joined");
+    let push = |sequence: u64| {
+        let envelope = json!({"channel": TOPIC, "aspect": "news", "sequence": sequence,
+            "epoch": "e1", "produced_at": 1, "producer": "hub", "payload": {"n": sequence}});
+        json!([null, null, TOPIC, "news", envelope])
+    };
+    server.send(push(1));
+    server.send(push(3)); // 2 is missing: a live gap
+                          // The client rejoins, resuming from the last sequence it delivered.
+    let first = server.next("phx_join").await;
+    assert!(
+        first.frame[4].get("resume").is_none(),
+        "nothing to resume yet"
+    );
+    let rejoin = server.next("phx_join").await;
+    assert_eq!(
+        rejoin.frame[4]["resume"],
+        json!({"sequence": 1, "epoch": "e1", "strict": false})
+    );
+    // The "replay": 2 then 3 again.
+    server.send(push(2));
+    server.send(push(3));
+    server.send(push(4));
+    assert_eq!(next_sequences(&mut pushes, 4).await, vec![1, 2, 3, 4]);
+    assert_quiet(&mut pushes).await;
+}
