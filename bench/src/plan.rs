@@ -58,7 +58,7 @@ impl Plan {
         };
         Plan {
             quick,
-            rounds: if quick { 1 } else { 3 },
+            rounds: if quick { 1 } else { 5 },
             warmup: Duration::from_millis(if quick { 200 } else { 500 }),
             window: Duration::from_millis(if quick { 500 } else { 2_000 }),
             one_way_in_flight: 4_096,

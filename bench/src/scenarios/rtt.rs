@@ -27,10 +27,12 @@ const WARMUP: usize = 200;
 
 /// Runs the three rtt rows (p50, p99, max).
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    // Two alternating runs of half the iterations each, pooled per side.
-    let per_run = plan.rtt_iterations / 2;
+    // Alternating runs of a share of the iterations each, pooled per side,
+    // so a change in the machine's load hits every side alike.
+    let runs = if plan.quick { 2 } else { 4 };
+    let per_run = plan.rtt_iterations / runs;
     let samples = alternate(
-        2,
+        runs,
         &[Side::Switchboard, Side::Baseline, Side::Peer],
         async |side| match side {
             Side::Switchboard => switchboard(per_run).await,
@@ -41,7 +43,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     .await?;
     let [sw, base, peer] = [0, 1, 2].map(|side| Latency::of(&samples[side].concat()));
     let note = format!(
-        "{} sequential round trips per side, in two alternating runs",
+        "{} sequential round trips per side, in {runs} alternating runs",
         plan.rtt_iterations
     );
     Ok(vec![
