@@ -103,6 +103,7 @@ impl NatsServer {
             .map_err(|error| anyhow!("stopping nats-server: {error}"))
     }
 
+    /// Kills the child unless it already exited, and reaps it.
     fn halt(&mut self) -> std::io::Result<()> {
         if self.child.try_wait()?.is_none() {
             self.child.kill()?;

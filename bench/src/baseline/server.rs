@@ -126,6 +126,7 @@ impl BaselineServer {
         self.halt();
     }
 
+    /// Signals the server thread to stop and waits for it (once).
     fn halt(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());

@@ -165,7 +165,7 @@ pub async fn baseline(plan: &Plan, in_flight: u64) -> anyhow::Result<f64> {
         let text = Utf8Bytes::from(payload::raw_text());
         let mut sent = 0;
         while !flag.is_set() {
-            if sent - counter.get() >= in_flight {
+            if sent.saturating_sub(counter.get()) >= in_flight {
                 ws.flush().await?;
                 counter.wait_for_room(sent, in_flight).await;
             }
