@@ -163,7 +163,7 @@ pub async fn baseline(plan: &Plan, in_flight: u64) -> anyhow::Result<f64> {
     let flag = stop.clone();
     let rate = measure_sender(&counter.clone(), plan, stop, async move {
         let text = Utf8Bytes::from(payload::raw_text());
-        let mut sent = 0;
+        let mut sent: u64 = 0;
         while !flag.is_set() {
             if sent.saturating_sub(counter.get()) >= in_flight {
                 ws.flush().await?;
