@@ -1,6 +1,7 @@
 //! What a connection tells the world: its [`Status`] (readable at any time
 //! without a round trip) and a stream of [`ConnectEvent`]s.
 
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -10,6 +11,10 @@ use tokio::sync::{broadcast, watch};
 /// How many events a slow subscriber may fall behind before it loses the
 /// oldest (it then sees `RecvError::Lagged(n)`).
 pub const EVENT_BUFFER: usize = 256;
+
+/// The buffer is allocated when the first subscriber arrives: a connection
+/// nobody watches does not pay for it (256 slots are about 24 KiB).
+type LazyEvents = Arc<OnceLock<broadcast::Sender<ConnectEvent>>>;
 
 /// Lifecycle of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,7 +101,7 @@ fn rfc3339<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok
 #[derive(Clone)]
 pub struct Announcer {
     status: watch::Sender<Status>,
-    events: broadcast::Sender<ConnectEvent>,
+    events: LazyEvents,
 }
 
 impl Default for Announcer {
@@ -110,7 +115,7 @@ impl Announcer {
     pub fn new() -> Announcer {
         Announcer {
             status: watch::channel(Status::Init).0,
-            events: broadcast::channel(EVENT_BUFFER).0,
+            events: LazyEvents::default(),
         }
     }
 
@@ -131,7 +136,9 @@ impl Announcer {
     /// Publishes an event to every subscriber (none listening is fine).
     pub fn emit(&self, event: ConnectEvent) {
         tracing::debug!(?event, "connection event");
-        let _ = self.events.send(event);
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+        }
     }
 
     /// A watch on the status.
@@ -141,6 +148,8 @@ impl Announcer {
 
     /// A new subscriber to the events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ConnectEvent> {
-        self.events.subscribe()
+        self.events
+            .get_or_init(|| broadcast::channel(EVENT_BUFFER).0)
+            .subscribe()
     }
 }
