@@ -12,12 +12,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
     ResponseFuture, WrapFuture,
 };
+use futures_util::task::noop_waker_ref;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::dedup::DedupTicket;
@@ -42,6 +44,15 @@ pub struct Ingest {
     /// For a sequenced message: its claim on the duplicate filter, settled
     /// with its outcome (SEQ-9).
     pub dedup: Option<DedupTicket>,
+}
+
+/// The sink's acceptance of one item came back; sent to the queue by the
+/// task that awaited it.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Settled {
+    entry: Ingest,
+    outcome: Result<(), SinkError>,
 }
 
 /// Why an item was not delivered.
@@ -257,12 +268,22 @@ impl IngestQueue {
         ctx.spawn(handed.into_actor(self).map(move |handed, queue, ctx| {
             queue.sending = false;
             match handed {
-                Ok(accepted) => {
+                Ok(mut accepted) => {
+                    // Accepted already (an in-process sink): settle now.
+                    let mut probe = std::task::Context::from_waker(noop_waker_ref());
+                    if let Poll::Ready(outcome) = accepted.as_mut().poll(&mut probe) {
+                        queue.settle(entry, outcome, ctx);
+                        return;
+                    }
                     queue.in_flight += 1;
-                    ctx.spawn(accepted.into_actor(queue).map(move |accepted, queue, ctx| {
-                        queue.in_flight -= 1;
-                        queue.settle(entry, accepted, ctx);
-                    }));
+                    // A task of its own per acceptance, woken only by its own
+                    // future: futures spawned into the actor's context would
+                    // all be polled again on every wake of the actor.
+                    let queue_addr = ctx.address();
+                    actix::spawn(async move {
+                        let outcome = accepted.await;
+                        queue_addr.do_send(Settled { entry, outcome });
+                    });
                 }
                 Err(error) => queue.settle(entry, Err(error), ctx),
             }
@@ -421,6 +442,15 @@ impl Handler<Ingest> for IngestQueue {
             }
         }
         self.pump(ctx);
+    }
+}
+
+impl Handler<Settled> for IngestQueue {
+    type Result = ();
+
+    fn handle(&mut self, msg: Settled, ctx: &mut Context<Self>) {
+        self.in_flight -= 1;
+        self.settle(msg.entry, msg.outcome, ctx);
     }
 }
 
