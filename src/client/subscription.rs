@@ -694,31 +694,52 @@ impl Subscription {
             return Handed::Missed;
         };
         let mut handed = Handed::All;
+        let wanted = |event: &Option<String>, incoming: &Incoming| {
+            event.as_deref().is_none_or(|event| event == incoming.event)
+        };
         let incoming = Incoming {
             topic: frame.topic,
             event: frame.event,
             payload: frame.payload,
         };
+        // The last handler meant for it gets the message itself, the others a copy.
+        let mut copies = sinks
+            .iter()
+            .filter(|(event, _)| wanted(event, &incoming))
+            .count();
+        let mut pending = Some(incoming);
         sinks.retain(|(event, sink)| {
-            if event.as_deref().is_some_and(|event| event != incoming.event) {
+            let Some(incoming) = pending.as_ref() else {
+                return true;
+            };
+            if !wanted(event, incoming) {
                 return true;
             }
-            let (delivered, alive) = match sink {
-                PushSink::Actor(recipient) => match recipient.try_send(incoming.clone()) {
-                    Ok(()) => (true, true),
-                    Err(actix::dev::SendError::Full(_)) => (false, true),
-                    Err(actix::dev::SendError::Closed(_)) => (false, false),
+            copies -= 1;
+            let message = if copies == 0 {
+                pending.take()
+            } else {
+                pending.clone()
+            };
+            let Some(message) = message else {
+                return true;
+            };
+            let (missed, alive) = match sink {
+                PushSink::Actor(recipient) => match recipient.try_send(message) {
+                    Ok(()) => (None, true),
+                    Err(actix::dev::SendError::Full(message)) => (Some(message), true),
+                    Err(actix::dev::SendError::Closed(_)) => (None, false),
                 },
-                PushSink::Channel(sender) => match sender.try_send(incoming.clone()) {
-                    Ok(()) => (true, true),
-                    Err(mpsc::error::TrySendError::Full(_)) => (false, true),
-                    Err(mpsc::error::TrySendError::Closed(_)) => (false, false),
+                PushSink::Channel(sender) => match sender.try_send(message) {
+                    Ok(()) => (None, true),
+                    Err(mpsc::error::TrySendError::Full(message)) => (Some(message), true),
+                    Err(mpsc::error::TrySendError::Closed(_)) => (None, false),
                 },
             };
-            if !delivered && alive {
+            if let Some(message) = missed {
                 metrics::counter!("switchboard_client_pushes_dropped_total", "reason" => "handler_full")
                     .increment(1);
-                tracing::warn!(topic = %incoming.topic, "handler behind: push dropped");
+                tracing::warn!(topic = %message.topic, "handler behind: push dropped");
                 handed = Handed::Missed;
             }
             alive
