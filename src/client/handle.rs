@@ -12,7 +12,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::aspect::{self, SchemaCheck};
+use super::direct::DirectWriters;
 use super::recovery::TopicRecovery;
+use super::refs::RefCounter;
 use crate::protocol::content::{Causation, ContentEnvelope};
 use crate::sequence::{Position, Snapshotter, Stamp};
 
@@ -33,6 +35,8 @@ pub struct ConnectionHandle {
     pub(crate) snapshotter: Addr<Snapshotter>,
     pub(crate) producer: Arc<str>,
     pub(crate) publish_order: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) direct: DirectWriters,
+    pub(crate) refs: RefCounter,
 }
 
 /// Takes the next sequence of `key` from `snapshotter`.
@@ -145,10 +149,14 @@ impl ConnectionHandle {
     /// written or buffered; errors when it cannot even be queued (buffer
     /// full, topic not joined, connection closed).
     pub async fn send(&self, topic: &str, event: &str, payload: Value) -> Result<(), RequestError> {
+        if self.direct.try_send(&self.refs, topic, event, &payload) {
+            return Ok(());
+        }
         let cast = Cast {
             topic: topic.to_owned(),
             event: event.to_owned(),
             payload,
+            through_actor: Some(self.direct.via_actor()),
         };
         answered(self.subscription.send(cast).await)
     }

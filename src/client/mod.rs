@@ -16,6 +16,7 @@ pub mod config;
 pub mod connection;
 pub mod correlator;
 pub mod dial_budget;
+pub mod direct;
 pub mod error;
 pub mod events;
 pub mod gauges;

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::channel_state::{Action, ChannelEvent, ChannelLifecycle, ChannelState};
 use super::config::ConnectionConfig;
 use super::correlator::{Correlator, PendingSlots, Register, Responder};
+use super::direct::{DirectWriters, ThroughActor};
 use super::error::RequestError;
 use super::events::{Announcer, ConnectEvent};
 use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY};
@@ -106,6 +107,8 @@ pub struct Cast {
     pub event: String,
     /// The payload.
     pub payload: Value,
+    /// Keeps the handle's direct path shut while this send is on its way.
+    pub through_actor: Option<ThroughActor>,
 }
 
 /// Registers a handler for a topic's incoming messages (`event` None = all).
@@ -188,6 +191,7 @@ pub struct Subscription {
     topics: HashMap<String, Topic>,
     handlers: HashMap<String, Vec<(Option<String>, PushSink)>>,
     buffered_bytes: usize,
+    direct: DirectWriters,
 }
 
 impl Subscription {
@@ -198,6 +202,7 @@ impl Subscription {
         slots: PendingSlots,
         refs: RefCounter,
         announcer: Announcer,
+        direct: DirectWriters,
     ) -> Addr<Subscription> {
         Subscription {
             config,
@@ -211,6 +216,7 @@ impl Subscription {
             topics: HashMap::new(),
             handlers: HashMap::new(),
             buffered_bytes: 0,
+            direct,
         }
         .start()
     }
@@ -282,6 +288,20 @@ impl Subscription {
                 }
                 Action::Closed => self.drop_topic(name, not_joined(name), ctx),
             }
+        }
+        self.sync_direct(name);
+    }
+
+    /// Opens the topic's direct path while it is joined with nothing
+    /// buffered, and shuts it otherwise.
+    fn sync_direct(&self, name: &str) {
+        let join_ref = self.topics.get(name).and_then(|topic| {
+            let ready = topic.state().is_joined() && topic.buffer.is_empty();
+            ready.then(|| topic.state().join_ref()).flatten()
+        });
+        match (join_ref, &self.outbox) {
+            (Some(join_ref), Some(outbox)) => self.direct.open(name, join_ref, outbox),
+            _ => self.direct.close(name),
         }
     }
 
@@ -560,6 +580,7 @@ impl Subscription {
     }
 
     fn drop_topic(&mut self, name: &str, error: RequestError, ctx: &mut Context<Self>) {
+        self.direct.close(name);
         self.order.retain(|topic| topic != name);
         let Some(mut topic) = self.topics.remove(name) else {
             return;

@@ -17,6 +17,7 @@ use super::config::WireProtocol;
 use super::connection::{Connection, ConnectionParts, Shutdown};
 use super::correlator::{Correlator, PendingSlots};
 use super::dial_budget::DialBudget;
+use super::direct::DirectWriters;
 use super::error::OpenError;
 use super::events::{Announcer, ConnectEvent, Status};
 use super::gauges::TimerGauges;
@@ -98,12 +99,14 @@ impl Switchboard {
         let gauges = Arc::new(TimerGauges::default());
         let slots = PendingSlots::new(config.max_concurrent_requests);
         let correlator = Correlator::new(slots.clone()).start();
+        let direct = DirectWriters::default();
         let subscription = Subscription::start_for(
             config.clone(),
             correlator.clone(),
             slots.clone(),
             refs.clone(),
             announcer.clone(),
+            direct.clone(),
         );
         let parts = ConnectionParts {
             config: config.clone(),
@@ -113,7 +116,7 @@ impl Switchboard {
             },
             announcer: announcer.clone(),
             budget: self.budget.clone(),
-            refs,
+            refs: refs.clone(),
             gauges: gauges.clone(),
         };
         let connection = Supervisor::start(move |_| Connection::new(parts));
@@ -132,6 +135,8 @@ impl Switchboard {
             snapshotter,
             producer: Arc::from(config.producer.as_str()),
             publish_order: Arc::default(),
+            direct,
+            refs,
         };
         self.directory.insert(id, handle.link.clone());
         handle

@@ -127,6 +127,12 @@ impl Outbox {
         self.shared.queue.max_capacity() - self.shared.queue.capacity()
     }
 
+    /// Whether at most half of the frame capacity is taken: room to write
+    /// without pacing.
+    pub fn has_room(&self) -> bool {
+        self.backlog() * 2 <= self.shared.queue.max_capacity()
+    }
+
     /// Resolves once fewer than `frames` are queued (or the socket is gone):
     /// lets a protocol stop reading while its answers back up.
     pub fn drained_below(&self, frames: usize) -> impl std::future::Future<Output = ()> + 'static {
