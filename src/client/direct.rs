@@ -11,11 +11,11 @@
 //! path cannot do (not joined, outbox half full or gone) goes through the
 //! actor, which paces, buffers or answers the error as before.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytestring::ByteString;
-use dashmap::DashMap;
 use serde_json::Value;
 
 use super::refs::RefCounter;
@@ -29,20 +29,19 @@ struct Writer {
 }
 
 /// The open direct writers of one connection's topics, shared by the
-/// `Subscription` (which opens and closes them) and its handles.
+/// `Subscription` (which opens and closes them) and its handles. A plain
+/// map under a lock: it allocates nothing until a topic is joined, and
+/// writers change only when a topic's state does.
 #[derive(Clone, Default)]
 pub struct DirectWriters {
-    writers: Arc<DashMap<String, Writer>>,
+    writers: Arc<RwLock<HashMap<String, Writer>>>,
     through_actor: Arc<AtomicUsize>,
 }
 
 impl DirectWriters {
     /// Lets handles write `topic` directly, with `join_ref`, to `outbox`.
     pub fn open(&self, topic: &str, join_ref: &str, outbox: &Outbox) {
-        let current = self
-            .writers
-            .get(topic)
-            .map(|writer| writer.join_ref.clone());
+        let current = self.read().get(topic).map(|writer| writer.join_ref.clone());
         if current.as_deref() == Some(join_ref) {
             return;
         }
@@ -50,12 +49,26 @@ impl DirectWriters {
             join_ref: Arc::from(join_ref),
             outbox: outbox.clone(),
         };
-        self.writers.insert(topic.to_owned(), writer);
+        self.write().insert(topic.to_owned(), writer);
     }
 
     /// Sends to `topic` go through the actor from now on.
     pub fn close(&self, topic: &str) {
-        self.writers.remove(topic);
+        if self.read().contains_key(topic) {
+            self.write().remove(topic);
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Writer>> {
+        self.writers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Writer>> {
+        self.writers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes a fire-and-forget push straight to the socket; `false` when
@@ -64,7 +77,7 @@ impl DirectWriters {
         if self.through_actor.load(Ordering::Acquire) > 0 {
             return false;
         }
-        let Some(writer) = self.writers.get(topic).map(|writer| writer.clone()) else {
+        let Some(writer) = self.read().get(topic).cloned() else {
             return false;
         };
         // A backlog means the writer is behind (or the caller never yields,
