@@ -174,25 +174,16 @@ impl Registry {
             // Queued while the log is locked: a joiner's replay cannot
             // interleave. Every member gets every sequence, the sender too
             // (`except` is ignored): a hole would only make it rejoin.
-            return self.send_frame(topic, &frame, None);
+            return self
+                .topics
+                .get(topic)
+                .map_or(0, |members| send_frame(&members, &frame, None));
         }
-        if !self.topics.contains_key(topic) {
-            return 0;
-        }
-        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        self.send_frame(topic, &frame, except)
-    }
-
-    /// Queues an encoded frame to every member of `topic` but `except`.
-    fn send_frame(&self, topic: &str, frame: &ByteString, except: Option<SessionId>) -> usize {
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
-        members
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .filter(|(_, outbox)| outbox.push(frame.clone()).is_ok())
-            .count()
+        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
+        send_frame(&members, &frame, except)
     }
 
     /// Joins `topic` with recovery: under the topic log's lock, `reply` is
@@ -255,4 +246,17 @@ impl Registry {
             .map(|entry| entry.value().clone())
             .collect()
     }
+}
+
+/// Queues an encoded frame to every member but `except`; answers how many took it.
+fn send_frame(
+    members: &HashMap<SessionId, Outbox>,
+    frame: &ByteString,
+    except: Option<SessionId>,
+) -> usize {
+    members
+        .iter()
+        .filter(|(id, _)| Some(**id) != except)
+        .filter(|(_, outbox)| outbox.push(frame.clone()).is_ok())
+        .count()
 }
