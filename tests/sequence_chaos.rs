@@ -99,6 +99,20 @@ impl Cutter {
     }
 }
 
+/// A hub (queue policy `block`) whose sink records what it stores.
+fn recording_hub() -> (RunningHub, Arc<RecordingSink>) {
+    let config = chaos_hub_config();
+    let sink = Arc::new(RecordingSink::default());
+    let service = HubService::with_sink(
+        &config,
+        ChannelRouter::rooms(),
+        Credentials::Open,
+        sink.clone(),
+    );
+    let hub = server::start_service(&config, service).expect("hub starts");
+    (hub, sink)
+}
+
 fn chaos_hub_config() -> Config {
     let mut config = test_config();
     config.backpressure.on_full = OnFull::Block;
@@ -175,15 +189,7 @@ fn report(label: &str, hub: &RunningHub, cuts: u64, started: Instant) {
 #[actix_web::test]
 async fn seq_9_chaos_10000_sequenced_messages_reach_the_in_process_sink_exactly_once() {
     let started = Instant::now();
-    let config = chaos_hub_config();
-    let sink = Arc::new(RecordingSink::default());
-    let service = HubService::with_sink(
-        &config,
-        ChannelRouter::rooms(),
-        Credentials::Open,
-        sink.clone(),
-    );
-    let hub = server::start_service(&config, service).expect("hub starts");
+    let (hub, sink) = recording_hub();
     let proxy = Arc::new(FaultProxy::start(hub.addr()));
     let producer = open_producer(&format!("ws://{}/ingest", proxy.addr()), None).await;
     let cutter = Cutter::start(proxy.clone(), u64::MAX);
@@ -237,15 +243,7 @@ async fn seq_9_chaos_10000_sequenced_messages_reach_jetstream_exactly_once() {
 
 #[actix_web::test]
 async fn seq_9_a_restarted_sender_with_a_file_store_never_reuses_a_sequence() {
-    let config = chaos_hub_config();
-    let sink = Arc::new(RecordingSink::default());
-    let service = HubService::with_sink(
-        &config,
-        ChannelRouter::rooms(),
-        Credentials::Open,
-        sink.clone(),
-    );
-    let hub = server::start_service(&config, service).expect("hub starts");
+    let (hub, sink) = recording_hub();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sender.json");
     let url = format!("ws://{}/ingest", hub.addr());
@@ -272,15 +270,7 @@ async fn seq_9_a_restarted_sender_with_a_file_store_never_reuses_a_sequence() {
 
 #[actix_web::test]
 async fn seq_9_one_producer_on_two_channels_keeps_one_sequence() {
-    let config = chaos_hub_config();
-    let sink = Arc::new(RecordingSink::default());
-    let service = HubService::with_sink(
-        &config,
-        ChannelRouter::rooms(),
-        Credentials::Open,
-        sink.clone(),
-    );
-    let hub = server::start_service(&config, service).expect("hub starts");
+    let (hub, sink) = recording_hub();
     let producer = open_producer(&format!("ws://{}/ingest", hub.addr()), None).await;
     let mut sequences = Vec::new();
     for n in 0..10u64 {
@@ -302,15 +292,7 @@ async fn seq_9_one_producer_on_two_channels_keeps_one_sequence() {
 
 #[actix_web::test]
 async fn seq_9_a_producer_restarted_without_a_file_store_is_a_new_incarnation() {
-    let config = chaos_hub_config();
-    let sink = Arc::new(RecordingSink::default());
-    let service = HubService::with_sink(
-        &config,
-        ChannelRouter::rooms(),
-        Credentials::Open,
-        sink.clone(),
-    );
-    let hub = server::start_service(&config, service).expect("hub starts");
+    let (hub, sink) = recording_hub();
     let url = format!("ws://{}/ingest", hub.addr());
     let mut identities = Vec::new();
     for run in 0..2u64 {
