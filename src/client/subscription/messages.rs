@@ -1,0 +1,98 @@
+//! The messages the `Subscription` actor receives, and what it delivers.
+
+use std::time::Duration;
+
+use actix::Message;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::super::direct::ThroughActor;
+use super::super::error::RequestError;
+use super::super::recovery::TopicRecovery;
+use crate::protocol::phoenix::{Frame, Reply};
+
+/// A message the server sent on a topic, as delivered to the application.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct Incoming {
+    /// The topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Value,
+}
+
+/// Where a topic's incoming messages go.
+pub enum PushSink {
+    /// An actor (its mailbox capacity bounds the backlog).
+    Actor(actix::Recipient<Incoming>),
+    /// A bounded channel.
+    Channel(mpsc::Sender<Incoming>),
+}
+
+/// A frame from the server that is not a reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Inbound(pub Frame);
+
+/// Joins a topic and keeps it joined; answers the first join reply.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, RequestError>")]
+pub struct Join {
+    /// The topic.
+    pub topic: String,
+    /// The join payload, sent again on every rejoin.
+    pub params: Value,
+    /// For a recoverable topic: its position (restored or new). Every
+    /// rejoin then resumes from the last sequence delivered.
+    pub recovery: Option<TopicRecovery>,
+}
+
+/// Leaves a topic.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct Leave {
+    /// The topic.
+    pub topic: String,
+}
+
+/// Pushes an event and waits for its reply.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, RequestError>")]
+pub struct Push {
+    /// A joined topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Value,
+    /// Reply timeout once written; `None` = the config's `push_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// Pushes an event without waiting for a reply.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct Cast {
+    /// A joined topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Value,
+    /// Keeps the handle's direct path shut while this send is on its way.
+    pub through_actor: Option<ThroughActor>,
+}
+
+/// Registers a handler for a topic's incoming messages (`event` None = all).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct On {
+    /// The topic.
+    pub topic: String,
+    /// Only this event, or all.
+    pub event: Option<String>,
+    /// Where they go.
+    pub sink: PushSink,
+}
