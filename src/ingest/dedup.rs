@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix::{Addr, Recipient};
 
 use super::ingest_queue::{IngestOutcome, Nack};
-use crate::protocol::content::ContentEnvelope;
 use crate::sequence::{AdvanceProducer, ForgetProducer, Snapshotter};
 
 /// Most producers tracked; past it the least recently seen idle one is
@@ -54,8 +53,12 @@ impl DedupKey {
     pub fn of(payload: &serde_json::Value) -> Option<DedupKey> {
         let producer = payload.get("producer")?.as_str()?;
         let sequence = payload.get("sequence")?.as_u64()?;
-        // Cheap fields first; the full parse confirms the shape.
-        ContentEnvelope::from_value(payload).ok()?;
+        // The rest of the envelope's required fields, checked in place
+        // (parsing it whole would copy the payload for every message).
+        payload.get("channel")?.as_str()?;
+        payload.get("aspect")?.as_str()?;
+        payload.get("produced_at")?.as_u64()?;
+        payload.get("payload")?;
         Some(DedupKey {
             producer: producer.to_owned(),
             sequence,
@@ -354,6 +357,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::content::ContentEnvelope;
     use actix::{Actor, Context, Handler};
     use serde_json::json;
     use tokio::sync::mpsc;
