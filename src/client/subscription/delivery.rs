@@ -18,31 +18,22 @@ impl Subscription {
     /// A message on a joined topic: through the topic's recovery first when
     /// it has one (in order, once), then to the handlers.
     pub(super) fn receive(&mut self, frame: Frame, ctx: &mut Context<Self>) {
-        let name = frame.topic.clone();
         let Some(recovery) = self
             .topics
-            .get_mut(&name)
+            .get_mut(&frame.topic)
             .and_then(|topic| topic.recovery.as_mut())
         else {
             // Not recoverable: a drop is counted and logged, nothing more.
             let _ = self.dispatch(frame);
             return;
         };
+        let name = frame.topic.clone();
         let steps = recovery.on_message(frame);
         self.carry_out(&name, steps, ctx);
     }
 
     /// Delivers, announces or recovers, as a topic's recovery asks.
     pub(super) fn carry_out(&mut self, name: &str, steps: Vec<Step>, ctx: &mut Context<Self>) {
-        let Some(recovery) = self
-            .topics
-            .get(name)
-            .and_then(|topic| topic.recovery.as_ref())
-        else {
-            return;
-        };
-        let position = recovery.position();
-        let position = (position.0, position.1.map(str::to_owned));
         let mut moved = false;
         for step in steps {
             match step {
@@ -65,10 +56,16 @@ impl Subscription {
                 Step::Recover => self.recover(name, ctx),
             }
         }
-        if moved {
+        let position = self
+            .topics
+            .get(name)
+            .and_then(|topic| topic.recovery.as_ref())
+            .map(|recovery| recovery.position());
+        if let (true, Some((delivered, epoch))) = (moved, position) {
             // Recorded before the next inbound message is handled, so no
             // later message reaches a handler first (SEQ-2).
-            self.store_position(name, position);
+            let epoch = epoch.map(str::to_owned);
+            self.store_position(name, (delivered, epoch));
         }
     }
 
