@@ -146,6 +146,18 @@ async fn publish_all(producer: &ProducerHandle, range: std::ops::Range<u64>) {
     }
 }
 
+/// Publishes 0..MESSAGES to `hub` through a proxy that cuts every
+/// connection every 200-500 ms; answers how many cuts it made.
+async fn publish_through_cuts(hub: &RunningHub) -> u64 {
+    let proxy = Arc::new(FaultProxy::start(hub.addr()));
+    let producer = open_producer(&format!("ws://{}/ingest", proxy.addr()), None).await;
+    let cutter = Cutter::start(proxy.clone(), u64::MAX);
+    tokio::time::timeout(RUN_LIMIT, publish_all(&producer, 0..MESSAGES))
+        .await
+        .expect("published within the limit");
+    cutter.stop()
+}
+
 /// Checks that the stored payloads are exactly `n` = 0..count, in order,
 /// with sequence n + 1 from one producer.
 fn assert_exactly_once(stored: &[Value], count: u64) {
@@ -190,13 +202,7 @@ fn report(label: &str, hub: &RunningHub, cuts: u64, started: Instant) {
 async fn seq_9_chaos_10000_sequenced_messages_reach_the_in_process_sink_exactly_once() {
     let started = Instant::now();
     let (hub, sink) = recording_hub();
-    let proxy = Arc::new(FaultProxy::start(hub.addr()));
-    let producer = open_producer(&format!("ws://{}/ingest", proxy.addr()), None).await;
-    let cutter = Cutter::start(proxy.clone(), u64::MAX);
-    tokio::time::timeout(RUN_LIMIT, publish_all(&producer, 0..MESSAGES))
-        .await
-        .expect("published within the limit");
-    let cuts = cutter.stop();
+    let cuts = publish_through_cuts(&hub).await;
     assert!(cuts >= 5, "the run saw cuts ({cuts})");
     let stored = sink.items.lock().expect("sink").clone();
     assert_exactly_once(&stored, MESSAGES);
@@ -219,13 +225,7 @@ async fn seq_9_chaos_10000_sequenced_messages_reach_jetstream_exactly_once() {
         .expect("sink connects");
     let service = HubService::with_sink(&config, ChannelRouter::rooms(), Credentials::Open, sink);
     let hub = server::start_service(&config, service).expect("hub starts");
-    let proxy = Arc::new(FaultProxy::start(hub.addr()));
-    let producer = open_producer(&format!("ws://{}/ingest", proxy.addr()), None).await;
-    let cutter = Cutter::start(proxy.clone(), u64::MAX);
-    tokio::time::timeout(RUN_LIMIT, publish_all(&producer, 0..MESSAGES))
-        .await
-        .expect("published within the limit");
-    let cuts = cutter.stop();
+    let cuts = publish_through_cuts(&hub).await;
     let (_client, js) = observer(&nats.url()).await;
     let stored = read_stream(&js, "FEDERATED").await;
     let ids: Vec<String> = stored.iter().map(|message| message.id.clone()).collect();
