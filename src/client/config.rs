@@ -62,8 +62,8 @@ pub struct ConnectionConfig {
     /// Largest inbound frame (and reassembled message).
     pub max_frame_bytes: usize,
     /// Where recoverable topics keep their positions (and publishes stamp
-    /// their sequences); `None`: an in-memory one per connection, lost when
-    /// the process ends.
+    /// their sequences); `None`: an in-memory one per connection, started
+    /// when first needed and lost when the process ends.
     pub snapshotter: Option<Addr<Snapshotter>>,
     /// The name publishes are stamped with (`producer`).
     pub producer: String,

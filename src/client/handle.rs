@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::aspect::{self, SchemaCheck};
 use super::direct::DirectWriters;
+use super::positions::Positions;
 use super::recovery::TopicRecovery;
 use super::refs::RefCounter;
 use crate::protocol::content::{Causation, ContentEnvelope};
@@ -32,7 +33,7 @@ pub struct ConnectionHandle {
     pub(crate) subscription: Addr<Subscription>,
     pub(crate) slots: PendingSlots,
     pub(crate) join_wait: Duration,
-    pub(crate) snapshotter: Addr<Snapshotter>,
+    pub(crate) positions: Positions,
     pub(crate) producer: Arc<str>,
     pub(crate) publish_order: Arc<tokio::sync::Mutex<()>>,
     pub(crate) direct: DirectWriters,
@@ -87,7 +88,7 @@ impl ConnectionHandle {
         let position = Position {
             channel: topic.to_owned(),
         };
-        let recovery = match self.snapshotter.send(position).await {
+        let recovery = match self.positions.snapshotter().send(position).await {
             Ok(Some(stored)) if stored.epoch.is_some() => {
                 TopicRecovery::restored(strict, stored.delivered, stored.epoch)
             }
@@ -226,7 +227,7 @@ impl ConnectionHandle {
         // in sequence order (while the subscription's mailbox has room: a
         // push is queued into it at once unless it is full).
         let order = self.publish_order.lock().await;
-        let sequence = stamp(&self.snapshotter, topic.to_owned()).await?;
+        let sequence = stamp(&self.positions.snapshotter(), topic.to_owned()).await?;
         let mut envelope =
             ContentEnvelope::stamped(topic, aspect, sequence, &self.producer, payload);
         envelope.causation = causation;

@@ -24,6 +24,7 @@ pub mod handle;
 pub mod link;
 pub mod link_handle;
 pub mod peers;
+pub mod positions;
 pub mod producer;
 pub mod producer_handle;
 pub mod recovery;

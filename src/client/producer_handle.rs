@@ -10,10 +10,11 @@ use serde_json::Value;
 use super::error::RequestError;
 use super::handle::stamp;
 use super::link_handle::{answered, LinkHandle};
+use super::positions::Positions;
 use super::producer::{Producer, Request, SendData};
 use crate::protocol::content::ContentEnvelope;
 use crate::protocol::envelope::Envelope;
-use crate::sequence::{Advance, Position, Snapshotter};
+use crate::sequence::{Advance, Position};
 
 /// A handle on one supervised envelope v1 connection. The methods of
 /// [`LinkHandle`] (status, events, close ...) are available through `Deref`.
@@ -21,7 +22,7 @@ use crate::sequence::{Advance, Position, Snapshotter};
 pub struct ProducerHandle {
     pub(crate) link: LinkHandle,
     pub(crate) producer: Addr<Producer>,
-    pub(crate) snapshotter: Addr<Snapshotter>,
+    pub(crate) positions: Positions,
     pub(crate) name: Arc<str>,
     pub(crate) publish_order: Arc<tokio::sync::Mutex<()>>,
     pub(crate) identity: Arc<OnceLock<Arc<str>>>,
@@ -77,7 +78,7 @@ impl ProducerHandle {
         // the producer (and the hub) in sequence order.
         let order = self.publish_order.lock().await;
         let identity = self.identity().await?;
-        let sequence = stamp(&self.snapshotter, self.sequence_key()).await?;
+        let sequence = stamp(&self.positions.snapshotter(), self.sequence_key()).await?;
         let envelope = ContentEnvelope::stamped(channel, aspect, sequence, &identity, payload);
         let send = SendData {
             payload: envelope.to_value(),
@@ -120,7 +121,8 @@ impl ProducerHandle {
             channel: key.clone(),
         };
         let stored = self
-            .snapshotter
+            .positions
+            .snapshotter()
             .send(position)
             .await
             .map_err(|_| RequestError::Closed)?;
@@ -133,7 +135,7 @@ impl ProducerHandle {
                     delivered: 0,
                     epoch: Some(incarnation.clone()),
                 };
-                match self.snapshotter.send(record).await {
+                match self.positions.snapshotter().send(record).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
                     Err(_) => return Err(RequestError::Closed),

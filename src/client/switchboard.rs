@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture, Supervisor};
+use actix::{Actor, Arbiter, Context, Handler, Message, ResponseFuture, Supervisor};
 use dashmap::DashMap;
 
 use super::config::ConnectionConfig;
@@ -24,12 +24,12 @@ use super::gauges::TimerGauges;
 use super::handle::ConnectionHandle;
 use super::link_handle::{ConnectionId, LinkHandle};
 use super::peers::Peers;
+use super::positions::Positions;
 use super::producer::Producer;
 use super::producer_handle::ProducerHandle;
 use super::refs::RefCounter;
 use super::subscription::Subscription;
 use crate::protocol::envelope::Envelope;
-use crate::sequence::Snapshotter;
 
 /// Default pace of the dial budget: dials per second across all connections.
 pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
@@ -88,11 +88,7 @@ impl Switchboard {
     fn open(&mut self, config: ConnectionConfig) -> ConnectionHandle {
         let id = self.next_id;
         self.next_id += 1;
-        let mut config = config;
-        let snapshotter = config
-            .snapshotter
-            .get_or_insert_with(Snapshotter::in_memory)
-            .clone();
+        let positions = Positions::new(config.snapshotter.clone(), Arbiter::current());
         let config = Arc::new(config);
         let announcer = Announcer::new();
         let refs = RefCounter::default();
@@ -107,6 +103,7 @@ impl Switchboard {
             refs.clone(),
             announcer.clone(),
             direct.clone(),
+            positions.clone(),
         );
         let parts = ConnectionParts {
             config: config.clone(),
@@ -132,7 +129,7 @@ impl Switchboard {
             subscription,
             slots,
             join_wait,
-            snapshotter,
+            positions,
             producer: Arc::from(config.producer.as_str()),
             publish_order: Arc::default(),
             direct,
@@ -183,10 +180,7 @@ impl Handler<OpenProducer> for Switchboard {
         let fail_first = config.fail_first_connect;
         let wait = config.connect_timeout + Duration::from_secs(1);
         let url = config.url.clone();
-        let snapshotter = config
-            .snapshotter
-            .get_or_insert_with(Snapshotter::in_memory)
-            .clone();
+        let positions = Positions::new(config.snapshotter.clone(), Arbiter::current());
         let producer_name: Arc<str> = Arc::from(config.producer.as_str());
         let config = Arc::new(config);
         let announcer = Announcer::new();
@@ -207,7 +201,7 @@ impl Handler<OpenProducer> for Switchboard {
         };
         let connection = Supervisor::start(move |_| Connection::new(parts));
         let handle = ProducerHandle {
-            snapshotter,
+            positions,
             name: producer_name,
             publish_order: Arc::default(),
             identity: Arc::default(),

@@ -249,12 +249,21 @@ impl Snapshotter {
 
     /// In-memory, Interval(1s): for tests and for apps that do not persist.
     pub fn in_memory() -> Addr<Snapshotter> {
+        Snapshotter::memory().start()
+    }
+
+    /// [`in_memory`](Self::in_memory), started on `arbiter` (callable from
+    /// any thread).
+    pub fn in_memory_on(arbiter: &actix::ArbiterHandle) -> Addr<Snapshotter> {
+        Snapshotter::start_in_arbiter(arbiter, |_| Snapshotter::memory())
+    }
+
+    fn memory() -> Snapshotter {
         Snapshotter::new(
             Box::new(MemoryStore::new()),
             FlushPolicy::Interval(IN_MEMORY_INTERVAL),
             Snapshot::default(),
         )
-        .start()
     }
 
     /// An actor over `store` whose state starts as `loaded`: every sequence

@@ -71,13 +71,11 @@ impl Subscription {
 
     /// Records a topic's delivered position with the snapshotter.
     fn store_position(&self, name: &str, (delivered, epoch): (u64, Option<String>)) {
-        if let Some(snapshotter) = &self.config.snapshotter {
-            snapshotter.do_send(Advance {
-                channel: name.to_owned(),
-                delivered,
-                epoch,
-            });
-        }
+        self.positions.snapshotter().do_send(Advance {
+            channel: name.to_owned(),
+            delivered,
+            epoch,
+        });
     }
 
     fn announce_gap(&self, name: &str, gap: &Step) {

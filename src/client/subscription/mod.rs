@@ -27,6 +27,7 @@ use super::direct::DirectWriters;
 use super::error::RequestError;
 use super::events::{Announcer, ConnectEvent};
 use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY};
+use super::positions::Positions;
 use super::recovery::TopicRecovery;
 use super::refs::RefCounter;
 use crate::protocol::content::UNRECOVERED;
@@ -110,6 +111,7 @@ pub struct Subscription {
     handlers: HashMap<String, Vec<(Option<String>, PushSink)>>,
     buffered_bytes: usize,
     direct: DirectWriters,
+    positions: Positions,
 }
 
 impl Subscription {
@@ -121,6 +123,7 @@ impl Subscription {
         refs: RefCounter,
         announcer: Announcer,
         direct: DirectWriters,
+        positions: Positions,
     ) -> Addr<Subscription> {
         Subscription {
             config,
@@ -135,6 +138,7 @@ impl Subscription {
             handlers: HashMap::new(),
             buffered_bytes: 0,
             direct,
+            positions,
         }
         .start()
     }
