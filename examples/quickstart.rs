@@ -37,7 +37,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard::client::{ConnectEvent, ConnectionConfig, ConnectionHandle, Open, Switchboard};
+use switchboard::client::{ConnectEvent, ConnectionConfig, Open, PhoenixHandle, Switchboard};
 use switchboard::config::Config;
 use switchboard::server::{Broadcast, ChannelRouter, HubService};
 
@@ -90,7 +90,11 @@ fn start_app(
     config: &Config,
     listen: &str,
 ) -> std::io::Result<(HubService, ServerHandle, SocketAddr)> {
-    let hub = HubService::new(config, ChannelRouter::rooms()).map_err(std::io::Error::other)?;
+    switchboard::install_prometheus_recorder();
+    let hub = HubService::builder(config)
+        .router(ChannelRouter::rooms())
+        .build()
+        .map_err(std::io::Error::other)?;
     let app_hub = hub.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -110,7 +114,7 @@ fn start_app(
 
 /// Waits until `handle` has rejoined every topic; returns when.
 async fn rejoined_all(
-    handle: &ConnectionHandle,
+    handle: &PhoenixHandle,
     events: &mut tokio::sync::broadcast::Receiver<ConnectEvent>,
     id: usize,
 ) -> Instant {
@@ -233,8 +237,8 @@ async fn main() -> std::io::Result<()> {
     }
     println!(
         "  hub now: {} connections, {} topics",
-        hub.registry().connections(),
-        hub.registry().topic_count()
+        hub.connections(),
+        hub.topic_count()
     );
 
     if keep_serving {

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use serde_json::json;
-use switchboard::client::{ConnectionConfig, ConnectionHandle, Open, OpenProducer, Switchboard};
+use switchboard::client::{ConnectionConfig, Open, OpenProducer, PhoenixHandle, Switchboard};
 use switchboard::config::Config;
 use switchboard::sequence::{FileStore, Flush, FlushPolicy, Snapshotter};
-use switchboard::server::{self, Broadcast, ChannelRouter, RunningHub};
+use switchboard::server::{Broadcast, ChannelRouter, HubService, RunningHub};
 
 const TOPIC: &str = "room:feed:demo";
 
@@ -30,7 +30,7 @@ type Pushes = tokio::sync::mpsc::Receiver<switchboard::client::Incoming>;
 
 /// One subscriber "process": its connection, pushes and position keeper.
 struct Subscriber {
-    handle: ConnectionHandle,
+    handle: PhoenixHandle,
     pushes: Pushes,
     positions: Addr<Snapshotter>,
 }
@@ -90,7 +90,7 @@ async fn main() -> Result<(), Failure> {
     config.server.listen = "127.0.0.1:0".to_owned();
     config.history.topics = vec!["room:feed:*".to_owned()];
     let router = ChannelRouter::rooms_with_history(&config.history.topics);
-    let hub = server::start(&config, router)?;
+    let hub = HubService::builder(&config).router(router).start()?;
     let url = hub.socket_url();
     let dir = std::env::temp_dir().join(format!("switchboard-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -121,7 +121,7 @@ async fn main() -> Result<(), Failure> {
     println!("published and acked: {}", envelope.to_value());
     // A resend (as after a lost ack) is acked again, not stored twice.
     producer.send_data(envelope.to_value()).await?;
-    let dedup = hub.service().ingest().dedup.stats();
+    let dedup = hub.service().dedup_stats();
     println!(
         "hub: {} stored, {} duplicate acked without storing",
         dedup.admitted, dedup.duplicates

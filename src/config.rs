@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::OnFull;
-use crate::sink::nats::Subjects;
-
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -160,7 +157,7 @@ impl Default for BidirectionalConfig {
 }
 
 /// Which sink the ingest queue delivers to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SinkType {
     /// In the hub's own process (counts what it stores; needs nothing installed).
@@ -454,6 +451,38 @@ fn non_empty(key: &'static str, value: &str) -> Result<(), ConfigError> {
         return Err(invalid(key, "must not be empty"));
     }
     Ok(())
+}
+
+/// The subjects items are published to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Subjects {
+    /// Subject of `data` items (default `federated.data`).
+    pub data: String,
+    /// Subject of control items (default `federated.control`).
+    pub control: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Subjects {
+            data: "federated.data".to_owned(),
+            control: "federated.control".to_owned(),
+        }
+    }
+}
+
+/// What happens when an item arrives at a full queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFull {
+    /// Evict the oldest queued item (nacked) to make room.
+    #[default]
+    DropOldest,
+    /// Refuse the arriving item (nacked).
+    DropNewest,
+    /// Make the sender wait: its socket is not read until there is room.
+    Block,
 }
 
 #[cfg(test)]

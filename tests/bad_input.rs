@@ -185,16 +185,16 @@ async fn refused_upgrades_answer_401_403_503() {
 #[actix_web::test]
 async fn abrupt_disconnect_frees_the_slot_and_the_membership() {
     let hub = start_hub(&test_config());
-    let registry = hub.service().registry().clone();
+    let service = hub.service().clone();
     let mut client = Client::to(&hub).await;
     client.join("room:gone", "1").await;
-    assert_eq!(registry.connections(), 1);
+    assert_eq!(service.connections(), 1);
     drop(client); // TCP dropped, no close frame
     assert!(
-        eventually(|| registry.connections() == 0).await,
+        eventually(|| service.connections() == 0).await,
         "slot freed"
     );
-    assert_eq!(registry.member_count("room:gone"), 0);
+    assert_eq!(service.member_count("room:gone"), 0);
     assert_eq!(hub.service().stats().closes(CloseCause::ProtocolError), 0);
 }
 
@@ -291,5 +291,5 @@ async fn oversized_topic_event_or_ref_is_dropped() {
         .await;
     assert_alive(&mut client, "a").await;
     assert_eq!(hub.service().stats().problems(FrameProblem::Malformed), 3);
-    assert_eq!(hub.service().registry().topic_count(), 0);
+    assert_eq!(hub.service().topic_count(), 0);
 }

@@ -216,8 +216,8 @@ async fn tail_prints_pushes_and_connect_events_and_exits_0_on_sigterm() {
         seen.push(next_json(&mut lines).await);
     }
     assert!(seen.iter().any(|v| v["event"] == "connected"), "{seen:?}");
-    let registry = first.service().registry().clone();
-    assert!(eventually(|| registry.member_count("room:a") == 1).await);
+    let service = first.service().clone();
+    assert!(eventually(|| service.member_count("room:a") == 1).await);
     first
         .service()
         .hub()

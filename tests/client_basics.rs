@@ -5,7 +5,7 @@ mod support;
 use serde_json::json;
 use support::client::*;
 use support::*;
-use switchboard::client::{ConnectEvent, RequestError, Status};
+use switchboard::client::{ConnectEvent, ConnectionStatus, RequestError};
 use switchboard::protocol::phoenix::ReplyStatus;
 
 #[actix_web::test]
@@ -20,7 +20,7 @@ async fn join_push_and_reply() {
         .await
         .unwrap();
     assert_eq!(reply.response, json!({"n": 7}));
-    assert_eq!(handle.status(), Status::Connected);
+    assert_eq!(handle.status(), ConnectionStatus::Connected);
     let refused = handle.join("nope:1", json!({})).await.unwrap();
     assert_eq!(refused.status, ReplyStatus::Error);
     assert_eq!(
@@ -58,7 +58,7 @@ async fn reconnects_and_rejoins_after_hub_restart() {
         .await
         .unwrap();
     assert_eq!(reply.response, json!({"after": "restart"}));
-    assert_eq!(second.service().registry().member_count("room:a"), 1);
+    assert_eq!(second.service().member_count("room:a"), 1);
 }
 
 #[actix_web::test]
@@ -88,7 +88,7 @@ async fn reconnect_to_rejoined_after_a_cut_with_no_downtime() {
         samples[10],
         samples[19]
     );
-    assert_eq!(handle.status(), Status::Connected);
+    assert_eq!(handle.status(), ConnectionStatus::Connected);
 }
 
 /// Fire-and-forget sends take the direct path while joined and the actor

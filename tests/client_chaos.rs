@@ -10,13 +10,13 @@ use serde_json::json;
 use support::client::*;
 use support::fault_proxy::{Cut, FaultProxy};
 use support::*;
-use switchboard::client::{ConnectEvent, ConnectionHandle, Status, Switchboard};
+use switchboard::client::{ConnectEvent, ConnectionStatus, PhoenixHandle, Switchboard};
 use tokio::sync::broadcast;
 
 const CHAOS_WAIT: Duration = Duration::from_secs(30);
 
 struct Fleet {
-    handles: Vec<ConnectionHandle>,
+    handles: Vec<PhoenixHandle>,
     events: Vec<broadcast::Receiver<ConnectEvent>>,
 }
 
@@ -103,7 +103,7 @@ async fn two_hundred_connections_survive_twenty_cuts() {
         cycles[cycles.len() - 1]
     );
     for handle in &fleet.handles {
-        assert_eq!(handle.status(), Status::Connected);
+        assert_eq!(handle.status(), ConnectionStatus::Connected);
         assert_eq!(
             handle.heartbeat_timers(),
             1,
@@ -112,10 +112,10 @@ async fn two_hundred_connections_survive_twenty_cuts() {
         assert_eq!(handle.dial_loops(), 0, "no reconnect loop left running");
         assert_eq!(handle.pending_requests(), 0, "no request left pending");
     }
-    let registry = hub.service().registry();
+    let service = hub.service();
     assert!(
         eventually(
-            || registry.member_count("room:a") == 200 && registry.member_count("room:b") == 200
+            || service.member_count("room:a") == 200 && service.member_count("room:b") == 200
         )
         .await
     );
@@ -134,7 +134,7 @@ async fn net_2_dial_budget_spreads_500_redials() {
     let proxy = FaultProxy::start(hub.addr());
     let url = format!("ws://{}/socket/websocket", proxy.addr());
     let board =
-        Switchboard::new(switchboard::client::switchboard::DEFAULT_DIALS_PER_SECOND).start();
+        Switchboard::new(switchboard::client::Switchboard::DEFAULT_DIALS_PER_SECOND).start();
     let mut fleet = fleet(&board, &url, 500, &["room:a"]).await;
     let before = proxy.accept_times().len();
     proxy.cut_all(Cut::Reset);

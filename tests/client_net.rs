@@ -13,7 +13,8 @@ use support::client::*;
 use support::script_server::ScriptServer;
 use support::*;
 use switchboard::client::{
-    ClientAuth, ConnectEvent, Open, OpenError, RequestError, Status, Switchboard, TokenSource,
+    ClientAuth, ConnectEvent, ConnectionStatus, Open, OpenError, RequestError, Switchboard,
+    TokenSource,
 };
 
 /// A loopback address where nothing listens.
@@ -49,7 +50,7 @@ async fn net_1_backoff_spacing_and_max_retries() {
     .expect("gives up in time");
     assert_eq!(closed, "gave up after 5 attempts");
     assert_eq!(scheduled, [1, 2, 3, 4, 5]);
-    assert_eq!(handle.status(), Status::Closed);
+    assert_eq!(handle.status(), ConnectionStatus::Closed);
     assert_eq!(handle.dial_loops(), 0);
     // Each gap is the jittered delay: at least the initial interval, at most
     // the exponential ceiling (plus scheduling slack).
@@ -250,7 +251,7 @@ async fn net_9_terminal_close_stops_and_surfaces_the_reason() {
     })
     .await;
     assert!(reason.contains("1008"), "{reason}");
-    assert_eq!(handle.status(), Status::Closed);
+    assert_eq!(handle.status(), ConnectionStatus::Closed);
     assert_eq!(handle.dial_loops(), 0, "no dial loop is left to redial");
     assert_eq!(
         server.connection_count(),
@@ -291,7 +292,7 @@ async fn net_10_forced_restarts_leave_one_loop_and_one_heartbeat() {
     wait_connected(&handle).await;
     assert_eq!(handle.heartbeat_timers(), 1);
     assert_eq!(handle.dial_loops(), 0);
-    assert_eq!(hub.service().registry().member_count("room:a"), 1);
+    assert_eq!(hub.service().member_count("room:a"), 1);
     let reply = handle
         .push("room:a", "ping", json!({"n": 20}))
         .await
@@ -313,14 +314,14 @@ async fn switchboard_lists_and_closes_connections() {
     assert_eq!(list.len(), 2);
     assert!(list
         .iter()
-        .all(|(_, _, status)| *status == Status::Connected));
+        .all(|(_, _, status)| *status == ConnectionStatus::Connected));
     assert_eq!(directory.len(), 2, "readable without a round trip");
     assert!(board
         .send(switchboard::client::Close(first.id()))
         .await
         .unwrap());
     let mut status = first.watch_status();
-    tokio::time::timeout(WAIT, status.wait_for(|s| *s == Status::Closed))
+    tokio::time::timeout(WAIT, status.wait_for(|s| *s == ConnectionStatus::Closed))
         .await
         .unwrap()
         .unwrap();
@@ -332,7 +333,7 @@ async fn net_9_an_invalid_url_is_terminal_not_retried() {
     let board = switchboard();
     let handle = open(&board, fast_config("http://127.0.0.1:1/not-a-websocket")).await;
     let mut status = handle.watch_status();
-    tokio::time::timeout(WAIT, status.wait_for(|s| *s == Status::Closed))
+    tokio::time::timeout(WAIT, status.wait_for(|s| *s == ConnectionStatus::Closed))
         .await
         .expect("closed in time")
         .unwrap();

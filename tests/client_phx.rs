@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::client::*;
 use support::script_server::{JoinAnswer, ScriptServer};
 use support::*;
-use switchboard::client::{ClientAuth, ConnectEvent, RequestError, Status, TokenSource};
+use switchboard::client::{ClientAuth, ConnectEvent, ConnectionStatus, RequestError, TokenSource};
 use switchboard::protocol::phoenix::ReplyStatus;
 
 fn disconnected(event: &ConnectEvent) -> Option<String> {
@@ -74,7 +74,7 @@ async fn phx_c1_vsn_is_appended_to_the_url() {
     let mut config = fast_config(&hub.socket_url());
     config.fail_first_connect = true;
     let handle = open(&board, config).await;
-    assert_eq!(handle.status(), Status::Connected);
+    assert_eq!(handle.status(), ConnectionStatus::Connected);
 }
 
 #[actix_web::test]
@@ -139,7 +139,7 @@ async fn phx_c4_unsolicited_1000_reconnects_explicit_close_does_not() {
         matches!(e, ConnectEvent::Closed { .. }).then_some(())
     })
     .await;
-    assert_eq!(handle.status(), Status::Closed);
+    assert_eq!(handle.status(), ConnectionStatus::Closed);
     // No dial loop is left that could ever redial.
     assert_eq!(handle.dial_loops(), 0, "no redial after close");
     assert_eq!(

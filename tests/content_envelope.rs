@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 use support::client::*;
 use support::*;
-use switchboard::client::aspect::SchemaCheck;
 use switchboard::client::ConnectEvent;
+use switchboard::client::SchemaCheck;
 use switchboard::protocol::content::{Causation, ContentEnvelope};
 use tokio::sync::mpsc;
 

@@ -11,17 +11,14 @@ use serde_json::{json, Value};
 use support::client::fast_config;
 use support::*;
 use switchboard::client::{ConnectEvent, OpenProducer, ProducerHandle, Switchboard};
-use switchboard::server::{self, ChannelRouter, Credentials, HubService, RunningHub};
-use switchboard::sink::in_process::CountingSink;
+use switchboard::server::{HubService, RunningHub};
+use switchboard::sink::CountingSink;
 
 fn start(config: &switchboard::config::Config, sink: &Arc<CountingSink>) -> RunningHub {
-    let service = HubService::with_sink(
-        config,
-        ChannelRouter::rooms(),
-        Credentials::Open,
-        Arc::new(sink.clone()),
-    );
-    server::start_service(config, service).expect("hub starts")
+    HubService::builder(config)
+        .sink(Arc::new(sink.clone()))
+        .start()
+        .expect("hub starts")
 }
 
 async fn producer(url: String) -> ProducerHandle {
@@ -64,15 +61,8 @@ async fn unacked_data_is_resent_after_a_reconnect() {
             actix_web::rt::spawn(async move { handle.send_data(json!({"seq": n})).await })
         })
         .collect();
-    let ingest = first.service().ingest().clone();
-    assert!(
-        eventually(|| ingest
-            .stats
-            .delivered
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    let ingest = first.service().ingest_stats().clone();
+    assert!(eventually(|| ingest.delivered.load(std::sync::atomic::Ordering::Relaxed) == 1).await);
     first.kill().await; // gone without acking
     sink.resume();
     let mut config = test_config();
@@ -107,9 +97,9 @@ async fn the_hub_sends_requests_to_a_sender_and_gets_correlated_replies() {
     let hub = start(&test_config(), &sink);
     let handle = producer(format!("ws://{}/ingest", hub.addr())).await;
     handle.send_data(json!({"seq": 1})).await.unwrap();
-    let registry = hub.service().registry().clone();
-    assert!(eventually(|| registry.senders().len() == 1).await);
-    let session = registry.senders()[0];
+    let service = hub.service().clone();
+    assert!(eventually(|| service.ingest_senders().len() == 1).await);
+    let session = service.ingest_senders()[0];
     let reply = hub
         .service()
         .request_sender(session, "status", json!({}))
@@ -127,7 +117,7 @@ async fn the_hub_sends_requests_to_a_sender_and_gets_correlated_replies() {
     assert_eq!(unknown["payload"]["error"]["code"], "not_found");
     handle.close().await;
     assert!(
-        eventually(|| registry.senders().is_empty()).await,
+        eventually(|| service.ingest_senders().is_empty()).await,
         "forgotten when it leaves"
     );
 }

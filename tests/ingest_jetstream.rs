@@ -13,7 +13,7 @@ use support::nats::{nats_or_skip, observer, read_stream};
 use support::*;
 use switchboard::client::{OpenProducer, RequestError, Switchboard};
 use switchboard::config::SinkType;
-use switchboard::server::{self, ChannelRouter, Credentials, HubService};
+use switchboard::server::HubService;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const STREAM: &str = "FEDERATED";
@@ -75,11 +75,10 @@ async fn nats_killed_mid_stream_loses_nothing_acked() {
     let mut config = test_config();
     config.sink.kind = SinkType::Jetstream;
     config.sink.url = nats.url();
-    let sink = switchboard::sink::select::from_config(&config.sink)
+    let sink = switchboard::sink::from_config(&config.sink)
         .await
         .expect("sink connects");
-    let service = HubService::with_sink(&config, ChannelRouter::rooms(), Credentials::Open, sink);
-    let hub = server::start_service(&config, service).unwrap();
+    let hub = HubService::builder(&config).sink(sink).start().unwrap();
     let board = Switchboard::new(1000).start();
     let mut client = support::client::fast_config(&format!("ws://{}/ingest", hub.addr()));
     client.buffer_deadline = Duration::from_secs(20);
@@ -108,7 +107,7 @@ async fn nats_killed_mid_stream_loses_nothing_acked() {
             results
         })
     };
-    let stats = hub.service().ingest().stats.clone();
+    let stats = hub.service().ingest_stats().clone();
     assert!(eventually(|| stats.delivered.load(std::sync::atomic::Ordering::Relaxed) >= 500).await);
     nats.kill();
     tokio::time::sleep(Duration::from_millis(500)).await; // an outage, not a blip

@@ -8,11 +8,11 @@ use std::time::Duration;
 use actix::{Actor, Addr, Context, Handler};
 use bytes::Bytes;
 use switchboard::ingest::{
-    Backpressure, Drain, Ingest, IngestOutcome, IngestQueue, OnFull, QueueConfig, Signal, Status,
-    Upstream,
+    Backpressure, DrainQueue, GetQueueStatus, Ingest, IngestOutcome, IngestQueue, OnFull,
+    QueueConfig, Signal, Upstream,
 };
-use switchboard::sink::in_process::CountingSink;
-use switchboard::sink::{Channel, SinkItem};
+use switchboard::sink::CountingSink;
+use switchboard::sink::{ItemKind, SinkItem};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -41,7 +41,7 @@ impl Handler<Backpressure> for Collector<Backpressure> {
 fn item(n: usize) -> SinkItem {
     SinkItem {
         id: n.to_string(),
-        channel: Channel::Data,
+        kind: ItemKind::Data,
         payload: Bytes::from(format!("{{\"seq\":{n}}}")),
     }
 }
@@ -238,11 +238,11 @@ async fn memory_stays_bounded_under_a_flood() {
     for n in 0..100_000 {
         rig.offer(n).await;
         if n.is_multiple_of(1_000) {
-            let status = rig.queue.send(Status).await.unwrap();
+            let status = rig.queue.send(GetQueueStatus).await.unwrap();
             deepest = deepest.max(status.queue_depth);
         }
     }
-    let status = rig.queue.send(Status).await.unwrap();
+    let status = rig.queue.send(GetQueueStatus).await.unwrap();
     assert_eq!(status.queue_depth, 1_000);
     assert!(deepest <= 1_000);
     assert_eq!(
@@ -266,7 +266,7 @@ async fn drain_delivers_what_it_can_and_reports_the_rest() {
     }
     let report = rig
         .queue
-        .send(Drain {
+        .send(DrainQueue {
             timeout: Duration::from_millis(100),
         })
         .await

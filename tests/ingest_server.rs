@@ -9,21 +9,17 @@ use serde_json::{json, Value};
 use support::*;
 use switchboard::config::Config;
 use switchboard::ingest::OnFull;
-use switchboard::server::{self, ChannelRouter, Credentials, FrameProblem, HubService, RunningHub};
-use switchboard::sink::in_process::CountingSink;
+use switchboard::server::{Credentials, FrameProblem, HubService, RunningHub};
+use switchboard::sink::CountingSink;
 
 fn start_ingest_hub(config: &Config, credentials: Credentials) -> (RunningHub, Arc<CountingSink>) {
     let sink = CountingSink::new();
-    let service = HubService::with_sink(
-        config,
-        ChannelRouter::rooms(),
-        credentials,
-        Arc::new(sink.clone()),
-    );
-    (
-        server::start_service(config, service).expect("hub starts"),
-        sink,
-    )
+    let hub = HubService::builder(config)
+        .credentials(credentials)
+        .sink(Arc::new(sink.clone()))
+        .start()
+        .expect("hub starts");
+    (hub, sink)
 }
 
 fn ingest_url(hub: &RunningHub) -> String {
@@ -175,7 +171,7 @@ async fn slow_at_80_percent_then_resumed_at_50_and_drops_nacked() {
         }
     }
     assert_eq!((acked, resumed), (11, 1));
-    assert_eq!(hub.service().ingest().stats.dropped(), 19);
+    assert_eq!(hub.service().ingest_stats().dropped(), 19);
 }
 
 #[actix_web::test]
@@ -189,13 +185,7 @@ async fn block_stops_reading_and_loses_nothing() {
     for n in 0..50 {
         client.send_text(data(&format!("m{n}"), n)).await;
     }
-    let status = hub
-        .service()
-        .ingest()
-        .queue
-        .send(switchboard::ingest::Status)
-        .await
-        .unwrap();
+    let status = hub.service().queue_status().await.unwrap();
     assert!(
         status.queue_depth <= 5,
         "the queue never exceeds its size: {status:?}"
@@ -210,7 +200,7 @@ async fn block_stops_reading_and_loses_nothing() {
         }
     }
     assert_eq!(sink.stored(), 50);
-    assert_eq!(hub.service().ingest().stats.dropped(), 0);
+    assert_eq!(hub.service().ingest_stats().dropped(), 0);
 }
 
 #[actix_web::test]

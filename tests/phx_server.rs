@@ -235,7 +235,7 @@ async fn phx_s7_second_join_replaces_first() {
         client.recv().await,
         json!(["3", "3", "room:a", "phx_reply", ok(json!({}))])
     );
-    assert_eq!(hub.service().registry().member_count("room:a"), 1);
+    assert_eq!(hub.service().member_count("room:a"), 1);
 }
 
 #[actix_web::test]
@@ -273,7 +273,7 @@ async fn phx_s9_leave_then_close_and_leave_of_unjoined() {
         client.recv().await,
         json!(["1", "1", "room:a", "phx_close", {}])
     );
-    assert_eq!(hub.service().registry().member_count("room:a"), 0);
+    assert_eq!(hub.service().member_count("room:a"), 0);
     client
         .send(Some("4"), Some("4"), "room:b", "phx_leave", json!({}))
         .await;
@@ -488,7 +488,7 @@ async fn health_reports_draining_with_503() {
     let url = format!("http://{}/health", hub.addr());
     let serving = awc::Client::new().get(&url).send().await.unwrap();
     assert_eq!(serving.status().as_u16(), 200);
-    hub.service().registry().start_draining();
+    hub.service().refuse_new_sockets();
     let mut draining = awc::Client::new().get(&url).send().await.unwrap();
     assert_eq!(draining.status().as_u16(), 503);
     let report: Value = draining.json().await.unwrap();

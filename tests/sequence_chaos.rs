@@ -24,7 +24,7 @@ use switchboard::client::{ConnectEvent, OpenProducer, ProducerHandle, Switchboar
 use switchboard::config::{Config, SinkType};
 use switchboard::ingest::OnFull;
 use switchboard::sequence::{FileStore, FlushPolicy, Snapshotter};
-use switchboard::server::{self, Broadcast, ChannelRouter, Credentials, HubService, RunningHub};
+use switchboard::server::{Broadcast, Credentials, HubService, RunningHub};
 use switchboard::sink::{Accepted, Sink, SinkError, SinkItem};
 use tokio::sync::broadcast;
 
@@ -103,13 +103,11 @@ impl Cutter {
 fn recording_hub() -> (RunningHub, Arc<RecordingSink>) {
     let config = chaos_hub_config();
     let sink = Arc::new(RecordingSink::default());
-    let service = HubService::with_sink(
-        &config,
-        ChannelRouter::rooms(),
-        Credentials::Open,
-        sink.clone(),
-    );
-    let hub = server::start_service(&config, service).expect("hub starts");
+    let hub = HubService::builder(&config)
+        .credentials(Credentials::Open)
+        .sink(sink.clone())
+        .start()
+        .expect("hub starts");
     (hub, sink)
 }
 
@@ -136,8 +134,18 @@ async fn open_producer(url: &str, snapshotter: Option<Addr<Snapshotter>>) -> Pro
 /// Publishes `count` readings, waiting for an ack every 500 so that at
 /// most about 500 are unacked at a time.
 async fn publish_all(producer: &ProducerHandle, range: std::ops::Range<u64>) {
+    publish_cutting(producer, range, |_| {}).await;
+}
+
+/// [`publish_all`], calling `before(n)` ahead of each publish.
+async fn publish_cutting(
+    producer: &ProducerHandle,
+    range: std::ops::Range<u64>,
+    before: impl Fn(u64),
+) {
     let last = range.end - 1;
     for n in range {
+        before(n);
         let wait = n % 500 == 499 || n == last;
         producer
             .publish(CHANNEL, "reading", json!({ "n": n }), wait)
@@ -147,15 +155,29 @@ async fn publish_all(producer: &ProducerHandle, range: std::ops::Range<u64>) {
 }
 
 /// Publishes 0..MESSAGES to `hub` through a proxy that cuts every
-/// connection every 200-500 ms; answers how many cuts it made.
+/// connection every 200-500 ms, and also at message 250 of every 1000
+/// (while about 250 are unacked), so every run sees at least
+/// `MESSAGES / 1000` cuts however fast it goes; answers how many cuts it made.
 async fn publish_through_cuts(hub: &RunningHub) -> u64 {
     let proxy = Arc::new(FaultProxy::start(hub.addr()));
     let producer = open_producer(&format!("ws://{}/ingest", proxy.addr()), None).await;
     let cutter = Cutter::start(proxy.clone(), u64::MAX);
-    tokio::time::timeout(RUN_LIMIT, publish_all(&producer, 0..MESSAGES))
+    let progress_cuts = AtomicU64::new(0);
+    let cut_on_progress = |n: u64| {
+        if n % 1000 == 250 {
+            let made = progress_cuts.fetch_add(1, Ordering::SeqCst);
+            proxy.cut_all(if made.is_multiple_of(2) {
+                Cut::Reset
+            } else {
+                Cut::Fin
+            });
+        }
+    };
+    let run = publish_cutting(&producer, 0..MESSAGES, cut_on_progress);
+    tokio::time::timeout(RUN_LIMIT, run)
         .await
         .expect("published within the limit");
-    cutter.stop()
+    cutter.stop() + progress_cuts.load(Ordering::SeqCst)
 }
 
 /// Checks that the stored payloads are exactly `n` = 0..count, in order,
@@ -185,7 +207,7 @@ fn assert_exactly_once(stored: &[Value], count: u64) {
 }
 
 fn report(label: &str, hub: &RunningHub, cuts: u64, started: Instant) {
-    let dedup = hub.service().ingest().dedup.stats();
+    let dedup = hub.service().dedup_stats();
     let received = dedup.admitted + dedup.duplicates + dedup.joined_in_flight;
     eprintln!(
         "{label}: {MESSAGES} messages, {cuts} cuts, {received} data frames received, \
@@ -220,11 +242,13 @@ async fn seq_9_chaos_10000_sequenced_messages_reach_jetstream_exactly_once() {
     let mut config = chaos_hub_config();
     config.sink.kind = SinkType::Jetstream;
     config.sink.url = nats.url();
-    let sink = switchboard::sink::select::from_config(&config.sink)
+    let sink = switchboard::sink::from_config(&config.sink)
         .await
         .expect("sink connects");
-    let service = HubService::with_sink(&config, ChannelRouter::rooms(), Credentials::Open, sink);
-    let hub = server::start_service(&config, service).expect("hub starts");
+    let hub = HubService::builder(&config)
+        .sink(sink)
+        .start()
+        .expect("hub starts");
     let cuts = publish_through_cuts(&hub).await;
     let (_client, js) = observer(&nats.url()).await;
     let stored = read_stream(&js, "FEDERATED").await;

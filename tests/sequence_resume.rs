@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::client::*;
 use support::fault_proxy::{Cut, FaultProxy};
 use support::*;
-use switchboard::client::{ConnectEvent, ConnectionHandle, Incoming, RequestError, Switchboard};
+use switchboard::client::{ConnectEvent, Incoming, PhoenixHandle, RequestError, Switchboard};
 use switchboard::config::Config;
 use switchboard::sequence::{FileStore, Flush, FlushPolicy, SnapshotStore, Snapshotter};
 use switchboard::server::{Broadcast, RunningHub};
@@ -68,7 +68,7 @@ async fn assert_quiet(pushes: &mut mpsc::Receiver<Incoming>) {
 }
 
 struct Subscriber {
-    handle: ConnectionHandle,
+    handle: PhoenixHandle,
     pushes: mpsc::Receiver<Incoming>,
     events: tokio::sync::broadcast::Receiver<ConnectEvent>,
 }
@@ -294,7 +294,7 @@ async fn seq_7_a_strict_subscription_refuses_to_start_unrecovered() {
         "{push:?}"
     );
     // The hub does not hold it as a member either.
-    assert!(eventually(|| hub.service().registry().member_count(TOPIC) == 0).await);
+    assert!(eventually(|| hub.service().member_count(TOPIC) == 0).await);
 }
 
 #[actix_rt::test]

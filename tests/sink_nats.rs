@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use switchboard::sink::nats::{NatsSink, NatsSinkConfig, StreamConfig};
-use switchboard::sink::{Accepted, Channel, Sink, SinkError, SinkItem};
+use switchboard::sink::{Accepted, ItemKind, Sink, SinkError, SinkItem};
+use switchboard::sink::{NatsSink, NatsSinkConfig, StreamConfig};
 use tokio::time::timeout;
 
 use support::nats::nats_or_skip;
@@ -28,10 +28,10 @@ const STREAM: &str = "FEDERATED";
 fn item(id: &str, seq: usize) -> SinkItem {
     SinkItem {
         id: id.to_owned(),
-        channel: if seq.is_multiple_of(10) {
-            Channel::Control
+        kind: if seq.is_multiple_of(10) {
+            ItemKind::Control
         } else {
-            Channel::Data
+            ItemKind::Data
         },
         payload: Bytes::from(json!({"seq": seq, "id": id}).to_string()),
     }
@@ -317,7 +317,7 @@ async fn unusable_items_are_rejected_not_retried() {
     let max = sink.client().server_info().max_payload;
     let huge = SinkItem {
         id: "huge".to_owned(),
-        channel: Channel::Data,
+        kind: ItemKind::Data,
         payload: Bytes::from(vec![b' '; max + 1]),
     };
     let too_big = try_once(&sink, huge).await.expect_err("too big");

@@ -14,7 +14,6 @@ async fn slow_consumer_is_closed_with_1013_and_memory_stays_bounded() {
     config.server.max_outbound_bytes = 256 * 1024;
     let hub = start_hub(&config);
     let service = hub.service().clone();
-    let registry = service.registry().clone();
 
     let mut sleeper = Client::to(&hub).await;
     sleeper.join("room:flood", "1").await;
@@ -24,7 +23,7 @@ async fn slow_consumer_is_closed_with_1013_and_memory_stays_bounded() {
     let mut sent = 0u64;
     let most = 200_000u64; // ~800 MB if nothing pushed back: far past any socket buffer
     while service.stats().closes(CloseCause::SlowConsumer) == 0 && sent < most {
-        registry.broadcast("room:flood", "flood", &payload, None);
+        service.broadcast("room:flood", "flood", &payload);
         sent += 1;
         if sent.is_multiple_of(64) {
             // Let the writer and session run; the flood is the stimulus, not a sync.
@@ -44,7 +43,7 @@ async fn slow_consumer_is_closed_with_1013_and_memory_stays_bounded() {
         "{sent} broadcasts (x 4 KiB) were absorbed before overflow"
     );
     assert!(
-        eventually(|| registry.member_count("room:flood") == 0).await,
+        eventually(|| service.member_count("room:flood") == 0).await,
         "the slow member was dropped"
     );
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use actix::Addr;
 use futures_util::future::join_all;
 use switchboard::sequence::{
-    Advance, AdvanceProducer, FileStore, Flush, FlushPolicy, MemoryStore, Position, ProducerMarks,
-    Snapshot, SnapshotStore, Snapshotter, Stamp, Status, StoreError,
+    Advance, AdvanceProducer, FileStore, Flush, FlushPolicy, GetSnapshotterStatus, MemoryStore,
+    Position, ProducerMarks, Snapshot, SnapshotStore, Snapshotter, Stamp, StoreError,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -134,7 +134,9 @@ async fn restart_never_reuses_a_sequence_under_interval() {
     // nothing, and a crash now must not hand 2..=10 out again.
     let stored = on_disk(dir.path()).expect("the reservation is durable");
     assert!(stored.published("c") >= last, "{stored:?}");
-    let status = within("status", first.send(Status)).await.expect("alive");
+    let status = within("status", first.send(GetSnapshotterStatus))
+        .await
+        .expect("alive");
     assert_eq!(status.writes, 1, "{status:?}");
 
     let copy = crash_copy(dir.path(), "crashed.json");
@@ -153,7 +155,7 @@ async fn restart_never_reuses_a_sequence_under_interval() {
     let copy2 = crash_copy(dir.path(), "crashed2.json");
     let third = Snapshotter::start(Box::new(FileStore::new(&copy2)), HOUR).expect("restart");
     let mut handed = BTreeSet::new();
-    for _ in 0..(switchboard::sequence::snapshotter::RESERVE_BLOCK + 5) {
+    for _ in 0..(switchboard::sequence::RESERVE_BLOCK + 5) {
         handed.insert(stamp(&third, "c").await);
     }
     let top = *handed.last().expect("stamps");
@@ -207,7 +209,7 @@ async fn advance_never_moves_backwards_within_an_epoch() {
         (position.delivered, position.epoch.as_deref()),
         (5, Some("e1"))
     );
-    let status = within("status", snapshotter.send(Status))
+    let status = within("status", snapshotter.send(GetSnapshotterStatus))
         .await
         .expect("alive");
     assert_eq!(status.stale_updates, 1);
@@ -295,7 +297,7 @@ async fn flush_writes_now() {
         .await
         .expect("alive")
         .expect("flushed");
-    let status = within("status", snapshotter.send(Status))
+    let status = within("status", snapshotter.send(GetSnapshotterStatus))
         .await
         .expect("alive");
     assert_eq!((status.writes, status.dirty), (1, false));
@@ -357,7 +359,7 @@ async fn advances_during_a_write_are_coalesced() {
         Snapshotter::start(file_store(dir.path()), FlushPolicy::Every).expect("start");
     let answers = join_all((1..=N).map(|i| advance(&snapshotter, "c", i, "e"))).await;
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
-    let status = within("status", snapshotter.send(Status))
+    let status = within("status", snapshotter.send(GetSnapshotterStatus))
         .await
         .expect("alive");
     assert!(
@@ -423,7 +425,7 @@ async fn a_failing_write_is_answered_as_an_error_and_retried() {
     .await
     .expect("the actor survives");
     assert!(matches!(stamped, Err(StoreError::Io { .. })), "{stamped:?}");
-    let status = within("status", snapshotter.send(Status))
+    let status = within("status", snapshotter.send(GetSnapshotterStatus))
         .await
         .expect("alive");
     assert!(status.write_errors >= 2 && status.dirty, "{status:?}");

@@ -140,7 +140,7 @@ enum Held {
     /// Supervised connections (the switchboard and its handles).
     Switchboard(
         actix::Addr<Switchboard>,
-        Vec<switchboard::client::ConnectionHandle>,
+        Vec<switchboard::client::PhoenixHandle>,
     ),
     /// Raw sockets, each read by a task of its own.
     Baseline(Vec<tokio::task::JoinHandle<()>>),

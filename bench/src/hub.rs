@@ -15,9 +15,9 @@ use actix_web::{App, HttpServer};
 use anyhow::{anyhow, Context};
 use switchboard::config::{Config, SinkConfig, SinkType};
 use switchboard::server::{ChannelRouter, Credentials, HubService};
-use switchboard::sink::in_process::CountingSink;
-use switchboard::sink::nats::Subjects;
+use switchboard::sink::CountingSink;
 use switchboard::sink::Sink;
+use switchboard::sink::Subjects;
 
 use crate::channel::BenchChannel;
 use crate::counter::Counter;
@@ -190,14 +190,18 @@ async fn serve(
                 },
                 stream: JETSTREAM_STREAM.to_owned(),
             };
-            switchboard::sink::select::from_config(&sink_config)
+            switchboard::sink::from_config(&sink_config)
                 .await
                 .map_err(|error| anyhow!("connecting the JetStream sink: {error}"))?
         }
     };
     let sink = Arc::new(CountedSink::new(inner, ingested));
     let router = ChannelRouter::new().route("bench:*", BenchChannel::new(counted));
-    let service = HubService::with_sink(&config, router, Credentials::Open, sink);
+    let service = HubService::builder(&config)
+        .router(router)
+        .credentials(Credentials::Open)
+        .sink(sink)
+        .build()?;
     let phoenix_path = config.server.path.clone();
     let app_service = service.clone();
     let server = HttpServer::new(move || {

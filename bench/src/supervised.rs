@@ -7,8 +7,8 @@ use actix::Addr;
 use anyhow::{anyhow, bail};
 use serde_json::json;
 use switchboard::client::{
-    ConnectionConfig, ConnectionHandle, LinkHandle, Open, OpenProducer, ProducerHandle, Status,
-    Switchboard,
+    ConnectionConfig, ConnectionHandle, ConnectionStatus, Open, OpenProducer, PhoenixHandle,
+    ProducerHandle, Switchboard,
 };
 use switchboard::protocol::phoenix::ReplyStatus;
 
@@ -31,7 +31,7 @@ pub fn connection_config(url: &str) -> ConnectionConfig {
 pub async fn open(
     board: &Addr<Switchboard>,
     config: ConnectionConfig,
-) -> anyhow::Result<ConnectionHandle> {
+) -> anyhow::Result<PhoenixHandle> {
     let handle = board
         .send(Open(config))
         .await
@@ -45,7 +45,7 @@ pub async fn open_joined(
     board: &Addr<Switchboard>,
     url: &str,
     topic: &str,
-) -> anyhow::Result<ConnectionHandle> {
+) -> anyhow::Result<PhoenixHandle> {
     let handle = open(board, connection_config(url)).await?;
     let reply = handle.join(topic, json!({})).await?;
     if reply.status != ReplyStatus::Ok {
@@ -65,13 +65,13 @@ pub async fn open_producer(board: &Addr<Switchboard>, url: &str) -> anyhow::Resu
 }
 
 /// Waits until `link` reports `Connected`.
-pub async fn wait_connected(link: &LinkHandle, within: Duration) -> anyhow::Result<()> {
+pub async fn wait_connected(link: &ConnectionHandle, within: Duration) -> anyhow::Result<()> {
     let mut status = link.watch_status();
     let reached = tokio::time::timeout(within, async {
         loop {
             match *status.borrow_and_update() {
-                Status::Connected => return Ok(()),
-                Status::Closed => bail!("connection to {} closed", link.url()),
+                ConnectionStatus::Connected => return Ok(()),
+                ConnectionStatus::Closed => bail!("connection to {} closed", link.url()),
                 _ => {}
             }
             status

@@ -19,7 +19,7 @@ pub type SchemaCheck = Box<dyn Fn(&ContentEnvelope) -> Result<(), String> + Send
 
 /// What goes wrong between a push and a typed handler.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AspectError {
+pub(crate) enum AspectError {
     /// The push is not a content envelope.
     #[error("not a content envelope: {0}")]
     NotEnvelope(String),
@@ -33,7 +33,7 @@ pub enum AspectError {
 
 impl AspectError {
     /// A short label for metrics.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AspectError::NotEnvelope(_) => "not_envelope",
             AspectError::Schema(_) => "schema",
@@ -44,7 +44,7 @@ impl AspectError {
 
 /// Parses one push for a handler of `aspect`: `Ok(None)` when it is
 /// another aspect's.
-pub fn decode<T: DeserializeOwned>(
+pub(crate) fn decode<T: DeserializeOwned>(
     incoming: &Incoming,
     aspect: &str,
     check: Option<&SchemaCheck>,
@@ -63,7 +63,7 @@ pub fn decode<T: DeserializeOwned>(
 }
 
 /// Counts, logs and announces a push a typed handler could not take.
-pub fn report(announcer: &Announcer, topic: &str, aspect: &str, error: &AspectError) {
+pub(crate) fn report(announcer: &Announcer, topic: &str, aspect: &str, error: &AspectError) {
     metrics::counter!("switchboard_client_invalid_payloads_total", "reason" => error.reason())
         .increment(1);
     tracing::warn!(topic, aspect, %error, "push not handed to its typed handler");

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 /// Produces a fresh token before each dial.
-pub type TokenProvider = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+pub(crate) type TokenProvider =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
 /// Where a bearer token comes from.
 #[derive(Clone)]
@@ -61,12 +62,12 @@ impl fmt::Debug for ClientAuth {
 
 /// The last token that worked, kept for a failing provider.
 #[derive(Default, Clone)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     last: Option<String>,
 }
 
 /// The header value to send, once resolved for one dial.
-pub enum Credential {
+pub(crate) enum Credential {
     /// No `Authorization` header.
     Nothing,
     /// A bearer token.
@@ -77,7 +78,7 @@ pub enum Credential {
 
 impl TokenCache {
     /// Resolves the credential for the next dial (calling the provider, if any).
-    pub fn resolve(&self, auth: &ClientAuth) -> BoxFuture<'static, Credential> {
+    pub(crate) fn resolve(&self, auth: &ClientAuth) -> BoxFuture<'static, Credential> {
         let last = self.last.clone();
         match auth.clone() {
             ClientAuth::None => Box::pin(async { Credential::Nothing }),
@@ -113,7 +114,7 @@ impl TokenCache {
     }
 
     /// Remembers the token a dial used.
-    pub fn remember(&mut self, credential: &Credential) {
+    pub(crate) fn remember(&mut self, credential: &Credential) {
         if let Credential::Bearer(token) = credential {
             self.last = Some(token.clone());
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The smallest delay ever returned, so no failure path can spin in a
 /// zero-delay loop even if a policy with a zero interval slips through.
-pub const MIN_DELAY: Duration = Duration::from_millis(1);
+pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
 
 /// How a connection redials after a failed dial or a lost socket.
 ///
@@ -88,7 +88,7 @@ impl ReconnectPolicy {
 /// so the first delay is exactly `initial_interval` and the ceiling doubles
 /// (by default) up to `max_interval`.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     policy: ReconnectPolicy,
     attempt: u32,
 }
@@ -98,7 +98,7 @@ impl Backoff {
     /// tamed rather than trusted: intervals are raised to at least
     /// [`MIN_DELAY`], `max_interval` to at least `initial_interval`, and a
     /// multiplier that is not finite or below 1 is treated as 1.
-    pub fn new(policy: ReconnectPolicy) -> Self {
+    pub(crate) fn new(policy: ReconnectPolicy) -> Self {
         let initial = policy.initial_interval.max(MIN_DELAY);
         let policy = ReconnectPolicy {
             initial_interval: initial,
@@ -113,16 +113,11 @@ impl Backoff {
         Backoff { policy, attempt: 0 }
     }
 
-    /// The (sanitised) policy in use.
-    pub fn policy(&self) -> &ReconnectPolicy {
-        &self.policy
-    }
-
     /// Attempts made since the last reset, i.e. how many delays were handed
     /// out. The upcoming attempt is number `attempt() + 1`. After
     /// [`next_delay_with`](Self::next_delay_with) returned `None` this is
     /// `max_retries`, the number of attempts that were made.
-    pub fn attempt(&self) -> u32 {
+    pub(crate) fn attempt(&self) -> u32 {
         self.attempt
     }
 
@@ -130,7 +125,7 @@ impl Backoff {
     /// `min(max_interval, initial_interval * multiplier^attempt())`.
     /// Never overflows: anything past `max_interval` (including an infinite
     /// product) is capped.
-    pub fn ceiling(&self) -> Duration {
+    pub(crate) fn ceiling(&self) -> Duration {
         let p = &self.policy;
         let exponent = i32::try_from(self.attempt).unwrap_or(i32::MAX);
         let factor = p.multiplier.powi(exponent);
@@ -148,7 +143,7 @@ impl Backoff {
     /// [`ceiling`](Self::ceiling) (values outside that range, and NaN, are
     /// clamped). Counts the attempt. Returns `None`, without counting, once
     /// `max_retries` (when > 0) attempts were handed out.
-    pub fn next_delay_with(&mut self, unit: f64) -> Option<Duration> {
+    pub(crate) fn next_delay_with(&mut self, unit: f64) -> Option<Duration> {
         if self.policy.max_retries > 0 && self.attempt >= self.policy.max_retries {
             return None;
         }
@@ -166,19 +161,19 @@ impl Backoff {
     }
 
     /// [`next_delay_with`](Self::next_delay_with) with a random unit.
-    pub fn next_delay(&mut self) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
         self.next_delay_with(fastrand::f64())
     }
 
     /// Back to the initial delay and a zero attempt count.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 
     /// Call when a connection that was up drops, with how long it was up.
     /// Resets only if it stayed up at least `stable_after`; a shorter
     /// connection leaves the attempt count (and so the next ceiling) as is.
-    pub fn connection_dropped(&mut self, up_for: Duration) {
+    pub(crate) fn connection_dropped(&mut self, up_for: Duration) {
         if up_for >= self.policy.stable_after {
             self.reset();
         }
@@ -187,7 +182,7 @@ impl Backoff {
 
 /// Base rejoin delays after a failed join (PHX-C10): 1 s, 2 s, 5 s, then
 /// 10 s for every later try (the schedule of phoenix.js).
-pub const REJOIN_SCHEDULE: [Duration; 4] = [
+pub(crate) const REJOIN_SCHEDULE: [Duration; 4] = [
     Duration::from_secs(1),
     Duration::from_secs(2),
     Duration::from_secs(5),
@@ -196,23 +191,23 @@ pub const REJOIN_SCHEDULE: [Duration; 4] = [
 
 /// Relative jitter of a rejoin delay: each delay lies within ±20 % of its
 /// base, so channels that failed together do not rejoin in one burst.
-pub const REJOIN_JITTER: f64 = 0.2;
+pub(crate) const REJOIN_JITTER: f64 = 0.2;
 
 /// Rejoin delays of one channel after join errors and join timeouts
 /// (PHX-C10): [`REJOIN_SCHEDULE`] with [`REJOIN_JITTER`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RejoinBackoff {
+pub(crate) struct RejoinBackoff {
     tries: u32,
 }
 
 impl RejoinBackoff {
     /// A fresh schedule: the next delay is about 1 s.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RejoinBackoff { tries: 0 }
     }
 
     /// Delays handed out since the last reset.
-    pub fn tries(&self) -> u32 {
+    pub(crate) fn tries(&self) -> u32 {
         self.tries
     }
 
@@ -220,7 +215,7 @@ impl RejoinBackoff {
     /// `1 - REJOIN_JITTER + 2 * REJOIN_JITTER * unit`, so `unit` in `[0, 1)`
     /// maps onto `[0.8, 1.2)` of the base (NaN and out-of-range units are
     /// clamped). Counts the try; never runs out.
-    pub fn next_delay_with(&mut self, unit: f64) -> Duration {
+    pub(crate) fn next_delay_with(&mut self, unit: f64) -> Duration {
         let index = usize::try_from(self.tries)
             .unwrap_or(usize::MAX)
             .min(REJOIN_SCHEDULE.len() - 1);
@@ -236,12 +231,13 @@ impl RejoinBackoff {
     }
 
     /// [`next_delay_with`](Self::next_delay_with) with a random unit.
-    pub fn next_delay(&mut self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn next_delay(&mut self) -> Duration {
         self.next_delay_with(fastrand::f64())
     }
 
     /// Back to the 1 s step.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.tries = 0;
     }
 }

@@ -24,7 +24,7 @@ use super::backoff::RejoinBackoff;
 
 /// Where one channel stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChannelState {
+pub(crate) enum ChannelState {
     /// Not joined and not trying to be.
     Closed,
     /// A `phx_join` with `join_ref` was sent at `since`; no reply yet.
@@ -56,7 +56,7 @@ pub enum ChannelState {
 
 impl ChannelState {
     /// The join_ref messages must carry to belong to this channel, if any.
-    pub fn join_ref(&self) -> Option<&str> {
+    pub(crate) fn join_ref(&self) -> Option<&str> {
         match self {
             ChannelState::Joining { join_ref, .. }
             | ChannelState::Joined { join_ref }
@@ -69,7 +69,7 @@ impl ChannelState {
     /// join (PHX-C9): a null join_ref (a broadcast) always passes; a
     /// non-null one must equal the current join_ref, so replies and
     /// `phx_close`s from an earlier join are dropped.
-    pub fn accepts(&self, join_ref: Option<&str>) -> bool {
+    pub(crate) fn accepts(&self, join_ref: Option<&str>) -> bool {
         match join_ref {
             None => true,
             Some(r) => self.join_ref() == Some(r),
@@ -77,14 +77,14 @@ impl ChannelState {
     }
 
     /// Whether the channel is joined (pushes may be written).
-    pub fn is_joined(&self) -> bool {
+    pub(crate) fn is_joined(&self) -> bool {
         matches!(self, ChannelState::Joined { .. })
     }
 }
 
 /// Something that happened to a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChannelEvent {
+pub(crate) enum ChannelEvent {
     /// The application asked to join; `join_ref` is freshly assigned.
     Join {
         /// Ref for the new join.
@@ -143,7 +143,7 @@ pub enum ChannelEvent {
 
 /// What the caller must do after a transition, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Write `phx_join` with this join_ref (as both join_ref and ref) and
     /// start its join timeout.
     SendJoin {
@@ -187,7 +187,7 @@ fn random_unit() -> f64 {
 /// rejoin schedule and whether it was ever joined (to tell a rejoin from
 /// the first join).
 #[derive(Debug, Clone)]
-pub struct ChannelLifecycle {
+pub(crate) struct ChannelLifecycle {
     state: ChannelState,
     rejoin: RejoinBackoff,
     joined_before: bool,
@@ -202,13 +202,13 @@ impl Default for ChannelLifecycle {
 
 impl ChannelLifecycle {
     /// A closed channel with random rejoin jitter.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ChannelLifecycle::with_jitter(random_unit)
     }
 
     /// A closed channel whose rejoin jitter units (in `[0, 1)`) come from
     /// `jitter`; tests pass a constant.
-    pub fn with_jitter(jitter: fn() -> f64) -> Self {
+    pub(crate) fn with_jitter(jitter: fn() -> f64) -> Self {
         ChannelLifecycle {
             state: ChannelState::Closed,
             rejoin: RejoinBackoff::new(),
@@ -218,19 +218,19 @@ impl ChannelLifecycle {
     }
 
     /// The current state.
-    pub fn state(&self) -> &ChannelState {
+    pub(crate) fn state(&self) -> &ChannelState {
         &self.state
     }
 
     /// See [`ChannelState::accepts`].
-    pub fn accepts(&self, join_ref: Option<&str>) -> bool {
+    pub(crate) fn accepts(&self, join_ref: Option<&str>) -> bool {
         self.state.accepts(join_ref)
     }
 
     /// Applies `event` at `now` and returns what to do, in order. Events
     /// that do not apply to the current state — including any carrying a
     /// stale join_ref — change nothing and return no actions.
-    pub fn on(&mut self, event: ChannelEvent, now: Instant) -> Vec<Action> {
+    pub(crate) fn on(&mut self, event: ChannelEvent, now: Instant) -> Vec<Action> {
         use ChannelEvent as E;
         use ChannelState as S;
         let current = self.state.join_ref().map(str::to_owned);

@@ -10,7 +10,7 @@ use super::backoff::ReconnectPolicy;
 use crate::sequence::Snapshotter;
 
 /// Extra query parameters, computed again before every dial (PHX-C1).
-pub type ParamsProvider = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+pub(crate) type ParamsProvider = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
 
 /// The wire protocol a connection speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

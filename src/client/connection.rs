@@ -29,7 +29,7 @@ use super::config::ConnectionConfig;
 use super::config::WireProtocol;
 use super::dial_budget::DialBudget;
 use super::error::{DialError, RequestError};
-use super::events::{Announcer, ConnectEvent, Status};
+use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::gauges::{TimerGauges, TimerGuard};
 use super::peers::Peers;
 use super::refs::RefCounter;
@@ -39,13 +39,13 @@ use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 /// Close the socket for good (no redial). Answers once the close is under way.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub(crate) struct Shutdown;
 
 /// Stop the actor so its supervisor restarts it: the socket is dropped and
 /// redialled, every topic rejoined (as after a crash).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct ForceRestart;
+pub(crate) struct ForceRestart;
 
 /// An item of the socket's read half, tagged with the link it belongs to.
 enum LinkItem {
@@ -54,7 +54,7 @@ enum LinkItem {
 }
 
 /// What the actor needs besides its config.
-pub struct ConnectionParts {
+pub(crate) struct ConnectionParts {
     /// The connection's config.
     pub config: Arc<ConnectionConfig>,
     /// The actors its traffic goes to.
@@ -78,7 +78,7 @@ struct Link {
 }
 
 /// The actor of one outbound connection.
-pub struct Connection {
+pub(crate) struct Connection {
     parts: ConnectionParts,
     backoff: Backoff,
     tokens: TokenCache,
@@ -97,7 +97,7 @@ pub struct Connection {
 
 impl Connection {
     /// A connection that dials once started.
-    pub fn new(parts: ConnectionParts) -> Connection {
+    pub(crate) fn new(parts: ConnectionParts) -> Connection {
         let span = tracing::info_span!("connection", url = %parts.config.url);
         Connection {
             backoff: Backoff::new(parts.config.reconnect),
@@ -144,13 +144,17 @@ impl Connection {
             ctx.cancel_future(previous);
         }
         if self.ever_connected || self.failed_dials > 0 {
-            self.parts.announcer.set_status(Status::Reconnecting);
+            self.parts
+                .announcer
+                .set_status(ConnectionStatus::Reconnecting);
             self.parts.announcer.emit(ConnectEvent::Reconnecting {
                 attempt: self.backoff.attempt().max(1),
                 next_attempt_at: SystemTime::now() + delay,
             });
         } else {
-            self.parts.announcer.set_status(Status::Connecting);
+            self.parts
+                .announcer
+                .set_status(ConnectionStatus::Connecting);
         }
         let guard = self.parts.gauges.dial_loop();
         let generation = self.generation;
@@ -267,7 +271,7 @@ impl Connection {
         self.ever_connected = true;
         self.failed_dials = 0;
         tracing::info!(parent: &self.span, "connected");
-        self.parts.announcer.set_status(Status::Connected);
+        self.parts.announcer.set_status(ConnectionStatus::Connected);
         self.parts.announcer.emit(ConnectEvent::Connected);
         self.parts.peers.transport_up(outbox);
     }
@@ -350,7 +354,7 @@ impl Connection {
         }
         self.unlink(reason, CloseCode::Normal, ctx);
         self.parts.peers.closed();
-        self.parts.announcer.set_status(Status::Closed);
+        self.parts.announcer.set_status(ConnectionStatus::Closed);
         self.parts.announcer.emit(ConnectEvent::Closed {
             reason: reason.to_owned(),
         });
@@ -485,7 +489,7 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 /// Close codes after which redialling cannot help (NET-9).
-pub fn is_terminal(code: u16) -> bool {
+pub(crate) fn is_terminal(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
 }
 

@@ -18,19 +18,19 @@ use super::error::RequestError;
 use crate::protocol::phoenix::Reply;
 
 /// Where a request's outcome goes (`R`: the protocol's reply type).
-pub type Responder<R = Reply> = oneshot::Sender<Result<R, RequestError>>;
+pub(crate) type Responder<R = Reply> = oneshot::Sender<Result<R, RequestError>>;
 
 /// Bounded count of requests in flight, shared by the producers (who take a
 /// slot synchronously before writing) and the correlator (who frees it).
 #[derive(Clone, Debug)]
-pub struct PendingSlots {
+pub(crate) struct PendingSlots {
     in_use: Arc<AtomicUsize>,
     limit: usize,
 }
 
 impl PendingSlots {
     /// At most `limit` requests in flight.
-    pub fn new(limit: usize) -> PendingSlots {
+    pub(crate) fn new(limit: usize) -> PendingSlots {
         PendingSlots {
             in_use: Arc::new(AtomicUsize::new(0)),
             limit,
@@ -38,7 +38,7 @@ impl PendingSlots {
     }
 
     /// Takes a slot, or fails with `TooManyRequests` at once.
-    pub fn acquire(&self) -> Result<(), RequestError> {
+    pub(crate) fn acquire(&self) -> Result<(), RequestError> {
         self.in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 (used < self.limit).then_some(used + 1)
@@ -48,7 +48,7 @@ impl PendingSlots {
     }
 
     /// Frees a slot.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let _ = self
             .in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -57,7 +57,7 @@ impl PendingSlots {
     }
 
     /// Requests in flight now.
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
     }
 }
@@ -66,7 +66,7 @@ impl PendingSlots {
 /// slot from [`PendingSlots`] first; the correlator frees it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Register<R: 'static = Reply> {
+pub(crate) struct Register<R: 'static = Reply> {
     /// The request's ref.
     pub msg_ref: String,
     /// How long to wait once written.
@@ -81,7 +81,7 @@ pub struct Register<R: 'static = Reply> {
 /// A reply arrived for `msg_ref`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Resolve<R: 'static = Reply> {
+pub(crate) struct Resolve<R: 'static = Reply> {
     /// The ref it answers.
     pub msg_ref: String,
     /// The reply.
@@ -91,7 +91,7 @@ pub struct Resolve<R: 'static = Reply> {
 /// The socket dropped: fail every pending request with `error`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct FailAll {
+pub(crate) struct FailAll {
     /// What each pending request fails with.
     pub error: RequestError,
 }
@@ -103,14 +103,14 @@ struct Pending<R> {
 }
 
 /// The correlator actor of one connection, for replies of type `R`.
-pub struct Correlator<R: 'static = Reply> {
+pub(crate) struct Correlator<R: 'static = Reply> {
     pending: HashMap<String, Pending<R>>,
     slots: PendingSlots,
 }
 
 impl<R: Unpin + 'static> Correlator<R> {
     /// A correlator freeing slots of `slots`.
-    pub fn new(slots: PendingSlots) -> Correlator<R> {
+    pub(crate) fn new(slots: PendingSlots) -> Correlator<R> {
         Correlator {
             pending: HashMap::new(),
             slots,

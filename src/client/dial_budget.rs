@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 /// Paces dials to at most `per_second`, spread evenly.
 #[derive(Clone, Debug)]
-pub struct DialBudget {
+pub(crate) struct DialBudget {
     interval: Duration,
     next_free: Arc<Mutex<Option<Instant>>>,
 }
 
 impl DialBudget {
     /// A budget of `per_second` dials (at least 1).
-    pub fn new(per_second: u32) -> DialBudget {
+    pub(crate) fn new(per_second: u32) -> DialBudget {
         DialBudget {
             interval: Duration::from_secs(1) / per_second.max(1),
             next_free: Arc::new(Mutex::new(None)),
@@ -22,7 +22,7 @@ impl DialBudget {
     }
 
     /// Books the first free slot at or after `earliest` and returns it.
-    pub fn reserve(&self, earliest: Instant) -> Instant {
+    pub(crate) fn reserve(&self, earliest: Instant) -> Instant {
         let mut next_free = self
             .next_free
             .lock()

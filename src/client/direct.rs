@@ -1,6 +1,6 @@
 //! The direct path of fire-and-forget sends: while a topic is joined and
 //! nothing is waiting for it in the `Subscription`, a
-//! [`ConnectionHandle::send`](super::ConnectionHandle::send) encodes its
+//! [`PhoenixHandle::send`](super::PhoenixHandle::send) encodes its
 //! push and queues it on the socket's outbox itself, without a round trip
 //! through the actor.
 //!
@@ -33,14 +33,14 @@ struct Writer {
 /// map under a lock: it allocates nothing until a topic is joined, and
 /// writers change only when a topic's state does.
 #[derive(Clone, Default)]
-pub struct DirectWriters {
+pub(crate) struct DirectWriters {
     writers: Arc<RwLock<HashMap<String, Writer>>>,
     through_actor: Arc<AtomicUsize>,
 }
 
 impl DirectWriters {
     /// Lets handles write `topic` directly, with `join_ref`, to `outbox`.
-    pub fn open(&self, topic: &str, join_ref: &str, outbox: &Outbox) {
+    pub(crate) fn open(&self, topic: &str, join_ref: &str, outbox: &Outbox) {
         let current = self.read().get(topic).map(|writer| writer.join_ref.clone());
         if current.as_deref() == Some(join_ref) {
             return;
@@ -53,7 +53,7 @@ impl DirectWriters {
     }
 
     /// Sends to `topic` go through the actor from now on.
-    pub fn close(&self, topic: &str) {
+    pub(crate) fn close(&self, topic: &str) {
         if self.read().contains_key(topic) {
             self.write().remove(topic);
         }
@@ -73,7 +73,13 @@ impl DirectWriters {
 
     /// Writes a fire-and-forget push straight to the socket; `false` when
     /// it must go through the actor instead (nothing was written then).
-    pub fn try_send(&self, refs: &RefCounter, topic: &str, event: &str, payload: &Value) -> bool {
+    pub(crate) fn try_send(
+        &self,
+        refs: &RefCounter,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+    ) -> bool {
         if self.through_actor.load(Ordering::Acquire) > 0 {
             return false;
         }
@@ -97,7 +103,7 @@ impl DirectWriters {
     }
 
     /// A send is on its way through the actor.
-    pub fn via_actor(&self) -> ThroughActor {
+    pub(crate) fn via_actor(&self) -> ThroughActor {
         self.through_actor.fetch_add(1, Ordering::AcqRel);
         ThroughActor(self.through_actor.clone())
     }
@@ -105,7 +111,7 @@ impl DirectWriters {
 
 /// Marks a send going through the actor; the direct path stays shut until
 /// every such send was handled (dropped when it was).
-pub struct ThroughActor(Arc<AtomicUsize>);
+pub(crate) struct ThroughActor(Arc<AtomicUsize>);
 
 impl Drop for ThroughActor {
     fn drop(&mut self) {

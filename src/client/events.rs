@@ -1,4 +1,4 @@
-//! What a connection tells the world: its [`Status`] (readable at any time
+//! What a connection tells the world: its [`ConnectionStatus`] (readable at any time
 //! without a round trip) and a stream of [`ConnectEvent`]s.
 
 use std::sync::{Arc, OnceLock};
@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, watch};
 
 /// How many events a slow subscriber may fall behind before it loses the
 /// oldest (it then sees `RecvError::Lagged(n)`).
-pub const EVENT_BUFFER: usize = 256;
+pub(crate) const EVENT_BUFFER: usize = 256;
 
 /// The buffer is allocated when the first subscriber arrives: a connection
 /// nobody watches does not pay for it (256 slots are about 24 KiB).
@@ -19,7 +19,7 @@ type LazyEvents = Arc<OnceLock<broadcast::Sender<ConnectEvent>>>;
 /// Lifecycle of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub enum ConnectionStatus {
     /// Opened, not yet dialled.
     Init,
     /// First dial under way.
@@ -99,8 +99,8 @@ fn rfc3339<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok
 
 /// The sending side of a connection's status and events, shared by its actors.
 #[derive(Clone)]
-pub struct Announcer {
-    status: watch::Sender<Status>,
+pub(crate) struct Announcer {
+    status: watch::Sender<ConnectionStatus>,
     events: LazyEvents,
 }
 
@@ -111,16 +111,16 @@ impl Default for Announcer {
 }
 
 impl Announcer {
-    /// A fresh announcer in [`Status::Init`].
-    pub fn new() -> Announcer {
+    /// A fresh announcer in [`ConnectionStatus::Init`].
+    pub(crate) fn new() -> Announcer {
         Announcer {
-            status: watch::channel(Status::Init).0,
+            status: watch::channel(ConnectionStatus::Init).0,
             events: LazyEvents::default(),
         }
     }
 
     /// Sets the status (subscribers see only changes).
-    pub fn set_status(&self, status: Status) {
+    pub(crate) fn set_status(&self, status: ConnectionStatus) {
         self.status.send_if_modified(|current| {
             let changed = *current != status;
             *current = status;
@@ -129,12 +129,12 @@ impl Announcer {
     }
 
     /// The current status.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> ConnectionStatus {
         *self.status.borrow()
     }
 
     /// Publishes an event to every subscriber (none listening is fine).
-    pub fn emit(&self, event: ConnectEvent) {
+    pub(crate) fn emit(&self, event: ConnectEvent) {
         tracing::debug!(?event, "connection event");
         if let Some(events) = self.events.get() {
             let _ = events.send(event);
@@ -142,12 +142,12 @@ impl Announcer {
     }
 
     /// A watch on the status.
-    pub fn watch_status(&self) -> watch::Receiver<Status> {
+    pub(crate) fn watch_status(&self) -> watch::Receiver<ConnectionStatus> {
         self.status.subscribe()
     }
 
     /// A new subscriber to the events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<ConnectEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ConnectEvent> {
         self.events
             .get_or_init(|| broadcast::channel(EVENT_BUFFER).0)
             .subscribe()

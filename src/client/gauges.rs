@@ -6,21 +6,21 @@ use std::sync::Arc;
 
 /// Counts of live timers of one connection.
 #[derive(Debug, Default)]
-pub struct TimerGauges {
+pub(crate) struct TimerGauges {
     heartbeats: AtomicI64,
     dial_loops: AtomicI64,
 }
 
 /// Counts one live timer until dropped.
 #[derive(Debug)]
-pub struct TimerGuard {
+pub(crate) struct TimerGuard {
     gauges: Arc<TimerGauges>,
     heartbeat: bool,
 }
 
 impl TimerGauges {
     /// A guard for a heartbeat timer.
-    pub fn heartbeat(self: &Arc<Self>) -> TimerGuard {
+    pub(crate) fn heartbeat(self: &Arc<Self>) -> TimerGuard {
         self.heartbeats.fetch_add(1, Ordering::Relaxed);
         TimerGuard {
             gauges: self.clone(),
@@ -29,7 +29,7 @@ impl TimerGauges {
     }
 
     /// A guard for a scheduled or running dial.
-    pub fn dial_loop(self: &Arc<Self>) -> TimerGuard {
+    pub(crate) fn dial_loop(self: &Arc<Self>) -> TimerGuard {
         self.dial_loops.fetch_add(1, Ordering::Relaxed);
         TimerGuard {
             gauges: self.clone(),
@@ -38,12 +38,12 @@ impl TimerGauges {
     }
 
     /// Heartbeat timers alive now (1 while connected, 0 otherwise).
-    pub fn heartbeats(&self) -> i64 {
+    pub(crate) fn heartbeats(&self) -> i64 {
         self.heartbeats.load(Ordering::Relaxed)
     }
 
     /// Dial loops alive now (0 while connected, at most 1 otherwise).
-    pub fn dial_loops(&self) -> i64 {
+    pub(crate) fn dial_loops(&self) -> i64 {
         self.dial_loops.load(Ordering::Relaxed)
     }
 }

@@ -1,4 +1,4 @@
-//! `ConnectionHandle`: what the application holds to use one connection.
+//! `PhoenixHandle`: what the application holds to use one connection.
 //! Cheap to clone; every method is a message to the connection's actors, or a
 //! read of state they publish.
 
@@ -21,15 +21,15 @@ use crate::sequence::{Position, Snapshotter, Stamp};
 
 use super::correlator::PendingSlots;
 use super::error::RequestError;
-use super::link_handle::{answered, LinkHandle};
+use super::link_handle::{answered, ConnectionHandle};
 use super::subscription::{Cast, Incoming, Join, Leave, On, Push, PushSink, Subscription};
 use crate::protocol::phoenix::Reply;
 
 /// A handle on one supervised Phoenix connection. The methods of
-/// [`LinkHandle`] (status, events, close ...) are available through `Deref`.
+/// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
 #[derive(Clone)]
-pub struct ConnectionHandle {
-    pub(crate) link: LinkHandle,
+pub struct PhoenixHandle {
+    pub(crate) link: ConnectionHandle,
     pub(crate) subscription: Addr<Subscription>,
     pub(crate) slots: PendingSlots,
     pub(crate) join_wait: Duration,
@@ -53,17 +53,17 @@ pub(crate) async fn stamp(
 }
 
 /// How many pushes a typed aspect handler may fall behind.
-pub const ASPECT_BUFFER: usize = 1024;
+pub(crate) const ASPECT_BUFFER: usize = 1024;
 
-impl Deref for ConnectionHandle {
-    type Target = LinkHandle;
+impl Deref for PhoenixHandle {
+    type Target = ConnectionHandle;
 
-    fn deref(&self) -> &LinkHandle {
+    fn deref(&self) -> &ConnectionHandle {
         &self.link
     }
 }
 
-impl ConnectionHandle {
+impl PhoenixHandle {
     /// Joins `topic` (and keeps it joined across reconnects); answers the
     /// first join reply, ok or error.
     pub async fn join(&self, topic: &str, params: Value) -> Result<Reply, RequestError> {

@@ -6,12 +6,12 @@ use actix::Message;
 use crate::transport::outbox::Outbox;
 
 /// How many messages from its connection a protocol actor may have queued.
-pub const MAILBOX_CAPACITY: usize = 4096;
+pub(crate) const MAILBOX_CAPACITY: usize = 4096;
 
 /// The socket is up; write through `outbox`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TransportUp {
+pub(crate) struct TransportUp {
     /// The live socket's write queue.
     pub outbox: Outbox,
 }
@@ -19,9 +19,9 @@ pub struct TransportUp {
 /// The socket dropped; a redial will follow.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct TransportDown;
+pub(crate) struct TransportDown;
 
 /// The connection closed for good: fail everything that waits.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct ConnectionClosed;
+pub(crate) struct ConnectionClosed;

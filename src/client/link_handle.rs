@@ -1,4 +1,4 @@
-//! `LinkHandle`: what every connection handle offers, whatever its protocol:
+//! `ConnectionHandle`: what every connection handle offers, whatever its protocol:
 //! identity, status, events, timers, close and restart.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::connection::{Connection, ForceRestart, Shutdown};
 use super::error::RequestError;
-use super::events::{Announcer, ConnectEvent, Status};
+use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::gauges::TimerGauges;
 
 /// Identifies a connection within its switchboard.
@@ -16,7 +16,7 @@ pub type ConnectionId = u64;
 
 /// The protocol-independent part of a connection handle.
 #[derive(Clone)]
-pub struct LinkHandle {
+pub struct ConnectionHandle {
     pub(crate) id: ConnectionId,
     pub(crate) url: String,
     pub(crate) connection: Addr<Connection>,
@@ -31,7 +31,7 @@ pub(crate) fn answered<T>(
     result.unwrap_or(Err(RequestError::Closed))
 }
 
-impl LinkHandle {
+impl ConnectionHandle {
     /// The connection's id.
     pub fn id(&self) -> ConnectionId {
         self.id
@@ -43,12 +43,12 @@ impl LinkHandle {
     }
 
     /// Current status, without a round trip.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ConnectionStatus {
         self.announcer.status()
     }
 
     /// A watch that sees every status change.
-    pub fn watch_status(&self) -> watch::Receiver<Status> {
+    pub fn watch_status(&self) -> watch::Receiver<ConnectionStatus> {
         self.announcer.watch_status()
     }
 

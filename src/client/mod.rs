@@ -1,44 +1,63 @@
 //! The outbound side: connections the application dials and keeps alive.
 //!
-//! A [`Switchboard`] supervises any number of
-//! connections. Each is three actors on the switchboard's arbiter: the
-//! [`Connection`](connection::Connection) owns the socket, the
-//! [`Subscription`](subscription::Subscription) owns the topics and the
-//! handlers, the [`Correlator`](correlator::Correlator) owns the requests
-//! waiting for replies. The application holds a
-//! [`ConnectionHandle`].
+//! A [`Switchboard`] actor supervises any number of connections. [`Open`]
+//! dials a Phoenix Channels connection and answers a [`PhoenixHandle`]
+//! (join, push, send, publish); [`OpenProducer`] dials an envelope v1
+//! ingest connection and answers a [`ProducerHandle`]. Both hand out the
+//! protocol-independent [`ConnectionHandle`] (status, events, close,
+//! restart) through `Deref`. Behind each handle, actors on the switchboard's
+//! arbiter own the socket, the topics and the requests waiting for replies;
+//! a connection that drops is redialled with backoff and its topics rejoined.
+//!
+//! ```no_run
+//! use actix::Actor;
+//! use serde_json::json;
+//! use switchboard::client::{ConnectionConfig, Open, Switchboard};
+//!
+//! #[actix::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let board = Switchboard::default().start();
+//!     let url = "ws://127.0.0.1:4000/socket/websocket";
+//!     let lobby = board.send(Open(ConnectionConfig::new(url))).await??;
+//!     lobby.join("room:lobby", json!({})).await?;
+//!     let reply = lobby.push("room:lobby", "ping", json!({"n": 1})).await?;
+//!     println!("{reply:?}");
+//!     Ok(())
+//! }
+//! ```
 
-pub mod aspect;
-pub mod auth;
-pub mod backoff;
-pub mod channel_state;
-pub mod config;
-pub mod connection;
-pub mod correlator;
-pub mod dial_budget;
-pub mod direct;
-pub mod error;
-pub mod events;
-pub mod gauges;
-pub mod handle;
-pub mod link;
-pub mod link_handle;
-pub mod peers;
-pub mod positions;
-pub mod producer;
-pub mod producer_handle;
-pub mod recovery;
-pub mod refs;
-pub mod subscription;
-pub mod switchboard;
+pub(crate) mod aspect;
+pub(crate) mod auth;
+pub(crate) mod backoff;
+pub(crate) mod channel_state;
+pub(crate) mod config;
+pub(crate) mod connection;
+pub(crate) mod correlator;
+pub(crate) mod dial_budget;
+pub(crate) mod direct;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod gauges;
+pub(crate) mod handle;
+pub(crate) mod link;
+pub(crate) mod link_handle;
+pub(crate) mod peers;
+pub(crate) mod positions;
+pub(crate) mod producer;
+pub(crate) mod producer_handle;
+pub(crate) mod recovery;
+pub(crate) mod refs;
+pub(crate) mod subscription;
+pub(crate) mod switchboard;
 
+pub use aspect::SchemaCheck;
 pub use auth::{ClientAuth, TokenSource};
 pub use backoff::ReconnectPolicy;
 pub use config::{ConnectionConfig, WireProtocol};
 pub use error::{DialError, OpenError, RequestError};
-pub use events::{ConnectEvent, Status};
-pub use handle::ConnectionHandle;
-pub use link_handle::{ConnectionId, LinkHandle};
+pub use events::{ConnectEvent, ConnectionStatus};
+pub use handle::PhoenixHandle;
+pub use link_handle::{ConnectionHandle, ConnectionId};
 pub use producer_handle::ProducerHandle;
 pub use subscription::Incoming;
-pub use switchboard::{Close, List, Open, OpenProducer, Switchboard};
+pub use switchboard::{Close, Directory, List, Open, OpenProducer, Switchboard};

@@ -17,11 +17,11 @@ use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::transport::outbox::Outbox;
 
 /// A delivery waiting for room in a receiver's mailbox.
-pub type Backlog = Pin<Box<dyn Future<Output = ()>>>;
+pub(crate) type Backlog = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The actors a connection hands its traffic to, per protocol.
 #[derive(Clone)]
-pub enum Peers {
+pub(crate) enum Peers {
     /// Phoenix V2: topics and pushes, and the correlator of replies by ref.
     Phoenix {
         /// Topics, buffers, handlers.

@@ -11,7 +11,7 @@ use crate::sequence::Snapshotter;
 
 /// A connection's sequence state, configured or created on first use.
 #[derive(Clone)]
-pub struct Positions {
+pub(crate) struct Positions {
     configured: Option<Addr<Snapshotter>>,
     in_memory: Arc<OnceLock<Addr<Snapshotter>>>,
     arbiter: ArbiterHandle,
@@ -19,7 +19,7 @@ pub struct Positions {
 
 impl Positions {
     /// `configured`, or else an in-memory snapshotter on `arbiter` when first needed.
-    pub fn new(configured: Option<Addr<Snapshotter>>, arbiter: ArbiterHandle) -> Positions {
+    pub(crate) fn new(configured: Option<Addr<Snapshotter>>, arbiter: ArbiterHandle) -> Positions {
         Positions {
             configured,
             in_memory: Arc::default(),
@@ -28,7 +28,7 @@ impl Positions {
     }
 
     /// The snapshotter to use.
-    pub fn snapshotter(&self) -> Addr<Snapshotter> {
+    pub(crate) fn snapshotter(&self) -> Addr<Snapshotter> {
         if let Some(configured) = &self.configured {
             return configured.clone();
         }

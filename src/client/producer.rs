@@ -28,13 +28,13 @@ use crate::protocol::envelope::Envelope;
 use crate::transport::outbox::Outbox;
 
 /// Where the ack of a queued data envelope arrives.
-pub type AckWait = oneshot::Receiver<Result<(), RequestError>>;
+pub(crate) type AckWait = oneshot::Receiver<Result<(), RequestError>>;
 
 /// Queues one data envelope (written at once or buffered); answers then,
 /// with the receiver of its ack when `wait_for_ack` is set.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Option<AckWait>, RequestError>")]
-pub struct SendData {
+pub(crate) struct SendData {
     /// The payload.
     pub payload: Value,
     /// Whether to wait for the ack.
@@ -47,7 +47,7 @@ pub struct SendData {
 /// Sends a request and waits for the correlated reply envelope.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Envelope, RequestError>")]
-pub struct Request {
+pub(crate) struct Request {
     /// Method name.
     pub method: String,
     /// Parameters.
@@ -57,7 +57,7 @@ pub struct Request {
 /// The hub acked or nacked one data envelope.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Acked {
+pub(crate) struct Acked {
     /// The envelope id.
     pub id: String,
     /// `Err((reason, error))` for a nack.
@@ -69,7 +69,7 @@ pub struct Acked {
 /// `{"code": "not_found"}`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct HubRequest {
+pub(crate) struct HubRequest {
     /// The request's id (the reply carries it).
     pub id: String,
     /// Method name.
@@ -79,7 +79,7 @@ pub struct HubRequest {
 /// The hub said `slow` (true) or resumed (false).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Throttle(pub bool);
+pub(crate) struct Throttle(pub bool);
 
 struct Unacked {
     id: String,
@@ -89,7 +89,7 @@ struct Unacked {
 }
 
 /// The producer actor of one envelope connection.
-pub struct Producer {
+pub(crate) struct Producer {
     config: Arc<ConnectionConfig>,
     correlator: Addr<Correlator<Envelope>>,
     slots: PendingSlots,
@@ -107,7 +107,7 @@ pub struct Producer {
 impl Producer {
     /// A producer whose envelope ids start with a random prefix (unique per
     /// producer, so resends after a restart cannot collide with others).
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<ConnectionConfig>,
         correlator: Addr<Correlator<Envelope>>,
         slots: PendingSlots,

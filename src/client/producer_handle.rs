@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::RequestError;
 use super::handle::stamp;
-use super::link_handle::{answered, LinkHandle};
+use super::link_handle::{answered, ConnectionHandle};
 use super::positions::Positions;
 use super::producer::{Producer, Request, SendData};
 use crate::protocol::content::ContentEnvelope;
@@ -17,10 +17,10 @@ use crate::protocol::envelope::Envelope;
 use crate::sequence::{Advance, Position};
 
 /// A handle on one supervised envelope v1 connection. The methods of
-/// [`LinkHandle`] (status, events, close ...) are available through `Deref`.
+/// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
 #[derive(Clone)]
 pub struct ProducerHandle {
-    pub(crate) link: LinkHandle,
+    pub(crate) link: ConnectionHandle,
     pub(crate) producer: Addr<Producer>,
     pub(crate) positions: Positions,
     pub(crate) name: Arc<str>,
@@ -29,9 +29,9 @@ pub struct ProducerHandle {
 }
 
 impl Deref for ProducerHandle {
-    type Target = LinkHandle;
+    type Target = ConnectionHandle;
 
-    fn deref(&self) -> &LinkHandle {
+    fn deref(&self) -> &ConnectionHandle {
         &self.link
     }
 }

@@ -15,11 +15,11 @@ use crate::protocol::phoenix::Frame;
 
 /// Most early messages held per topic while a hole is being filled; past it
 /// the hole is given up on (a `Gap`) and the held messages are delivered.
-pub const MAX_HELD: usize = 1024;
+pub(crate) const MAX_HELD: usize = 1024;
 
 /// What the subscription should do, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Hand the frame to the application; the position is now its sequence.
     Deliver(Frame),
     /// Messages `expected..got` will never arrive.
@@ -36,7 +36,7 @@ pub enum Step {
 
 /// How a join reply left the topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Joined {
+pub(crate) enum Joined {
     /// First join: delivery starts live from the hub's top.
     Fresh,
     /// Everything after the position will be replayed (SEQ-5).
@@ -49,7 +49,7 @@ pub enum Joined {
 
 /// Counters of one topic, for metrics and reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RecoveryStats {
+pub(crate) struct RecoveryStats {
     /// Messages delivered.
     pub delivered: u64,
     /// Duplicates dropped (sequence at or below the position).
@@ -64,7 +64,7 @@ pub struct RecoveryStats {
 
 /// Position and hole-filling state of one recoverable topic.
 #[derive(Debug, Clone)]
-pub struct TopicRecovery {
+pub(crate) struct TopicRecovery {
     strict: bool,
     epoch: Option<String>,
     delivered: u64,
@@ -84,7 +84,7 @@ const RETIRED_EPOCHS: usize = 4;
 
 impl TopicRecovery {
     /// A topic with no position yet; `strict` refuses to start unrecovered.
-    pub fn new(strict: bool) -> TopicRecovery {
+    pub(crate) fn new(strict: bool) -> TopicRecovery {
         TopicRecovery {
             strict,
             epoch: None,
@@ -101,7 +101,7 @@ impl TopicRecovery {
     }
 
     /// A topic resuming from a stored position.
-    pub fn restored(strict: bool, delivered: u64, epoch: Option<String>) -> TopicRecovery {
+    pub(crate) fn restored(strict: bool, delivered: u64, epoch: Option<String>) -> TopicRecovery {
         TopicRecovery {
             epoch,
             delivered,
@@ -111,17 +111,18 @@ impl TopicRecovery {
     }
 
     /// The last sequence delivered and its epoch.
-    pub fn position(&self) -> (u64, Option<&str>) {
+    pub(crate) fn position(&self) -> (u64, Option<&str>) {
         (self.delivered, self.epoch.as_deref())
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> RecoveryStats {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> RecoveryStats {
         self.stats
     }
 
     /// Adds `resume` to join params when there is a position to resume from.
-    pub fn join_params(&self, params: &Value) -> Value {
+    pub(crate) fn join_params(&self, params: &Value) -> Value {
         let (true, Some(epoch)) = (self.known, self.epoch.as_deref()) else {
             return params.clone();
         };
@@ -138,14 +139,14 @@ impl TopicRecovery {
 
     /// A join was sent: messages are held until its reply says where the
     /// replay starts (pushes can overtake the reply on their way here).
-    pub fn joining(&mut self) {
+    pub(crate) fn joining(&mut self) {
         self.awaiting_reply = true;
     }
 
     /// Applies an ok join reply's `recovered`, `epoch` and `sequence`, then
     /// the messages held while it was awaited. Answers how the topic goes
     /// on and what to do, in order.
-    pub fn on_join_reply(&mut self, response: &Value) -> (Joined, Vec<Step>) {
+    pub(crate) fn on_join_reply(&mut self, response: &Value) -> (Joined, Vec<Step>) {
         let (joined, gap) = self.apply_reply(response);
         self.awaiting_reply = false;
         let mut steps: Vec<Step> = gap.into_iter().collect();
@@ -207,7 +208,7 @@ impl TopicRecovery {
     }
 
     /// What to do with one message on the topic.
-    pub fn on_message(&mut self, frame: Frame) -> Vec<Step> {
+    pub(crate) fn on_message(&mut self, frame: Frame) -> Vec<Step> {
         let sequence = frame.payload.get("sequence").and_then(Value::as_u64);
         let (Some(sequence), Some(epoch)) = (sequence, frame_epoch(&frame)) else {
             self.stats.delivered += 1;

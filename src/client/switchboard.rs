@@ -19,10 +19,10 @@ use super::correlator::{Correlator, PendingSlots};
 use super::dial_budget::DialBudget;
 use super::direct::DirectWriters;
 use super::error::OpenError;
-use super::events::{Announcer, ConnectEvent, Status};
+use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::gauges::TimerGauges;
-use super::handle::ConnectionHandle;
-use super::link_handle::{ConnectionId, LinkHandle};
+use super::handle::PhoenixHandle;
+use super::link_handle::{ConnectionHandle, ConnectionId};
 use super::peers::Peers;
 use super::positions::Positions;
 use super::producer::Producer;
@@ -31,12 +31,9 @@ use super::refs::RefCounter;
 use super::subscription::Subscription;
 use crate::protocol::envelope::Envelope;
 
-/// Default pace of the dial budget: dials per second across all connections.
-pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
-
 /// Opens a supervised connection.
 #[derive(Message)]
-#[rtype(result = "Result<ConnectionHandle, OpenError>")]
+#[rtype(result = "Result<PhoenixHandle, OpenError>")]
 pub struct Open(pub ConnectionConfig);
 
 /// Opens a supervised envelope v1 connection (the ingest client).
@@ -51,11 +48,11 @@ pub struct Close(pub ConnectionId);
 
 /// Lists every connection with its URL and status.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<(ConnectionId, String, Status)>")]
+#[rtype(result = "Vec<(ConnectionId, String, ConnectionStatus)>")]
 pub struct List;
 
 /// The directory of open connections, readable from any thread.
-pub type Directory = Arc<DashMap<ConnectionId, LinkHandle>>;
+pub type Directory = Arc<DashMap<ConnectionId, ConnectionHandle>>;
 
 /// The supervisor actor.
 pub struct Switchboard {
@@ -66,11 +63,14 @@ pub struct Switchboard {
 
 impl Default for Switchboard {
     fn default() -> Self {
-        Switchboard::new(DEFAULT_DIALS_PER_SECOND)
+        Switchboard::new(Switchboard::DEFAULT_DIALS_PER_SECOND)
     }
 }
 
 impl Switchboard {
+    /// Default pace of the dial budget: dials per second across all connections.
+    pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
+
     /// A switchboard whose connections share a budget of `dials_per_second`.
     pub fn new(dials_per_second: u32) -> Switchboard {
         Switchboard {
@@ -85,7 +85,7 @@ impl Switchboard {
         self.directory.clone()
     }
 
-    fn open(&mut self, config: ConnectionConfig) -> ConnectionHandle {
+    fn open(&mut self, config: ConnectionConfig) -> PhoenixHandle {
         let id = self.next_id;
         self.next_id += 1;
         let positions = Positions::new(config.snapshotter.clone(), Arbiter::current());
@@ -118,8 +118,8 @@ impl Switchboard {
         };
         let connection = Supervisor::start(move |_| Connection::new(parts));
         let join_wait = config.buffer_deadline + config.join_timeout;
-        let handle = ConnectionHandle {
-            link: LinkHandle {
+        let handle = PhoenixHandle {
+            link: ConnectionHandle {
                 id,
                 url: config.url.clone(),
                 connection,
@@ -145,7 +145,7 @@ impl Actor for Switchboard {
 }
 
 impl Handler<Open> for Switchboard {
-    type Result = ResponseFuture<Result<ConnectionHandle, OpenError>>;
+    type Result = ResponseFuture<Result<PhoenixHandle, OpenError>>;
 
     fn handle(&mut self, msg: Open, _: &mut Context<Self>) -> Self::Result {
         let fail_first = msg.0.fail_first_connect;
@@ -205,7 +205,7 @@ impl Handler<OpenProducer> for Switchboard {
             name: producer_name,
             publish_order: Arc::default(),
             identity: Arc::default(),
-            link: LinkHandle {
+            link: ConnectionHandle {
                 id,
                 url,
                 connection,
@@ -236,8 +236,8 @@ async fn first_connect(announcer: &Announcer, wait: Duration) -> Result<(), Stri
     tokio::time::timeout(wait, async {
         loop {
             match *status.borrow_and_update() {
-                Status::Connected => return Ok(()),
-                Status::Closed => break,
+                ConnectionStatus::Connected => return Ok(()),
+                ConnectionStatus::Closed => break,
                 _ => {}
             }
             if status.changed().await.is_err() {

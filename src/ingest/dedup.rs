@@ -23,18 +23,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{Addr, Recipient};
 
-use super::ingest_queue::{IngestOutcome, Nack};
+use super::outcome::{IngestOutcome, Nack};
 use crate::sequence::{AdvanceProducer, ForgetProducer, Snapshotter};
 
 /// Most producers tracked; past it the least recently seen idle one is
 /// forgotten (counted), and a very late resend of its messages could reach
 /// the sink again.
-pub const MAX_PRODUCERS: usize = 100_000;
+pub(crate) const MAX_PRODUCERS: usize = 100_000;
 
 /// Most accepted sequences kept above a producer's floor. Past it the floor
 /// jumps to the oldest of them: the holes below are sequences that were
 /// never sent, since a sent one is in flight or retried until settled.
-pub const MAX_ACCEPTED_WINDOW: usize = 4096;
+pub(crate) const MAX_ACCEPTED_WINDOW: usize = 4096;
 
 /// Most resends waiting on one in-flight message; more are nacked `busy`.
 const MAX_WAITERS: usize = 16;
@@ -68,7 +68,7 @@ impl DedupKey {
 
 /// What to do with an arriving message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Not seen before: hand it to the queue.
     New,
     /// Already accepted by the sink: ack it, do not store it again.
@@ -145,7 +145,7 @@ pub struct DedupStats {
 }
 
 /// The hub-wide duplicate filter. Cheap to share (`Arc`).
-pub struct Dedup {
+pub(crate) struct Dedup {
     table: Mutex<Table>,
     stats: Mutex<DedupStats>,
     snapshotter: Option<Addr<Snapshotter>>,
@@ -197,7 +197,10 @@ impl std::fmt::Debug for DedupTicket {
 impl Dedup {
     /// A filter starting from stored floors `marks` (at most
     /// [`MAX_PRODUCERS`] are kept), recording new floors in `snapshotter`.
-    pub fn new(marks: BTreeMap<String, u64>, snapshotter: Option<Addr<Snapshotter>>) -> Arc<Dedup> {
+    pub(crate) fn new(
+        marks: BTreeMap<String, u64>,
+        snapshotter: Option<Addr<Snapshotter>>,
+    ) -> Arc<Dedup> {
         let producers = marks
             .into_iter()
             .take(MAX_PRODUCERS)
@@ -223,7 +226,7 @@ impl Dedup {
     /// Decides an arriving message; `id` and `origin` are where its ack
     /// goes when it has to wait for an in-flight original. A `New` message
     /// comes with its ticket, to be settled with its outcome.
-    pub fn admit(
+    pub(crate) fn admit(
         self: &Arc<Self>,
         key: &DedupKey,
         id: &str,
@@ -294,7 +297,8 @@ impl Dedup {
 
     /// The producer's floor: every sequence at or below it is stored (0
     /// when unknown).
-    pub fn mark(&self, producer: &str) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn mark(&self, producer: &str) -> u64 {
         lock(&self.table)
             .producers
             .get(producer)
@@ -302,7 +306,7 @@ impl Dedup {
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> DedupStats {
+    pub(crate) fn stats(&self) -> DedupStats {
         *lock(&self.stats)
     }
 

@@ -23,11 +23,13 @@ use futures_util::task::noop_waker_ref;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::dedup::DedupTicket;
-use super::queue::{BoundedQueue, Level, Offered, OnFull, Signal};
+use super::outcome::{IngestOutcome, Nack};
+use super::queue::{BoundedQueue, Level, Offered, Signal};
+use crate::config::OnFull;
 use crate::sink::{Sink, SinkError, SinkItem};
 
 /// Most sink acceptances awaited at once.
-pub const MAX_IN_FLIGHT: usize = 256;
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
@@ -55,25 +57,6 @@ struct Settled {
     outcome: Result<(), SinkError>,
 }
 
-/// Why an item was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nack {
-    /// Stable reason: `queue_full`, `rejected`, `shutdown`.
-    pub reason: &'static str,
-    /// Details.
-    pub error: String,
-}
-
-/// The outcome of one item, sent to its origin.
-#[derive(Debug, Clone, PartialEq, Eq, Message)]
-#[rtype(result = "()")]
-pub struct IngestOutcome {
-    /// The item's id.
-    pub id: String,
-    /// `Ok` once the sink accepted it.
-    pub result: Result<(), Nack>,
-}
-
 /// A backpressure edge, sent to every upstream connection.
 #[derive(Debug, Clone, Copy, PartialEq, Message)]
 #[rtype(result = "()")]
@@ -92,12 +75,12 @@ pub struct Upstream {
 /// Reads the queue's figures.
 #[derive(Debug, Message)]
 #[rtype(result = "QueueStatus")]
-pub struct Status;
+pub struct GetQueueStatus;
 
 /// Stops intake, delivers what is queued, and reports, within `timeout`.
 #[derive(Debug, Message)]
 #[rtype(result = "DrainReport")]
-pub struct Drain {
+pub struct DrainQueue {
     /// Upper bound of the wait.
     pub timeout: Duration,
 }
@@ -472,18 +455,18 @@ impl Handler<Upstream> for IngestQueue {
     }
 }
 
-impl Handler<Status> for IngestQueue {
-    type Result = MessageResult<Status>;
+impl Handler<GetQueueStatus> for IngestQueue {
+    type Result = MessageResult<GetQueueStatus>;
 
-    fn handle(&mut self, _: Status, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetQueueStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.status())
     }
 }
 
-impl Handler<Drain> for IngestQueue {
+impl Handler<DrainQueue> for IngestQueue {
     type Result = ResponseFuture<DrainReport>;
 
-    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: DrainQueue, ctx: &mut Context<Self>) -> Self::Result {
         let (done, report) = oneshot::channel();
         self.closed = true;
         self.drain = Some(DrainWait {

@@ -1,12 +1,16 @@
 //! The ingest pipeline: a bounded, backpressured queue in front of a sink.
 
-pub mod dedup;
-pub mod ingest_queue;
-pub mod queue;
+pub(crate) mod dedup;
+pub(crate) mod ingest_queue;
+pub(crate) mod outcome;
+pub(crate) mod queue;
 
-pub use dedup::{Admission, Dedup, DedupKey, DedupStats, DedupTicket};
+pub use crate::config::OnFull;
+pub use dedup::DedupStats;
+pub(crate) use dedup::{Admission, Dedup, DedupKey};
 pub use ingest_queue::{
-    Backpressure, Drain, DrainReport, Ingest, IngestOutcome, IngestQueue, IngestStats, Nack,
-    QueueConfig, QueueStatus, Status, Upstream,
+    Backpressure, DrainQueue, DrainReport, GetQueueStatus, Ingest, IngestQueue, IngestStats,
+    QueueConfig, QueueStatus, Upstream,
 };
-pub use queue::{OnFull, Signal};
+pub use outcome::{IngestOutcome, Nack};
+pub use queue::Signal;

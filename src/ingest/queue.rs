@@ -3,32 +3,19 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
-
-/// What happens when an item arrives at a full queue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnFull {
-    /// Evict the oldest queued item (nacked) to make room.
-    #[default]
-    DropOldest,
-    /// Refuse the arriving item (nacked).
-    DropNewest,
-    /// Make the sender wait: its socket is not read until there is room.
-    Block,
-}
+use crate::config::OnFull;
 
 /// Utilization at which `slow` is signalled.
-pub const SLOW_AT: f64 = 0.8;
+pub(crate) const SLOW_AT: f64 = 0.8;
 /// Utilization at which, after `slow`, the resume is signalled.
-pub const RESUME_AT: f64 = 0.5;
+pub(crate) const RESUME_AT: f64 = 0.5;
 
 /// An edge of the backpressure signal.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Signal {
-    /// Utilization reached [`SLOW_AT`].
+    /// Utilization reached 80 %.
     Slow(Level),
-    /// Utilization fell back to [`RESUME_AT`].
+    /// Utilization fell back to 50 %.
     Resumed(Level),
 }
 
@@ -50,7 +37,7 @@ impl Level {
 
 /// What an offer did.
 #[derive(Debug, PartialEq)]
-pub enum Offered<T> {
+pub(crate) enum Offered<T> {
     /// Queued.
     Queued,
     /// Queued, and this older item was evicted to make room.
@@ -61,7 +48,7 @@ pub enum Offered<T> {
 
 /// A bounded FIFO with an overflow policy and an edge-triggered slow signal.
 #[derive(Debug)]
-pub struct BoundedQueue<T> {
+pub(crate) struct BoundedQueue<T> {
     items: VecDeque<T>,
     capacity: usize,
     policy: OnFull,
@@ -70,7 +57,7 @@ pub struct BoundedQueue<T> {
 
 impl<T> BoundedQueue<T> {
     /// An empty queue of `capacity` (at least 1).
-    pub fn new(capacity: usize, policy: OnFull) -> BoundedQueue<T> {
+    pub(crate) fn new(capacity: usize, policy: OnFull) -> BoundedQueue<T> {
         BoundedQueue {
             items: VecDeque::with_capacity(capacity.clamp(1, 4096)),
             capacity: capacity.max(1),
@@ -80,7 +67,7 @@ impl<T> BoundedQueue<T> {
     }
 
     /// Offers an item; the signal is `Some` on a slow edge.
-    pub fn offer(&mut self, item: T) -> (Offered<T>, Option<Signal>) {
+    pub(crate) fn offer(&mut self, item: T) -> (Offered<T>, Option<Signal>) {
         let offered = if self.items.len() < self.capacity {
             self.items.push_back(item);
             Offered::Queued
@@ -101,7 +88,10 @@ impl<T> BoundedQueue<T> {
 
     /// Puts items back at the front, in order (a failed send being retried).
     /// May exceed the capacity by the number of items returned.
-    pub fn requeue_front(&mut self, items: impl DoubleEndedIterator<Item = T>) -> Option<Signal> {
+    pub(crate) fn requeue_front(
+        &mut self,
+        items: impl DoubleEndedIterator<Item = T>,
+    ) -> Option<Signal> {
         for item in items.rev() {
             self.items.push_front(item);
         }
@@ -109,23 +99,18 @@ impl<T> BoundedQueue<T> {
     }
 
     /// Takes the oldest item; the signal is `Some` on a resume edge.
-    pub fn pop(&mut self) -> (Option<T>, Option<Signal>) {
+    pub(crate) fn pop(&mut self) -> (Option<T>, Option<Signal>) {
         let item = self.items.pop_front();
         (item, self.edge())
     }
 
     /// Items queued now.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.items.len()
     }
 
-    /// Capacity.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// The current level.
-    pub fn level(&self) -> Level {
+    pub(crate) fn level(&self) -> Level {
         Level {
             depth: self.items.len(),
             capacity: self.capacity,
@@ -133,12 +118,12 @@ impl<T> BoundedQueue<T> {
     }
 
     /// Whether a slow episode is under way.
-    pub fn is_slow(&self) -> bool {
+    pub(crate) fn is_slow(&self) -> bool {
         self.slow
     }
 
     /// Empties the queue.
-    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.items.drain(..)
     }
 

@@ -116,14 +116,14 @@ impl ContentEnvelope {
 
 /// Whether a JSON object looks like a content envelope (has `aspect` and
 /// `payload`), so a hub restamps it instead of wrapping it.
-pub fn looks_like_envelope(value: &Value) -> bool {
+pub(crate) fn looks_like_envelope(value: &Value) -> bool {
     value
         .as_object()
         .is_some_and(|object| object.contains_key("aspect") && object.contains_key("payload"))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)

@@ -42,17 +42,17 @@ use serde_json::{Map, Value};
 use super::error::DecodeError;
 
 /// `type` of an application data message.
-pub const TYPE_DATA: &str = "data";
+pub(crate) const TYPE_DATA: &str = "data";
 /// `type` of a control-plane request.
-pub const TYPE_REQUEST: &str = "request";
+pub(crate) const TYPE_REQUEST: &str = "request";
 /// `type` of the answer to a request.
-pub const TYPE_REPLY: &str = "reply";
+pub(crate) const TYPE_REPLY: &str = "reply";
 /// `type` of a positive acknowledgement.
-pub const TYPE_ACK: &str = "ack";
+pub(crate) const TYPE_ACK: &str = "ack";
 /// `type` of a negative acknowledgement.
-pub const TYPE_NACK: &str = "nack";
+pub(crate) const TYPE_NACK: &str = "nack";
 /// `type` of a backpressure signal (overload, or resume with `"resumed": true`).
-pub const TYPE_SLOW: &str = "slow";
+pub(crate) const TYPE_SLOW: &str = "slow";
 
 /// One envelope v1 message.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +154,7 @@ impl SlowSignal {
 }
 
 /// The current time in unix milliseconds (0 if the clock is before 1970).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))

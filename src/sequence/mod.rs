@@ -31,13 +31,13 @@
 //! }
 //! ```
 
-pub mod snapshot;
-pub mod snapshotter;
-pub mod store;
+pub(crate) mod snapshot;
+pub(crate) mod snapshotter;
+pub(crate) mod store;
 
 pub use snapshot::{ChannelPosition, Snapshot};
 pub use snapshotter::{
-    Advance, AdvanceProducer, Flush, FlushPolicy, ForgetProducer, Position, ProducerMarks,
-    Snapshotter, SnapshotterStatus, Stamp, Status,
+    Advance, AdvanceProducer, Flush, FlushPolicy, ForgetProducer, GetSnapshotterStatus, Position,
+    ProducerMarks, Snapshotter, SnapshotterStatus, Stamp, RESERVE_BLOCK,
 };
 pub use store::{FileStore, MemoryStore, SnapshotStore, StoreError};

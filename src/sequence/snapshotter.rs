@@ -47,10 +47,10 @@ use super::store::{MemoryStore, SnapshotStore, StoreError};
 pub const RESERVE_BLOCK: u64 = 1024;
 
 /// Shortest period of [`FlushPolicy::Interval`]; shorter ones are raised to it.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The period of [`Snapshotter::in_memory`].
-pub const IN_MEMORY_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const IN_MEMORY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// When the snapshot is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,7 @@ pub struct Flush;
 /// Reads the snapshotter's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
 #[rtype(result = "SnapshotterStatus")]
-pub struct Status;
+pub struct GetSnapshotterStatus;
 
 /// The figures of a snapshotter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -213,7 +213,7 @@ enum Waiter {
     },
 }
 
-/// The snapshot actor. See the [module documentation](self).
+/// The snapshot actor. See the [module documentation](crate::sequence).
 pub struct Snapshotter {
     store: SharedStore,
     /// The store's file, or `<memory>`, for logs and errors.
@@ -668,10 +668,10 @@ impl Handler<Flush> for Snapshotter {
     }
 }
 
-impl Handler<Status> for Snapshotter {
-    type Result = MessageResult<Status>;
+impl Handler<GetSnapshotterStatus> for Snapshotter {
+    type Result = MessageResult<GetSnapshotterStatus>;
 
-    fn handle(&mut self, _: Status, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetSnapshotterStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(SnapshotterStatus {
             dirty: self.dirty(),
             writing: self.writing.is_some(),

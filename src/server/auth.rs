@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{AuthConfig, AuthType};
 
 /// Prefix of the token entry phoenix.js puts in `Sec-WebSocket-Protocol`.
-pub const PHOENIX_TOKEN_PROTOCOL: &str = "base64url.bearer.phx.";
+pub(crate) const PHOENIX_TOKEN_PROTOCOL: &str = "base64url.bearer.phx.";
 
 /// The hub cannot start: a secret named in the config is missing.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,7 @@ fn bearer_tokens(req: &HttpRequest, query_token: Option<&str>) -> Vec<Vec<u8>> {
 }
 
 /// The token phoenix.js sends as a `Sec-WebSocket-Protocol` entry, decoded.
-pub fn subprotocol_token(req: &HttpRequest) -> Option<Vec<u8>> {
+pub(crate) fn subprotocol_token(req: &HttpRequest) -> Option<Vec<u8>> {
     req.headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|value| value.to_str().ok())

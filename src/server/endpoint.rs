@@ -20,7 +20,7 @@ use crate::protocol::phoenix;
 const PHOENIX_SUBPROTOCOL: &str = "phoenix";
 
 /// actix-web handler for the Phoenix V2 WebSocket route.
-pub async fn phoenix_socket(
+pub(crate) async fn phoenix_socket(
     req: HttpRequest,
     body: web::Payload,
     service: web::Data<HubService>,
@@ -63,7 +63,7 @@ pub async fn phoenix_socket(
 }
 
 /// actix-web handler for the envelope v1 ingest route.
-pub async fn ingest_socket(
+pub(crate) async fn ingest_socket(
     req: HttpRequest,
     body: web::Payload,
     service: web::Data<HubService>,

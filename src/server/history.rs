@@ -24,11 +24,11 @@ use crate::protocol::content::{looks_like_envelope, unix_millis};
 use crate::protocol::phoenix;
 
 /// Producer named on envelopes the hub wraps around plain payloads.
-pub const HUB_PRODUCER: &str = "hub";
+pub(crate) const HUB_PRODUCER: &str = "hub";
 
 /// Where a joiner wants to resume from (the join payload's `resume`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Resume {
+pub(crate) struct Resume {
     /// Last sequence the joiner delivered.
     pub sequence: u64,
     /// Epoch that sequence belongs to.
@@ -40,7 +40,7 @@ pub struct Resume {
 
 impl Resume {
     /// Reads `resume` out of a join payload; `None` when absent or malformed.
-    pub fn from_join(payload: &Value) -> Option<Resume> {
+    pub(crate) fn from_join(payload: &Value) -> Option<Resume> {
         payload
             .get("resume")
             .and_then(|resume| Resume::deserialize(resume).ok())
@@ -49,7 +49,7 @@ impl Resume {
 
 /// What a join on a recoverable topic gets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// The replay is contiguous from the resume position to the top.
     pub recovered: bool,
     /// The log's epoch.
@@ -62,7 +62,7 @@ pub struct Recovery {
 
 impl Recovery {
     /// Adds `recovered`, `epoch` and `sequence` to a join reply's response.
-    pub fn annotate(&self, response: Value) -> Value {
+    pub(crate) fn annotate(&self, response: Value) -> Value {
         let mut object = match response {
             Value::Object(object) => object,
             Value::Null => Map::new(),
@@ -76,7 +76,7 @@ impl Recovery {
 }
 
 /// One recoverable topic: its epoch, top sequence and recent frames.
-pub struct TopicLog {
+pub(crate) struct TopicLog {
     epoch: String,
     top: u64,
     ring: VecDeque<(u64, ByteString)>,
@@ -102,7 +102,7 @@ impl TopicLog {
     /// Stamps the next sequence onto `payload`, encodes the broadcast frame
     /// once and keeps it. A content envelope is restamped in place; any other
     /// payload is wrapped in one (`aspect` = the event, `producer` = `hub`).
-    pub fn append(&mut self, topic: &str, event: &str, payload: &Value) -> ByteString {
+    pub(crate) fn append(&mut self, topic: &str, event: &str, payload: &Value) -> ByteString {
         self.top += 1;
         let stamped = self.stamp(topic, event, payload);
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, &stamped));
@@ -137,7 +137,7 @@ impl TopicLog {
     }
 
     /// What a join resuming from `resume` gets (SEQ-4, SEQ-5).
-    pub fn recover(&self, resume: Option<&Resume>) -> Recovery {
+    pub(crate) fn recover(&self, resume: Option<&Resume>) -> Recovery {
         let answer = |recovered, replay| Recovery {
             recovered,
             epoch: self.epoch.clone(),
@@ -168,18 +168,20 @@ impl TopicLog {
     }
 
     /// The log's epoch.
-    pub fn epoch(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn epoch(&self) -> &str {
         &self.epoch
     }
 
     /// The last sequence broadcast (0 before the first).
-    pub fn top(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn top(&self) -> u64 {
         self.top
     }
 }
 
 /// The histories of every recoverable topic of one hub.
-pub struct History {
+pub(crate) struct History {
     epoch: String,
     patterns: Vec<String>,
     size: usize,
@@ -192,7 +194,7 @@ pub struct History {
 
 impl History {
     /// Histories for the topics `config` names, in an epoch chosen now.
-    pub fn new(config: &HistoryConfig) -> History {
+    pub(crate) fn new(config: &HistoryConfig) -> History {
         History {
             epoch: format!("{:x}{:04x}", unix_millis(), fastrand::u16(..)),
             patterns: config.topics.clone(),
@@ -206,7 +208,7 @@ impl History {
     }
 
     /// Whether `topic` is recoverable.
-    pub fn covers(&self, topic: &str) -> bool {
+    pub(crate) fn covers(&self, topic: &str) -> bool {
         self.patterns
             .iter()
             .any(|pattern| match pattern.strip_suffix('*') {
@@ -215,17 +217,16 @@ impl History {
             })
     }
 
-    /// The hub's epoch (each topic log's epoch starts with it).
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
     /// The log of `topic`, created on first use. Past `max_topics` the least
     /// recently published log is dropped, preferring one whose topic has no
     /// members (`has_members`); a log created again gets a new epoch, so
     /// resumes against the dropped one report not recovered, and members
     /// still following it rejoin and are told of the gap.
-    pub fn log(&self, topic: &str, has_members: impl Fn(&str) -> bool) -> Arc<Mutex<TopicLog>> {
+    pub(crate) fn log(
+        &self,
+        topic: &str,
+        has_members: impl Fn(&str) -> bool,
+    ) -> Arc<Mutex<TopicLog>> {
         if let Some(log) = self.logs.get(topic) {
             return log.clone();
         }
@@ -243,7 +244,7 @@ impl History {
     }
 
     /// Marks a log as just published to (for eviction order).
-    pub fn touch(&self, log: &mut TopicLog) {
+    pub(crate) fn touch(&self, log: &mut TopicLog) {
         log.last_append = self.clock.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -269,14 +270,15 @@ impl History {
     }
 
     /// Topics with a history now.
-    pub fn topic_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn topic_count(&self) -> usize {
         self.logs.len()
     }
 }
 
 /// Locks a log; a poisoned lock still holds consistent data (every update
 /// is a push or pop), so it is used as is.
-pub fn lock(log: &Mutex<TopicLog>) -> MutexGuard<'_, TopicLog> {
+pub(crate) fn lock(log: &Mutex<TopicLog>) -> MutexGuard<'_, TopicLog> {
     log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -29,7 +29,7 @@ pub struct Broadcast {
 /// Answers once every close has been requested.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Drain {
+pub struct DrainSockets {
     /// Close code; 1012 (service restart) asks clients to come back.
     pub code: u16,
 }
@@ -43,7 +43,7 @@ pub struct Hub {
 
 impl Hub {
     /// A hub over `registry` that drains `batch` sockets per `batch_interval`.
-    pub fn new(registry: Arc<Registry>, batch: usize, batch_interval: Duration) -> Hub {
+    pub(crate) fn new(registry: Arc<Registry>, batch: usize, batch_interval: Duration) -> Hub {
         Hub {
             registry,
             batch: batch.max(1),
@@ -65,10 +65,10 @@ impl Handler<Broadcast> for Hub {
     }
 }
 
-impl Handler<Drain> for Hub {
+impl Handler<DrainSockets> for Hub {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: Drain, _: &mut Context<Self>) -> ResponseFuture<()> {
+    fn handle(&mut self, msg: DrainSockets, _: &mut Context<Self>) -> ResponseFuture<()> {
         self.registry.start_draining();
         let sessions = self.registry.session_handles();
         let (batch, pause) = (self.batch, self.batch_interval);

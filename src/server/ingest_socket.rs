@@ -24,15 +24,15 @@ use crate::client::correlator::{Correlator, FailAll, PendingSlots, Register, Res
 use crate::client::RequestError;
 use crate::config::BidirectionalConfig;
 use crate::ingest::{
-    Admission, Backpressure, Dedup, DedupKey, Ingest, IngestOutcome, IngestQueue, Signal, Status,
-    Upstream,
+    Admission, Backpressure, Dedup, DedupKey, GetQueueStatus, Ingest, IngestOutcome, IngestQueue,
+    Signal, Upstream,
 };
 use crate::protocol::envelope::{self, Body, Envelope};
-use crate::sink::{Channel, SinkItem};
+use crate::sink::{ItemKind, SinkItem};
 use crate::transport::outbox::Outbox;
 
 /// Per-socket state of an ingest connection.
-pub struct IngestSocket {
+pub(crate) struct IngestSocket {
     id: SessionId,
     outbox: Outbox,
     queue: Addr<IngestQueue>,
@@ -51,7 +51,7 @@ pub struct IngestSocket {
 
 /// What an ingest socket needs from the hub.
 #[derive(Clone)]
-pub struct IngestDeps {
+pub(crate) struct IngestDeps {
     /// The hub's queue.
     pub queue: Addr<IngestQueue>,
     /// Under `block`, the queue's admission semaphore.
@@ -72,7 +72,7 @@ type Session = ServerSession<IngestSocket>;
 
 impl IngestSocket {
     /// State for a new socket; registers it for backpressure signals.
-    pub fn new(
+    pub(crate) fn new(
         id: SessionId,
         deps: IngestDeps,
         outbox: Outbox,
@@ -154,7 +154,7 @@ impl IngestSocket {
         let entry = Ingest {
             item: SinkItem {
                 id,
-                channel: Channel::Data,
+                kind: ItemKind::Data,
                 payload: Bytes::from(payload.to_string()),
             },
             origin: Some(origin),
@@ -204,7 +204,7 @@ impl IngestSocket {
         match method.as_str() {
             "status" => {
                 let connections = self.registry.connections();
-                let status = self.queue.send(Status);
+                let status = self.queue.send(GetQueueStatus);
                 ctx.spawn(wrap_future::<_, Session>(status).map(move |status, session, _| {
                     let reply = match status {
                         Ok(status) => Envelope::reply_ok(

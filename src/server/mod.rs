@@ -1,31 +1,39 @@
 //! The inbound side: a Phoenix Channels V2 hub inside actix-web.
 //!
-//! [`HubService`] mounts the endpoint in an app; [`serve::start`] runs it on a
-//! server of its own. Each socket is a [`ServerSession`](session::ServerSession)
-//! actor; membership lives in the shared [`Registry`](registry::Registry); apps
-//! broadcast by messaging the [`Hub`].
+//! [`HubService::builder`] puts a hub together from a
+//! [`Config`](crate::config::Config): the [`ChannelRouter`] that maps topics
+//! to [`Channel`]s, the [`Credentials`] every socket must present, and the
+//! [`Sink`](crate::sink::Sink) ingested data goes to. Mount the built
+//! [`HubService`] in an app with [`HubService::configure`], or let
+//! [`HubBuilder::start`] serve it on an HTTP server of its own
+//! ([`RunningHub`]). Apps broadcast with [`HubService::broadcast`] or by
+//! messaging the [`Hub`] actor.
 
-pub mod auth;
-pub mod channel;
-pub mod endpoint;
-pub mod history;
-pub mod hub;
-pub mod ingest_socket;
-pub mod phoenix_socket;
-pub mod registry;
-pub mod serve;
-pub mod service;
-pub mod session;
-pub mod snapshot;
-pub mod stats;
-pub mod upgrade;
+pub(crate) mod auth;
+pub(crate) mod builder;
+pub(crate) mod channel;
+pub(crate) mod endpoint;
+pub(crate) mod health;
+pub(crate) mod history;
+pub(crate) mod hub;
+pub(crate) mod ingest_socket;
+pub(crate) mod phoenix_socket;
+pub(crate) mod registry;
+pub(crate) mod routes;
+pub(crate) mod serve;
+pub(crate) mod service;
+pub(crate) mod session;
+pub(crate) mod snapshot;
+pub(crate) mod stats;
+pub(crate) mod upgrade;
 
-pub use auth::Credentials;
+pub use auth::{Credentials, MissingSecret};
+pub use builder::{BuildError, HubBuilder};
 pub use channel::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, RoomChannel, SocketInfo,
 };
-pub use history::{History, Recovery, Resume};
-pub use hub::{Broadcast, Drain, Hub};
-pub use serve::{start, start_service, start_with, RunningHub, StartError};
+pub use hub::{Broadcast, DrainSockets, Hub};
+pub use registry::SessionId;
+pub use serve::{RunningHub, StartError};
 pub use service::HubService;
 pub use stats::{CloseCause, FrameProblem, HubStats, Refusal};

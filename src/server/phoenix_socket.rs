@@ -21,9 +21,9 @@ use crate::transport::outbox::Outbox;
 use actix::Context;
 
 /// Longest topic or event name the hub keeps (they are stored per join).
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// Longest `ref` or `join_ref` the hub echoes.
-pub const MAX_REF_BYTES: usize = 64;
+pub(crate) const MAX_REF_BYTES: usize = 64;
 
 struct Joined {
     join_ref: Option<String>,
@@ -31,7 +31,7 @@ struct Joined {
 }
 
 /// Per-socket Phoenix state.
-pub struct PhoenixSocket {
+pub(crate) struct PhoenixSocket {
     info: SocketInfo,
     joined: HashMap<String, Joined>,
     max_channels: usize,
@@ -42,7 +42,7 @@ pub struct PhoenixSocket {
 }
 
 /// What the socket needs from the hub.
-pub struct SocketDeps {
+pub(crate) struct SocketDeps {
     /// Routes topics to channels.
     pub router: ChannelRouter,
     /// Shared membership directory.
@@ -55,7 +55,7 @@ pub struct SocketDeps {
 
 impl PhoenixSocket {
     /// State for a freshly opened socket writing to `outbox`.
-    pub fn new(info: SocketInfo, deps: SocketDeps, outbox: Outbox) -> PhoenixSocket {
+    pub(crate) fn new(info: SocketInfo, deps: SocketDeps, outbox: Outbox) -> PhoenixSocket {
         PhoenixSocket {
             info,
             joined: HashMap::new(),
@@ -76,7 +76,7 @@ impl PhoenixSocket {
 
     /// Handles one inbound text frame. Never fails: bad input is counted,
     /// logged and answered where Phoenix would answer.
-    pub fn handle_text(&mut self, text: &str) {
+    pub(crate) fn handle_text(&mut self, text: &str) {
         let frame = match Frame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {

@@ -21,7 +21,7 @@ pub type SessionId = u64;
 /// Asks a session to close its socket with the given code.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct CloseSession {
+pub(crate) struct CloseSession {
     /// RFC 6455 close code.
     pub code: u16,
     /// Short human-readable reason.
@@ -31,7 +31,7 @@ pub struct CloseSession {
 /// A request from the hub to an ingest sender, answered by its reply envelope.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<crate::protocol::envelope::Envelope, crate::client::RequestError>")]
-pub struct SenderRequest {
+pub(crate) struct SenderRequest {
     /// Method name.
     pub method: String,
     /// Parameters.
@@ -39,7 +39,7 @@ pub struct SenderRequest {
 }
 
 /// Directory shared by every session of one hub.
-pub struct Registry {
+pub(crate) struct Registry {
     topics: DashMap<String, HashMap<SessionId, Outbox>>,
     sessions: DashMap<SessionId, Recipient<CloseSession>>,
     senders: DashMap<SessionId, Recipient<SenderRequest>>,
@@ -51,7 +51,7 @@ pub struct Registry {
 }
 
 /// One counted slot of `max_connections`; frees itself when dropped.
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     registry: Arc<Registry>,
 }
 
@@ -63,7 +63,7 @@ impl Drop for ConnectionSlot {
 
 impl Registry {
     /// An empty directory that admits at most `max_connections` sockets.
-    pub fn new(max_connections: usize) -> Registry {
+    pub(crate) fn new(max_connections: usize) -> Registry {
         Registry {
             topics: DashMap::new(),
             sessions: DashMap::new(),
@@ -77,20 +77,20 @@ impl Registry {
     }
 
     /// Keeps a replayable history for the topics `history` covers.
-    pub fn with_history(mut self, history: History) -> Registry {
+    pub(crate) fn with_history(mut self, history: History) -> Registry {
         self.history = Some(history);
         self
     }
 
     /// The history, when `topic` is recoverable.
-    pub fn history_for(&self, topic: &str) -> Option<&History> {
+    pub(crate) fn history_for(&self, topic: &str) -> Option<&History> {
         self.history
             .as_ref()
             .filter(|history| history.covers(topic))
     }
 
     /// Takes a connection slot, or `None` when full or draining.
-    pub fn try_admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
+    pub(crate) fn try_admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
         if self.is_draining() {
             return None;
         }
@@ -105,32 +105,36 @@ impl Registry {
     }
 
     /// A fresh session id.
-    pub fn next_session_id(&self) -> SessionId {
+    pub(crate) fn next_session_id(&self) -> SessionId {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Records an open session so shutdown can reach it.
-    pub fn add_session(&self, id: SessionId, close: Recipient<CloseSession>) {
+    pub(crate) fn add_session(&self, id: SessionId, close: Recipient<CloseSession>) {
         self.sessions.insert(id, close);
     }
 
     /// Records an ingest sender the hub can send requests to.
-    pub fn add_sender(&self, id: SessionId, requests: Recipient<SenderRequest>) {
+    pub(crate) fn add_sender(&self, id: SessionId, requests: Recipient<SenderRequest>) {
         self.senders.insert(id, requests);
     }
 
     /// The ingest senders connected now.
-    pub fn senders(&self) -> Vec<SessionId> {
+    pub(crate) fn senders(&self) -> Vec<SessionId> {
         self.senders.iter().map(|entry| *entry.key()).collect()
     }
 
     /// Where requests to ingest sender `id` go.
-    pub fn sender(&self, id: SessionId) -> Option<Recipient<SenderRequest>> {
+    pub(crate) fn sender(&self, id: SessionId) -> Option<Recipient<SenderRequest>> {
         self.senders.get(&id).map(|entry| entry.value().clone())
     }
 
     /// Forgets a session and every topic it had joined.
-    pub fn remove_session<'a>(&self, id: SessionId, topics: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn remove_session<'a>(
+        &self,
+        id: SessionId,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) {
         self.sessions.remove(&id);
         self.senders.remove(&id);
         for topic in topics {
@@ -139,7 +143,7 @@ impl Registry {
     }
 
     /// Adds a member to a topic.
-    pub fn subscribe(&self, topic: &str, id: SessionId, outbox: Outbox) {
+    pub(crate) fn subscribe(&self, topic: &str, id: SessionId, outbox: Outbox) {
         self.topics
             .entry(topic.to_owned())
             .or_default()
@@ -147,7 +151,7 @@ impl Registry {
     }
 
     /// Removes a member from a topic; the topic goes when its last member does.
-    pub fn unsubscribe(&self, topic: &str, id: SessionId) {
+    pub(crate) fn unsubscribe(&self, topic: &str, id: SessionId) {
         if let Some(mut members) = self.topics.get_mut(topic) {
             members.remove(&id);
         }
@@ -159,7 +163,7 @@ impl Registry {
     /// `except`, encoding it once. Returns how many members it was queued for;
     /// members whose outbox is full are skipped (and closed by their session).
     /// On a recoverable topic the payload is sequenced and kept first.
-    pub fn broadcast(
+    pub(crate) fn broadcast(
         &self,
         topic: &str,
         event: &str,
@@ -191,7 +195,7 @@ impl Registry {
     /// when it accepts, the replay is queued and the socket becomes a member;
     /// so reply, replay and live frames reach it in that order, with no hole
     /// and no duplicate. Answers whether the join was accepted.
-    pub fn subscribe_resuming(
+    pub(crate) fn subscribe_resuming(
         &self,
         history: &History,
         topic: &str,
@@ -215,32 +219,32 @@ impl Registry {
     }
 
     /// Sockets open now.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Acquire)
     }
 
     /// Topics with at least one member.
-    pub fn topic_count(&self) -> usize {
+    pub(crate) fn topic_count(&self) -> usize {
         self.topics.len()
     }
 
     /// Members of `topic` now.
-    pub fn member_count(&self, topic: &str) -> usize {
+    pub(crate) fn member_count(&self, topic: &str) -> usize {
         self.topics.get(topic).map_or(0, |members| members.len())
     }
 
     /// Marks the hub as draining: new sockets are refused from now on.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Whether the hub is shutting down.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 
     /// The close handles of every open session, for a drain.
-    pub fn session_handles(&self) -> Vec<Recipient<CloseSession>> {
+    pub(crate) fn session_handles(&self) -> Vec<Recipient<CloseSession>> {
         self.sessions
             .iter()
             .map(|entry| entry.value().clone())

@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 
-use super::auth::Credentials;
-use super::channel::ChannelRouter;
+use super::builder::{BuildError, HubBuilder};
 use super::service::HubService;
-use crate::config::Config;
 
 /// How long a shutdown waits for drained sockets to go before stopping anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
@@ -17,9 +15,9 @@ const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// Why a hub could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A secret named in the config is missing.
+    /// The config does not make a hub.
     #[error(transparent)]
-    Secret(#[from] super::auth::MissingSecret),
+    Build(#[from] BuildError),
     /// The listen address could not be bound.
     #[error("cannot listen on {listen}: {source}")]
     Bind {
@@ -30,7 +28,8 @@ pub enum StartError {
     },
 }
 
-/// A hub serving on its own HTTP server.
+/// A hub serving on its own HTTP server; start one with
+/// [`HubBuilder::start`](super::HubBuilder::start).
 pub struct RunningHub {
     service: HubService,
     addr: SocketAddr,
@@ -38,58 +37,47 @@ pub struct RunningHub {
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Starts a hub on `config.server.listen` (port 0 picks a free port).
-/// Call inside a running actix system.
-pub fn start(config: &Config, router: ChannelRouter) -> Result<RunningHub, StartError> {
-    let service = HubService::new(config, router)?;
-    start_service(config, service)
-}
-
-/// Starts a hub whose credentials the application supplies.
-pub fn start_with(
-    config: &Config,
-    router: ChannelRouter,
-    credentials: Credentials,
-) -> Result<RunningHub, StartError> {
-    start_service(
-        config,
-        HubService::with_credentials(config, router, credentials),
-    )
-}
-
-/// Runs an already built hub (custom sink, credentials) on its own server.
-/// Call inside a running actix system.
-pub fn start_service(config: &Config, service: HubService) -> Result<RunningHub, StartError> {
-    let listen = config.server.listen.clone();
-    let app_service = service.clone();
-    let server = HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))
-        .disable_signals()
-        .shutdown_timeout(2)
-        .bind(&listen)
-        .map_err(|source| StartError::Bind {
-            listen: listen.clone(),
-            source,
-        })?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| StartError::Bind {
-            listen: listen.clone(),
-            source: std::io::Error::other("no address bound"),
-        })?;
-    let server = server.run();
-    let handle = server.handle();
-    tracing::info!(%addr, path = %config.server.path, "hub listening");
-    Ok(RunningHub {
-        service,
-        addr,
-        handle,
-        server: actix_web::rt::spawn(server),
-    })
+impl HubBuilder {
+    /// Builds the hub and serves it on an HTTP server of its own at
+    /// `server.listen` (port 0 picks a free port). Call inside a running
+    /// actix system.
+    pub fn start(self) -> Result<RunningHub, StartError> {
+        let listen = self.config.server.listen.clone();
+        RunningHub::serve(self.build()?, &listen)
+    }
 }
 
 impl RunningHub {
+    /// Runs `service` on an HTTP server of its own bound to `listen`.
+    pub(crate) fn serve(service: HubService, listen: &str) -> Result<RunningHub, StartError> {
+        let app_service = service.clone();
+        let server =
+            HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))
+                .disable_signals()
+                .shutdown_timeout(2)
+                .bind(listen)
+                .map_err(|source| StartError::Bind {
+                    listen: listen.to_owned(),
+                    source,
+                })?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| StartError::Bind {
+                listen: listen.to_owned(),
+                source: std::io::Error::other("no address bound"),
+            })?;
+        let server = server.run();
+        let handle = server.handle();
+        tracing::info!(%addr, path = %service.config().path, "hub listening");
+        Ok(RunningHub {
+            service,
+            addr,
+            handle,
+            server: actix_web::rt::spawn(server),
+        })
+    }
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -116,10 +104,10 @@ impl RunningHub {
             );
         }
         let deadline = Instant::now() + DRAIN_WAIT;
-        while self.service.registry().connections() > 0 && Instant::now() < deadline {
+        while self.service.connections() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let left = self.service.registry().connections();
+        let left = self.service.connections();
         if left > 0 {
             tracing::warn!(left, "sockets still open after the drain; stopping anyway");
         }

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
-use actix_web::web;
 
-use super::auth::{Credentials, MissingSecret};
+use super::auth::Credentials;
 use super::channel::ChannelRouter;
-use super::endpoint;
 use super::history::History;
-use super::hub::{Drain, Hub};
+use super::hub::{DrainSockets, Hub};
 use super::registry::Registry;
 use super::registry::{SenderRequest, SessionId};
 use super::snapshot;
@@ -17,13 +15,11 @@ use super::stats::HubStats;
 use crate::client::RequestError;
 use crate::config::{BidirectionalConfig, Config, ServerConfig};
 use crate::ingest::{
-    Dedup, Drain as IngestDrain, DrainReport, IngestQueue, IngestStats, QueueConfig,
+    Dedup, DedupStats, DrainQueue, DrainReport, GetQueueStatus, IngestQueue, IngestStats,
+    QueueConfig, QueueStatus,
 };
 use crate::protocol::envelope::Envelope;
-use crate::sequence::Snapshotter;
-use crate::sink::in_process::CountingSink;
 use crate::sink::Sink;
-use crate::{health, metrics};
 use tokio::sync::Semaphore;
 
 struct HubState {
@@ -39,7 +35,7 @@ struct HubState {
 
 /// The ingest queue of a hub, and what senders need to reach it.
 #[derive(Clone)]
-pub struct IngestParts {
+pub(crate) struct IngestParts {
     /// The queue actor.
     pub queue: Addr<IngestQueue>,
     /// Under `block`, its admission semaphore.
@@ -48,8 +44,6 @@ pub struct IngestParts {
     pub stats: Arc<IngestStats>,
     /// The duplicate filter of sequenced messages (SEQ-9).
     pub dedup: Arc<Dedup>,
-    /// Where ingest high-water marks are persisted.
-    pub snapshotter: Addr<Snapshotter>,
 }
 
 /// A hub: its config, credentials, channels, directory, counters and actor.
@@ -60,30 +54,12 @@ pub struct HubService {
 }
 
 impl HubService {
-    /// Builds the hub and starts its actor. Call inside a running actix system.
-    pub fn new(config: &Config, router: ChannelRouter) -> Result<HubService, MissingSecret> {
-        let credentials = Credentials::from_config(&config.auth)?;
-        Ok(HubService::with_credentials(config, router, credentials))
-    }
-
-    /// Like [`HubService::new`], with credentials obtained by the application
-    /// (a vault, a file) instead of the environment variables `config.auth` names.
-    pub fn with_credentials(
-        config: &Config,
-        router: ChannelRouter,
-        credentials: Credentials,
-    ) -> HubService {
-        HubService::with_sink(config, router, credentials, Arc::new(CountingSink::new()))
-    }
-
-    /// A hub whose ingest queue delivers to `sink`.
-    pub fn with_sink(
+    pub(crate) fn assemble(
         config: &Config,
         router: ChannelRouter,
         credentials: Credentials,
         sink: Arc<dyn Sink>,
     ) -> HubService {
-        metrics::install();
         let server = config.server.clone();
         let registry = Arc::new(
             Registry::new(server.max_connections).with_history(History::new(&config.history)),
@@ -106,8 +82,7 @@ impl HubService {
             admission: queue.admission(),
             stats: queue.stats(),
             queue: queue.start(),
-            dedup: Dedup::new(marks, Some(snapshotter.clone())),
-            snapshotter,
+            dedup: Dedup::new(marks, Some(snapshotter)),
         };
         HubService {
             state: Arc::new(HubState {
@@ -123,35 +98,45 @@ impl HubService {
         }
     }
 
-    /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint
-    /// (at `server.ingest_path`), `GET /health` and
-    /// `GET /metrics`, and makes this service available as `web::Data`.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.clone()))
-            .route(
-                &self.state.config.path,
-                web::get().to(endpoint::phoenix_socket),
-            )
-            .route(
-                &self.state.config.ingest_path,
-                web::get().to(endpoint::ingest_socket),
-            )
-            .route("/health", web::get().to(health::health))
-            .route("/metrics", web::get().to(metrics::render));
-    }
-
-    /// The hub actor: message it `Broadcast` from any handler.
+    /// The hub actor: message it [`Broadcast`](super::Broadcast) from any
+    /// actor.
     pub fn hub(&self) -> &Addr<Hub> {
         &self.state.hub
     }
 
-    /// The shared directory (membership, connection count).
-    pub fn registry(&self) -> &Arc<Registry> {
+    /// Sends `[null, null, topic, event, payload]` to every member of
+    /// `topic` now, without a round trip to the hub actor; returns how many
+    /// members it was queued for.
+    pub fn broadcast(&self, topic: &str, event: &str, payload: &serde_json::Value) -> usize {
+        self.state.registry.broadcast(topic, event, payload, None)
+    }
+
+    /// Open sockets (Phoenix and ingest).
+    pub fn connections(&self) -> usize {
+        self.state.registry.connections()
+    }
+
+    /// Topics with at least one member.
+    pub fn topic_count(&self) -> usize {
+        self.state.registry.topic_count()
+    }
+
+    /// Members of `topic`.
+    pub fn member_count(&self, topic: &str) -> usize {
+        self.state.registry.member_count(topic)
+    }
+
+    /// The ingest sessions the hub can send requests to
+    /// ([`request_sender`](Self::request_sender)), oldest first.
+    pub fn ingest_senders(&self) -> Vec<SessionId> {
+        self.state.registry.senders()
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
         &self.state.registry
     }
 
-    /// Settings of the hub's requests to ingest senders.
-    pub fn bidirectional(&self) -> BidirectionalConfig {
+    pub(crate) fn bidirectional(&self) -> BidirectionalConfig {
         self.state.bidirectional
     }
 
@@ -177,9 +162,23 @@ impl HubService {
             .unwrap_or(Err(RequestError::Closed))
     }
 
-    /// The ingest queue and its counters.
-    pub fn ingest(&self) -> &IngestParts {
+    pub(crate) fn ingest(&self) -> &IngestParts {
         &self.state.ingest
+    }
+
+    /// The ingest queue's counters.
+    pub fn ingest_stats(&self) -> &Arc<IngestStats> {
+        &self.state.ingest.stats
+    }
+
+    /// The ingest queue's depth and level now; `None` once its actor is gone.
+    pub async fn queue_status(&self) -> Option<QueueStatus> {
+        self.state.ingest.queue.send(GetQueueStatus).await.ok()
+    }
+
+    /// The duplicate filter's counters (exactly-once ingest).
+    pub fn dedup_stats(&self) -> DedupStats {
+        self.state.ingest.dedup.stats()
     }
 
     /// The hub's counters.
@@ -207,14 +206,25 @@ impl HubService {
         self.state
             .ingest
             .queue
-            .send(IngestDrain { timeout })
+            .send(DrainQueue { timeout })
             .await
             .ok()
     }
 
+    /// Refuses new sockets from now on; open ones stay.
+    pub fn refuse_new_sockets(&self) {
+        self.state.registry.start_draining();
+    }
+
     /// Refuses new sockets and closes open ones with 1012 in batches.
     pub async fn drain(&self) {
-        if self.state.hub.send(Drain { code: 1012 }).await.is_err() {
+        if self
+            .state
+            .hub
+            .send(DrainSockets { code: 1012 })
+            .await
+            .is_err()
+        {
             // The hub actor is gone (its system stopped): refuse new sockets at least.
             self.state.registry.start_draining();
         }

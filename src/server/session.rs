@@ -24,7 +24,7 @@ use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use std::sync::Arc;
 
 /// The wire protocol a session speaks: what to do with each text frame.
-pub trait Protocol: Sized + Unpin + 'static {
+pub(crate) trait Protocol: Sized + Unpin + 'static {
     /// Handles one inbound text frame; never fails (bad input is counted and
     /// answered by the protocol itself).
     fn on_text(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>);
@@ -34,7 +34,7 @@ pub trait Protocol: Sized + Unpin + 'static {
 }
 
 /// Everything a session needs to start.
-pub struct SessionParts {
+pub(crate) struct SessionParts {
     /// Write half of the upgraded socket.
     pub session: Session,
     /// Read half, continuations aggregated and size capped.
@@ -52,7 +52,7 @@ pub struct SessionParts {
 }
 
 /// The actor behind one inbound socket speaking `P`.
-pub struct ServerSession<P: Protocol> {
+pub(crate) struct ServerSession<P: Protocol> {
     socket: P,
     outbox: Outbox,
     closer: Option<Closer>,
@@ -66,7 +66,7 @@ pub struct ServerSession<P: Protocol> {
 impl<P: Protocol> ServerSession<P> {
     /// Starts the session actor on the current arbiter; `protocol` builds the
     /// protocol state from the socket's outbox and the actor's context.
-    pub fn start(
+    pub(crate) fn start(
         parts: SessionParts,
         protocol: impl FnOnce(Outbox, &mut Context<ServerSession<P>>) -> P,
     ) -> actix::Addr<ServerSession<P>> {
@@ -90,12 +90,12 @@ impl<P: Protocol> ServerSession<P> {
     }
 
     /// The protocol state.
-    pub fn protocol(&mut self) -> &mut P {
+    pub(crate) fn protocol(&mut self) -> &mut P {
         &mut self.socket
     }
 
     /// Closes the socket with `code`, counting `cause` (once).
-    pub fn close(
+    pub(crate) fn close(
         &mut self,
         ctx: &mut Context<Self>,
         cause: CloseCause,

@@ -19,7 +19,7 @@ impl From<SnapshotEvery> for FlushPolicy {
 
 /// Reads the configured snapshot file, so a start-up can refuse a corrupt
 /// one with a clear message instead of running without it.
-pub fn check(config: &SnapshotConfig) -> Result<(), StoreError> {
+pub(crate) fn check(config: &SnapshotConfig) -> Result<(), StoreError> {
     match &config.path {
         Some(path) => FileStore::new(path).load().map(|_| ()),
         None => Ok(()),
@@ -29,7 +29,7 @@ pub fn check(config: &SnapshotConfig) -> Result<(), StoreError> {
 /// Starts the hub's snapshotter and answers it with the stored producer
 /// marks. Without a path, or when the file cannot be read (logged and
 /// counted; the file is left as it is), the state is kept in memory.
-pub fn open(config: &SnapshotConfig) -> (Addr<Snapshotter>, BTreeMap<String, u64>) {
+pub(crate) fn open(config: &SnapshotConfig) -> (Addr<Snapshotter>, BTreeMap<String, u64>) {
     let Some(path) = &config.path else {
         return (Snapshotter::in_memory(), BTreeMap::new());
     };

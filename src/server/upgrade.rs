@@ -118,7 +118,7 @@ pub(crate) fn session_parts(
 
 /// Empty list: same origin only; `*`: any; otherwise an exact match.
 /// A request without `Origin` (not from a browser) is allowed.
-pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };

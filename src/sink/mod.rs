@@ -11,13 +11,18 @@ use std::fmt;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-pub mod in_process;
-pub mod nats;
-pub mod select;
+pub(crate) mod in_process;
+pub(crate) mod nats;
+pub(crate) mod select;
+
+pub use crate::config::Subjects;
+pub use in_process::{ActorSink, CountingSink, Ingested};
+pub use nats::{NatsSink, NatsSinkConfig, StreamConfig};
+pub use select::from_config;
 
 /// Which configured subject an item goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
+pub enum ItemKind {
     /// `data` messages (`sink.subjects.data`, default `federated.data`).
     Data,
     /// Control traffic (`sink.subjects.control`, default `federated.control`).
@@ -31,7 +36,7 @@ pub struct SinkItem {
     /// (JetStream's `Nats-Msg-Id`).
     pub id: String,
     /// Data or control.
-    pub channel: Channel,
+    pub kind: ItemKind,
     /// The payload, as JSON text.
     pub payload: Bytes,
 }
@@ -40,7 +45,7 @@ impl fmt::Debug for SinkItem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinkItem")
             .field("id", &self.id)
-            .field("channel", &self.channel)
+            .field("kind", &self.kind)
             .field("bytes", &self.payload.len())
             .finish()
     }

@@ -42,36 +42,18 @@ use async_nats::{ConnectErrorKind, HeaderValue, Subject};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{Accepted, Channel, Sink, SinkError, SinkItem};
+use super::{Accepted, ItemKind, Sink, SinkError, SinkItem};
+use crate::config::Subjects;
 
 /// The duplicate window of streams this sink creates (JetStream's default).
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-
-/// The subjects items are published to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Subjects {
-    /// Subject of `data` items (default `federated.data`).
-    pub data: String,
-    /// Subject of control items (default `federated.control`).
-    pub control: String,
-}
-
-impl Default for Subjects {
-    fn default() -> Self {
-        Subjects {
-            data: "federated.data".to_owned(),
-            control: "federated.control".to_owned(),
-        }
-    }
-}
+pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 impl Subjects {
-    /// The subject of `channel`.
-    pub fn for_channel(&self, channel: Channel) -> &str {
-        match channel {
-            Channel::Data => &self.data,
-            Channel::Control => &self.control,
+    /// The subject of items of `kind`.
+    pub fn for_kind(&self, kind: ItemKind) -> &str {
+        match kind {
+            ItemKind::Data => &self.data,
+            ItemKind::Control => &self.control,
         }
     }
 }
@@ -83,7 +65,7 @@ pub struct StreamConfig {
     /// The stream's name (default `FEDERATED`).
     pub name: String,
     /// Create the stream when it is missing (default `true`): file storage,
-    /// both subjects, a duplicate window of [`DUPLICATE_WINDOW`]. An existing
+    /// both subjects, a duplicate window of two minutes. An existing
     /// stream is used as it is.
     pub create: bool,
 }
@@ -195,7 +177,8 @@ enum Mode {
 }
 
 /// A [`Sink`] publishing to NATS, with core NATS or into a JetStream stream
-/// (see the [module documentation](self) for what each mode promises).
+/// (core NATS promises nothing past the publish; JetStream acks an item
+/// once it is stored, and deduplicates by `Nats-Msg-Id`).
 pub struct NatsSink {
     client: async_nats::Client,
     data: Subject,
@@ -271,10 +254,10 @@ impl NatsSink {
         matches!(self.mode, Mode::JetStream { .. })
     }
 
-    fn subject(&self, channel: Channel) -> Subject {
-        match channel {
-            Channel::Data => self.data.clone(),
-            Channel::Control => self.control.clone(),
+    fn subject(&self, kind: ItemKind) -> Subject {
+        match kind {
+            ItemKind::Data => self.data.clone(),
+            ItemKind::Control => self.control.clone(),
         }
     }
 }
@@ -288,7 +271,7 @@ impl Sink for NatsSink {
     }
 
     fn send(&self, item: SinkItem) -> BoxFuture<'static, Result<Accepted, SinkError>> {
-        let subject = self.subject(item.channel);
+        let subject = self.subject(item.kind);
         let client = self.client.clone();
         let limit = self.ack_timeout;
         match &self.mode {
@@ -534,9 +517,9 @@ mod tests {
     }
 
     #[test]
-    fn subjects_per_channel() {
+    fn subjects_per_kind() {
         let subjects = Subjects::default();
-        assert_eq!(subjects.for_channel(Channel::Data), "federated.data");
-        assert_eq!(subjects.for_channel(Channel::Control), "federated.control");
+        assert_eq!(subjects.for_kind(ItemKind::Data), "federated.data");
+        assert_eq!(subjects.for_kind(ItemKind::Control), "federated.control");
     }
 }

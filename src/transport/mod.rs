@@ -1,3 +1,3 @@
 //! Pieces both sides of a WebSocket share: the bounded outbound queue.
 
-pub mod outbox;
+pub(crate) mod outbox;

@@ -25,12 +25,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Sent once to the socket's owner when its outbox overflows.
 #[derive(Debug, actix::Message)]
 #[rtype(result = "()")]
-pub struct SlowConsumer;
+pub(crate) struct SlowConsumer;
 
 /// A push did not fit: the peer is not reading fast enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("outbound queue full: peer is not reading")]
-pub struct Overflow;
+pub(crate) struct Overflow;
 
 enum Outbound {
     Text(ByteString),
@@ -50,20 +50,20 @@ struct Shared {
 
 /// Cheap-to-clone handle that queues frames for one socket.
 #[derive(Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
 /// Closes the socket: stops the writer and sends the close frame.
 /// Dropping it closes the socket too (with no particular code).
-pub struct Closer {
+pub(crate) struct Closer {
     close: oneshot::Sender<CloseReason>,
     shared: Arc<Shared>,
 }
 
 /// Limits of one outbox.
 #[derive(Debug, Clone, Copy)]
-pub struct OutboxLimits {
+pub(crate) struct OutboxLimits {
     /// Most frames queued.
     pub max_frames: usize,
     /// Most bytes queued.
@@ -72,7 +72,7 @@ pub struct OutboxLimits {
 
 impl Outbox {
     /// Creates the outbox of `sink` and spawns its writer on the current arbiter.
-    pub fn spawn<S>(
+    pub(crate) fn spawn<S>(
         sink: S,
         limits: OutboxLimits,
         on_overflow: Recipient<SlowConsumer>,
@@ -100,42 +100,40 @@ impl Outbox {
     }
 
     /// Queues a text frame, or reports [`Overflow`] (and tells the owner once).
-    pub fn push(&self, text: ByteString) -> Result<(), Overflow> {
+    pub(crate) fn push(&self, text: ByteString) -> Result<(), Overflow> {
         let size = text.len();
         self.enqueue(Outbound::Text(text), size)
     }
 
     /// Queues a pong answering a ping.
-    pub fn pong(&self, payload: Bytes) -> Result<(), Overflow> {
+    pub(crate) fn pong(&self, payload: Bytes) -> Result<(), Overflow> {
         let size = payload.len();
         self.enqueue(Outbound::Pong(payload), size)
     }
 
     /// Queues a ping (a client's liveness probe).
-    pub fn ping(&self, payload: Bytes) -> Result<(), Overflow> {
+    pub(crate) fn ping(&self, payload: Bytes) -> Result<(), Overflow> {
         let size = payload.len();
         self.enqueue(Outbound::Ping(payload), size)
     }
 
-    /// Bytes queued and not yet handed to the socket.
-    pub fn queued_bytes(&self) -> usize {
-        self.shared.queued_bytes.load(Ordering::Relaxed)
-    }
-
     /// Frames queued and not yet handed to the socket.
-    pub fn backlog(&self) -> usize {
+    pub(crate) fn backlog(&self) -> usize {
         self.shared.queue.max_capacity() - self.shared.queue.capacity()
     }
 
     /// Whether at most half of the frame capacity is taken: room to write
     /// without pacing.
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.backlog() * 2 <= self.shared.queue.max_capacity()
     }
 
     /// Resolves once fewer than `frames` are queued (or the socket is gone):
     /// lets a protocol stop reading while its answers back up.
-    pub fn drained_below(&self, frames: usize) -> impl std::future::Future<Output = ()> + 'static {
+    pub(crate) fn drained_below(
+        &self,
+        frames: usize,
+    ) -> impl std::future::Future<Output = ()> + 'static {
         let outbox = self.clone();
         async move {
             loop {
@@ -149,7 +147,7 @@ impl Outbox {
     }
 
     /// Whether the socket is closed or closing: nothing pushed now is written.
-    pub fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         self.shared.gone.load(Ordering::SeqCst)
     }
 
@@ -194,7 +192,7 @@ fn dropped(reason: &'static str) {
 
 impl Closer {
     /// Stops writing queued frames and closes the socket with `reason`.
-    pub fn close(self, reason: CloseReason) {
+    pub(crate) fn close(self, reason: CloseReason) {
         // From now on pushes fail at once, before the writer even wakes up.
         self.shared.gone.store(true, Ordering::SeqCst);
         // The writer may already be gone (peer disconnected); nothing to do then.

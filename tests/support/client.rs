@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use switchboard::client::{ConnectEvent, ConnectionConfig, ConnectionHandle, Open, Switchboard};
+use switchboard::client::{ConnectEvent, ConnectionConfig, Open, PhoenixHandle, Switchboard};
 use tokio::sync::broadcast;
 
 use super::WAIT;
@@ -27,7 +27,7 @@ pub fn fast_config(url: &str) -> ConnectionConfig {
 }
 
 /// Opens a connection.
-pub async fn open(board: &Addr<Switchboard>, config: ConnectionConfig) -> ConnectionHandle {
+pub async fn open(board: &Addr<Switchboard>, config: ConnectionConfig) -> PhoenixHandle {
     board
         .send(Open(config))
         .await
@@ -58,10 +58,10 @@ pub async fn wait_for<T>(
 }
 
 /// Waits until the connection reports `Connected`.
-pub async fn wait_connected(handle: &ConnectionHandle) {
+pub async fn wait_connected(handle: &PhoenixHandle) {
     let mut status = handle.watch_status();
     tokio::time::timeout(WAIT, async {
-        while *status.borrow_and_update() != switchboard::client::Status::Connected {
+        while *status.borrow_and_update() != switchboard::client::ConnectionStatus::Connected {
             status.changed().await.expect("status watch alive");
         }
     })

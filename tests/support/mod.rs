@@ -43,12 +43,21 @@ pub fn bearer(token: &str) -> server::Credentials {
 
 /// Starts a hub that requires `credentials`.
 pub fn start_hub_with_credentials(config: &Config, credentials: server::Credentials) -> RunningHub {
-    server::start_with(config, ChannelRouter::rooms(), credentials).expect("hub starts")
+    server::HubService::builder(config)
+        .router(ChannelRouter::rooms())
+        .credentials(credentials)
+        .start()
+        .expect("hub starts")
 }
 
 /// Starts a hub with `router`.
 pub fn start_hub_with(config: &Config, router: ChannelRouter) -> RunningHub {
-    server::start_with(config, router, server::Credentials::Open).expect("hub starts")
+    switchboard::install_prometheus_recorder();
+    server::HubService::builder(config)
+        .router(router)
+        .credentials(server::Credentials::Open)
+        .start()
+        .expect("hub starts")
 }
 
 /// The V2 socket URL of `hub`.

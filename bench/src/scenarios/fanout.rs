@@ -3,7 +3,7 @@
 //!
 //! Two switchboard rows share one baseline: `fanout` delivers to supervised
 //! switchboard connections (hub and client stack, every push handed to the
-//! application through `ConnectionHandle::incoming`), `fanout_hub` to raw
+//! application through `PhoenixHandle::incoming`), `fanout_hub` to raw
 //! tokio-tungstenite sockets joined with Phoenix frames (the hub alone).
 //! The baseline is the raw broadcast server and the same raw receivers.
 
@@ -75,7 +75,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
         )
         .with_target(Target::RatioAtLeast { bound: 0.5 })
         .with_note(format!(
-            "hub -> supervised switchboard connections (ConnectionHandle::incoming); {size}"
+            "hub -> supervised switchboard connections (PhoenixHandle::incoming); {size}"
         )),
         Row::new(
             "fanout_hub",
@@ -134,7 +134,7 @@ async fn switchboard(plan: &Plan, receivers: Receivers) -> anyhow::Result<f64> {
             }
         }
     }
-    let members = hub.service().registry().member_count(TOPIC);
+    let members = hub.service().member_count(TOPIC);
     if members != connections {
         bail!("{members} of {connections} sockets joined {TOPIC}");
     }

@@ -33,7 +33,7 @@ use crate::stats::median;
 /// Which path the messages take on the switchboard side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// Phoenix pushes (`ConnectionHandle::send`) to the bench channel.
+    /// Phoenix pushes (`PhoenixHandle::send`) to the bench channel.
     Phoenix,
     /// Envelope data (`ProducerHandle::send`) into the in-process sink.
     Ingest,
@@ -64,7 +64,7 @@ async fn run(plan: &Plan, path: Path) -> anyhow::Result<Vec<Row>> {
     let (name, note) = match path {
         Path::Phoenix => (
             "one_way_phoenix",
-            "ConnectionHandle::send casts to a hub channel that counts them",
+            "PhoenixHandle::send casts to a hub channel that counts them",
         ),
         Path::Ingest => (
             "one_way_ingest",

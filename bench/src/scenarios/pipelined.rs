@@ -1,5 +1,5 @@
 //! `pipelined`: one connection, a fixed number of requests in flight
-//! (replies/s). switchboard: that many concurrent `ConnectionHandle::push`
+//! (replies/s). switchboard: that many concurrent `PhoenixHandle::push`
 //! calls, each replaced as soon as its reply is back. Baseline: as many echo
 //! frames in flight on the raw pair, each answered echo sending the next.
 
@@ -39,7 +39,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     )
     .with_target(Target::RatioAtLeast { bound: 0.6 })
     .with_note(format!(
-        "{} requests in flight (ConnectionHandle::push through the Correlator); median of {} rounds",
+        "{} requests in flight (PhoenixHandle::push through the Correlator); median of {} rounds",
         plan.pipeline_depth, plan.rounds
     ))])
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use anyhow::anyhow;
 use futures_util::StreamExt;
-use switchboard::client::backoff::{Backoff, ReconnectPolicy};
+use switchboard::client::ReconnectPolicy;
 use switchboard::client::{ConnectEvent, Switchboard};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -67,7 +67,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
         plan.rejoin_connections,
         plan.rejoin_initial_backoff.as_millis(),
         plan.rejoin_max_backoff.as_millis(),
-        switchboard::client::switchboard::DEFAULT_DIALS_PER_SECOND
+        switchboard::client::Switchboard::DEFAULT_DIALS_PER_SECOND
     );
     Ok(vec![
         Row::new(
@@ -216,21 +216,30 @@ async fn raw_client(
     policy: ReconnectPolicy,
     joined: tokio::sync::mpsc::UnboundedSender<Instant>,
 ) {
-    let mut backoff = Backoff::new(policy);
+    let mut attempt = 0;
     let join = Utf8Bytes::from(payload::raw_text());
     loop {
         if let Ok(mut ws) = client::connect(&url).await {
             if client::round_trip(&mut ws, join.clone()).await.is_ok() {
-                backoff.reset();
+                attempt = 0;
                 if joined.send(Instant::now()).is_err() {
                     return;
                 }
                 while let Some(Ok(_)) = ws.next().await {}
             }
         }
-        let delay = backoff.next_delay().unwrap_or(policy.max_interval);
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(full_jitter(&policy, attempt)).await;
+        attempt += 1;
     }
+}
+
+/// The raw client's redial delay: exponential growth from
+/// `initial_interval`, capped at `max_interval`, a uniform point below it.
+fn full_jitter(policy: &ReconnectPolicy, attempt: i32) -> Duration {
+    let ceiling = policy.initial_interval.as_secs_f64() * policy.multiplier.powi(attempt.min(64));
+    let ceiling = ceiling.min(policy.max_interval.as_secs_f64());
+    let low = policy.initial_interval.as_secs_f64().min(ceiling);
+    Duration::from_secs_f64(low + (ceiling - low) * fastrand::f64())
 }
 
 /// The largest share (in %) of `dials` that fall in any window of

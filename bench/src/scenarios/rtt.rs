@@ -1,5 +1,5 @@
 //! `rtt`: sequential request/reply, one at a time (p50, p99, max in µs).
-//! switchboard: `ConnectionHandle::push` of `ping` to the hub, whose reply
+//! switchboard: `PhoenixHandle::push` of `ping` to the hub, whose reply
 //! comes back through the connection's Correlator. Baseline: a text frame
 //! echoed by the raw server. Peer: the ezsockets client pushing the same
 //! Phoenix frame to switchboard's hub.

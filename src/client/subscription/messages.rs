@@ -24,7 +24,7 @@ pub struct Incoming {
 }
 
 /// Where a topic's incoming messages go.
-pub enum PushSink {
+pub(crate) enum PushSink {
     /// An actor (its mailbox capacity bounds the backlog).
     Actor(actix::Recipient<Incoming>),
     /// A bounded channel.
@@ -34,12 +34,12 @@ pub enum PushSink {
 /// A frame from the server that is not a reply.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Inbound(pub Frame);
+pub(crate) struct Inbound(pub Frame);
 
 /// Joins a topic and keeps it joined; answers the first join reply.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Reply, RequestError>")]
-pub struct Join {
+pub(crate) struct Join {
     /// The topic.
     pub topic: String,
     /// The join payload, sent again on every rejoin.
@@ -52,7 +52,7 @@ pub struct Join {
 /// Leaves a topic.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RequestError>")]
-pub struct Leave {
+pub(crate) struct Leave {
     /// The topic.
     pub topic: String,
 }
@@ -60,7 +60,7 @@ pub struct Leave {
 /// Pushes an event and waits for its reply.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Reply, RequestError>")]
-pub struct Push {
+pub(crate) struct Push {
     /// A joined topic.
     pub topic: String,
     /// The event.
@@ -74,21 +74,23 @@ pub struct Push {
 /// Pushes an event without waiting for a reply.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RequestError>")]
-pub struct Cast {
+pub(crate) struct Cast {
     /// A joined topic.
     pub topic: String,
     /// The event.
     pub event: String,
     /// The payload.
     pub payload: Value,
-    /// Keeps the handle's direct path shut while this send is on its way.
+    /// Keeps the handle's direct path shut while this send is on its way
+    /// (held for its drop, never read).
+    #[allow(dead_code)]
     pub through_actor: Option<ThroughActor>,
 }
 
 /// Registers a handler for a topic's incoming messages (`event` None = all).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct On {
+pub(crate) struct On {
     /// The topic.
     pub topic: String,
     /// Only this event, or all.

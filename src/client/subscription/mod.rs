@@ -37,7 +37,8 @@ use crate::transport::outbox::Outbox;
 mod delivery;
 mod messages;
 
-pub use messages::{Cast, Inbound, Incoming, Join, Leave, On, Push, PushSink};
+pub use messages::Incoming;
+pub(crate) use messages::{Cast, Inbound, Join, Leave, On, Push, PushSink};
 
 /// Most callers waiting for one topic's join reply.
 const MAX_JOIN_WAITERS: usize = 64;
@@ -98,7 +99,7 @@ impl Topic {
 }
 
 /// The subscription actor of one connection.
-pub struct Subscription {
+pub(crate) struct Subscription {
     config: Arc<ConnectionConfig>,
     correlator: Addr<Correlator>,
     slots: PendingSlots,
@@ -116,7 +117,7 @@ pub struct Subscription {
 
 impl Subscription {
     /// Starts the subscription of a connection on the current arbiter.
-    pub fn start_for(
+    pub(crate) fn start_for(
         config: Arc<ConnectionConfig>,
         correlator: Addr<Correlator>,
         slots: PendingSlots,

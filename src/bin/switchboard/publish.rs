@@ -7,8 +7,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 
-use super::tail::cli_config;
-use crate::client::{OpenProducer, RequestError, Switchboard};
+use crate::tail::cli_config;
+use switchboard::client::{OpenProducer, RequestError, Switchboard};
 
 /// What to publish (also the `publish` subcommand's arguments).
 #[derive(Debug, Clone, clap::Args)]

@@ -6,7 +6,7 @@ use actix::Actor;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::client::{ClientAuth, ConnectionConfig, Incoming, Open, Switchboard, TokenSource};
+use switchboard::client::{ClientAuth, ConnectionConfig, Incoming, Open, Switchboard, TokenSource};
 
 /// Bound of the queue between the subscription and the printer.
 const PRINT_QUEUE: usize = 1024;

@@ -5,9 +5,9 @@ use std::time::Duration;
 use actix::Actor;
 use serde_json::{json, Value};
 
-use super::tail::cli_config;
-use crate::client::{Open, RequestError, Switchboard};
-use crate::protocol::phoenix::{Reply, ReplyStatus};
+use crate::tail::cli_config;
+use switchboard::client::{Open, RequestError, Switchboard};
+use switchboard::protocol::phoenix::{Reply, ReplyStatus};
 
 /// How a `send` ended; each maps to an exit code.
 #[derive(Debug, Clone, PartialEq)]

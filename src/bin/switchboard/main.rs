@@ -1,12 +1,19 @@
 //! The `switchboard` command line: a thin layer over the library.
 
+mod publish;
+mod send;
+mod tail;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use switchboard::commands::{self, publish::PublishOptions, send::SendOptions, tail::TailOptions};
+use clap::{Parser, Subcommand, ValueEnum};
 use switchboard::config::{Config, SinkType};
-use switchboard::server::{self, ChannelRouter, Credentials, HubService};
+use switchboard::server::HubService;
+
+use crate::publish::PublishOptions;
+use crate::send::SendOptions;
+use crate::tail::TailOptions;
 
 /// Supervised, typed WebSocket messaging.
 #[derive(Debug, Parser)]
@@ -28,7 +35,7 @@ enum Command {
         listen: Option<String>,
         /// Where ingested data goes, overriding `sink.type`.
         #[arg(long, value_enum)]
-        sink: Option<SinkType>,
+        sink: Option<SinkArg>,
         /// NATS server URL, overriding `sink.url`.
         #[arg(long)]
         nats_url: Option<String>,
@@ -77,7 +84,7 @@ fn main() -> ExitCode {
 fn tail(options: TailOptions) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async move {
         tokio::select! {
-            tailed = commands::tail::tail(options, std::io::stdout()) => tailed,
+            tailed = tail::tail(options, std::io::stdout()) => tailed,
             signal = wait_for_signal() => signal,
         }
     });
@@ -91,7 +98,7 @@ fn tail(options: TailOptions) -> ExitCode {
 }
 
 fn publish(options: PublishOptions) -> ExitCode {
-    match actix_web::rt::System::new().block_on(commands::publish::publish(options)) {
+    match actix_web::rt::System::new().block_on(publish::publish(options)) {
         Ok(summary) => {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
             ExitCode::from(summary.exit_code())
@@ -104,15 +111,36 @@ fn publish(options: PublishOptions) -> ExitCode {
 }
 
 fn send(options: SendOptions) -> ExitCode {
-    let outcome = actix_web::rt::System::new().block_on(commands::send::send(options));
+    let outcome = actix_web::rt::System::new().block_on(send::send(options));
     println!("{}", outcome.to_json());
     ExitCode::from(outcome.exit_code())
+}
+
+/// `--sink`: the command line's spelling of [`SinkType`].
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SinkArg {
+    /// In the hub's own process.
+    InProcess,
+    /// NATS core publish.
+    Nats,
+    /// NATS JetStream.
+    Jetstream,
+}
+
+impl From<SinkArg> for SinkType {
+    fn from(arg: SinkArg) -> SinkType {
+        match arg {
+            SinkArg::InProcess => SinkType::InProcess,
+            SinkArg::Nats => SinkType::Nats,
+            SinkArg::Jetstream => SinkType::Jetstream,
+        }
+    }
 }
 
 /// Command-line values that override the config file.
 struct Overrides {
     listen: Option<String>,
-    sink: Option<SinkType>,
+    sink: Option<SinkArg>,
     nats_url: Option<String>,
 }
 
@@ -125,7 +153,7 @@ fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, St
         config.server.listen = listen;
     }
     if let Some(sink) = overrides.sink {
-        config.sink.kind = sink;
+        config.sink.kind = sink.into();
     }
     if let Some(url) = overrides.nats_url {
         config.sink.url = url;
@@ -135,25 +163,23 @@ fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, St
 }
 
 fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
-    let loaded = load_config(path, overrides).and_then(|config| {
-        let credentials = Credentials::from_config(&config.auth).map_err(|e| e.to_string())?;
-        server::snapshot::check(&config.snapshot).map_err(|e| format!("snapshot.path: {e}"))?;
-        Ok((config, credentials))
-    });
-    let (config, credentials) = match loaded {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            eprintln!("switchboard: invalid configuration: {message}");
-            return ExitCode::from(2);
-        }
+    let config = match load_config(path, overrides) {
+        Ok(config) => config,
+        Err(message) => return invalid(&message),
     };
+    // Secrets and the snapshot file are checked before anything connects.
+    if let Err(error) = HubService::builder(&config).check() {
+        return invalid(&error.to_string());
+    }
+    switchboard::install_prometheus_recorder();
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let sink = switchboard::sink::select::from_config(&config.sink)
+        let sink = switchboard::sink::from_config(&config.sink)
             .await
             .map_err(|e| format!("sink {:?} at {}: {e}", config.sink.kind, config.sink.url))?;
-        let router = ChannelRouter::rooms_with_history(&config.history.topics);
-        let service = HubService::with_sink(&config, router, credentials, sink);
-        let hub = server::start_service(&config, service).map_err(|e| e.to_string())?;
+        let hub = HubService::builder(&config)
+            .sink(sink)
+            .start()
+            .map_err(|e| e.to_string())?;
         println!(
             "{}",
             serde_json::json!({"listening": hub.addr().to_string(), "socket": hub.socket_url()})
@@ -170,6 +196,12 @@ fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Exit 2: the configuration cannot make a hub.
+fn invalid(message: &str) -> ExitCode {
+    eprintln!("switchboard: invalid configuration: {message}");
+    ExitCode::from(2)
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

@@ -7,7 +7,7 @@ use crate::server::HubService;
 
 /// The health report of a hub.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Health {
+pub(crate) struct Health {
     /// False once the hub is draining.
     pub healthy: bool,
     /// `serving` or `draining`.
@@ -18,7 +18,7 @@ pub struct Health {
 
 /// Live figures of a hub.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HealthDetails {
+pub(crate) struct HealthDetails {
     /// Sockets open now.
     pub connections: usize,
     /// Topics with at least one member.
@@ -27,7 +27,7 @@ pub struct HealthDetails {
 
 impl Health {
     /// Reads the hub's state.
-    pub fn of(service: &HubService) -> Health {
+    pub(crate) fn of(service: &HubService) -> Health {
         let registry = service.registry();
         let draining = registry.is_draining();
         Health {
@@ -42,7 +42,7 @@ impl Health {
 }
 
 /// actix-web handler: 200 while serving, 503 while draining.
-pub async fn health(service: web::Data<HubService>) -> HttpResponse {
+pub(crate) async fn health(service: web::Data<HubService>) -> HttpResponse {
     let report = Health::of(&service);
     if report.healthy {
         HttpResponse::Ok().json(report)

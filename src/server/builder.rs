@@ -1,0 +1,115 @@
+//! `HubBuilder`: how a [`HubService`] is put together.
+
+use std::sync::Arc;
+
+use super::auth::{Credentials, MissingSecret};
+use super::channel::ChannelRouter;
+use super::service::HubService;
+use super::snapshot;
+use crate::config::Config;
+use crate::sequence::StoreError;
+use crate::sink::{CountingSink, Sink};
+
+/// Why a hub could not be built from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A secret named in the config is missing.
+    #[error(transparent)]
+    Secret(#[from] MissingSecret),
+    /// The configured snapshot file exists but cannot be read (the error
+    /// names the file).
+    #[error("snapshot.path: {0}")]
+    Snapshot(#[source] StoreError),
+}
+
+/// Builds a [`HubService`]: the config, then optionally the channels, the
+/// credentials and the sink. Defaults: `room:*` and the `[history]` patterns
+/// routed to [`RoomChannel`](super::RoomChannel), the credentials named in
+/// `[auth]`, and an in-process [`CountingSink`].
+///
+/// ```no_run
+/// use switchboard::config::Config;
+/// use switchboard::server::{ChannelRouter, HubService};
+///
+/// # #[actix_web::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = Config::default();
+/// config.server.listen = "127.0.0.1:0".into();
+/// let hub = HubService::builder(&config)
+///     .router(ChannelRouter::rooms())
+///     .start()?;
+/// println!("phoenix.js connects to {}", hub.socket_url());
+/// hub.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct HubBuilder {
+    pub(super) config: Config,
+    router: Option<ChannelRouter>,
+    credentials: Option<Credentials>,
+    sink: Option<Arc<dyn Sink>>,
+}
+
+impl HubService {
+    /// Starts building a hub from `config`; see [`HubBuilder`].
+    pub fn builder(config: &Config) -> HubBuilder {
+        HubBuilder::new(config)
+    }
+}
+
+impl HubBuilder {
+    fn new(config: &Config) -> HubBuilder {
+        HubBuilder {
+            config: config.clone(),
+            router: None,
+            credentials: None,
+            sink: None,
+        }
+    }
+
+    /// Which channel handles which topics.
+    pub fn router(mut self, router: ChannelRouter) -> HubBuilder {
+        self.router = Some(router);
+        self
+    }
+
+    /// Credentials obtained by the application (a vault, a file) instead of
+    /// the environment variables `[auth]` names.
+    pub fn credentials(mut self, credentials: Credentials) -> HubBuilder {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Where the ingest queue delivers.
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> HubBuilder {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Checks what the build would refuse (secrets, the snapshot file)
+    /// without starting anything.
+    pub fn check(&self) -> Result<(), BuildError> {
+        if self.credentials.is_none() {
+            Credentials::from_config(&self.config.auth)?;
+        }
+        snapshot::check(&self.config.snapshot).map_err(BuildError::Snapshot)
+    }
+
+    /// Builds the hub and starts its actors; mount it with
+    /// [`HubService::configure`]. Call inside a running actix system.
+    pub fn build(self) -> Result<HubService, BuildError> {
+        self.check()?;
+        let credentials = match self.credentials {
+            Some(credentials) => credentials,
+            None => Credentials::from_config(&self.config.auth)?,
+        };
+        let router = self
+            .router
+            .unwrap_or_else(|| ChannelRouter::rooms_with_history(&self.config.history.topics));
+        let sink = self.sink.unwrap_or_else(|| Arc::new(CountingSink::new()));
+        Ok(HubService::assemble(
+            &self.config,
+            router,
+            credentials,
+            sink,
+        ))
+    }
+}

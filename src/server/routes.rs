@@ -1,0 +1,24 @@
+//! Where the hub's routes are mounted in an actix-web app.
+
+use actix_web::web;
+
+use super::endpoint;
+use super::health;
+use super::service::HubService;
+use crate::metrics;
+
+impl HubService {
+    /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint
+    /// (at `server.ingest_path`), `GET /health` and
+    /// `GET /metrics`, and makes this service available as `web::Data`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()))
+            .route(&self.config().path, web::get().to(endpoint::phoenix_socket))
+            .route(
+                &self.config().ingest_path,
+                web::get().to(endpoint::ingest_socket),
+            )
+            .route("/health", web::get().to(health::health))
+            .route("/metrics", web::get().to(metrics::render));
+    }
+}
