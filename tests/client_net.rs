@@ -1,4 +1,4 @@
-//! NET-1, NET-3, NET-6, NET-9, NET-10 of CONFORMANCE.md, and the token
+//! NET-1, NET-3, NET-6, NET-9, NET-10 of docs/conformance.md, and the token
 //! provider under 401: reconnect policy, bounded buffers, close codes, timers.
 
 mod support;

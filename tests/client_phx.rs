@@ -1,4 +1,4 @@
-//! PHX-C1..PHX-C12 of CONFORMANCE.md: the client's Phoenix lifecycle,
+//! PHX-C1..PHX-C12 of docs/conformance.md: the client's Phoenix lifecycle,
 //! asserted on the wire against a scripted server (or the real hub).
 
 mod support;

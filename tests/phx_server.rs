@@ -1,4 +1,4 @@
-//! PHX-S1..PHX-S13 of CONFORMANCE.md against a real hub on 127.0.0.1:0.
+//! PHX-S1..PHX-S13 of docs/conformance.md against a real hub on 127.0.0.1:0.
 
 mod support;
 

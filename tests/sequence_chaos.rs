@@ -1,4 +1,4 @@
-//! Exactly-once under chaos (issue 5, item 6; SEQ-6, SEQ-9): a fault proxy
+//! Exactly-once under chaos (SEQ-5, SEQ-6, SEQ-9): a fault proxy
 //! cuts every connection every 200–500 ms while a producer publishes 10,000
 //! sequenced messages (the sink must hold each exactly once, in order) and
 //! while a subscriber follows a recoverable topic across 50 cuts (every
@@ -31,7 +31,7 @@ use tokio::sync::broadcast;
 const MESSAGES: u64 = 10_000;
 const CHANNEL: &str = "sensors:chaos";
 const TOPIC: &str = "room:feed:chaos";
-/// Each chaos run must finish well within the issue's 2 minutes.
+/// Each chaos run must finish well within 2 minutes.
 const RUN_LIMIT: Duration = Duration::from_secs(110);
 
 /// Keeps every payload the hub hands over, in order.

@@ -1,4 +1,4 @@
-//! Resume from sequence on recoverable topics, end to end (SEQ-1..SEQ-7):
+//! Resume from sequence on recoverable topics, end to end (SEQ-1..SEQ-8):
 //! a hub with history, supervised clients behind a fault proxy, positions
 //! kept by a file-backed snapshotter.
 

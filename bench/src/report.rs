@@ -77,7 +77,7 @@ pub struct Row {
     /// `switchboard / peer`, where measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_ratio: Option<f64>,
-    /// The acceptance target, where the issue sets one.
+    /// The acceptance target, where the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
     /// Whether the target (and being ahead of the peer) is met.

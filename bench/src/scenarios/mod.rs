@@ -1,4 +1,4 @@
-//! The scenarios of issue 6, one per file, and what they share: the sides,
+//! The benchmark scenarios, one per file, and what they share: the sides,
 //! their alternation, and steady-rate measurement.
 
 pub mod fanout;
