@@ -5,7 +5,7 @@ mod support;
 use serde_json::json;
 use support::client::*;
 use support::*;
-use switchboard::client::{ConnectEvent, ConnectionStatus, RequestError};
+use switchboard::client::{ConnectEvent, ConnectionStatus, JoinError, PushError};
 use switchboard::protocol::phoenix::ReplyStatus;
 
 #[actix_web::test]
@@ -21,11 +21,14 @@ async fn join_push_and_reply() {
         .unwrap();
     assert_eq!(reply.response, json!({"n": 7}));
     assert_eq!(handle.status(), ConnectionStatus::Connected);
-    let refused = handle.join("nope:1", json!({})).await.unwrap();
-    assert_eq!(refused.status, ReplyStatus::Error);
+    let refused = handle.join("nope:1", json!({})).await;
+    assert!(
+        matches!(&refused, Err(JoinError::Refused { reason, .. }) if reason == "unmatched topic"),
+        "{refused:?}"
+    );
     assert_eq!(
         handle.push("room:never", "ping", json!({})).await,
-        Err(RequestError::NotJoined {
+        Err(PushError::NotJoined {
             topic: "room:never".into()
         })
     );

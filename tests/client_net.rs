@@ -13,7 +13,7 @@ use support::client::*;
 use support::script_server::ScriptServer;
 use support::*;
 use switchboard::client::{
-    ClientAuth, ConnectEvent, ConnectionStatus, Open, OpenError, RequestError, Switchboard,
+    ClientAuth, ConnectEvent, ConnectionStatus, Open, OpenError, PushError, SendError, Switchboard,
     TokenSource,
 };
 
@@ -137,7 +137,7 @@ async fn net_3_buffer_while_disconnected_is_bounded() {
     });
     let deadline = Instant::now() + WAIT;
     while handle.send("room:a", "early", json!({})).await
-        == Err(RequestError::NotJoined {
+        == Err(SendError::NotJoined {
             topic: "room:a".into(),
         })
     {
@@ -148,13 +148,13 @@ async fn net_3_buffer_while_disconnected_is_bounded() {
     handle.send("room:a", "three", json!({})).await.unwrap();
     assert_eq!(
         handle.send("room:a", "four", json!({})).await,
-        Err(RequestError::BufferFull {
+        Err(SendError::BufferFull {
             reason: "buffer_max_frames"
         })
     );
     assert_eq!(
         handle.push("room:a", "five", json!({})).await,
-        Err(RequestError::BufferFull {
+        Err(PushError::BufferFull {
             reason: "buffer_max_frames"
         })
     );
@@ -174,13 +174,13 @@ async fn net_3_buffered_sends_expire_at_their_deadline() {
     let started = Instant::now();
     let outcome = loop {
         match handle.push("room:a", "waits", json!({})).await {
-            Err(RequestError::NotJoined { .. }) => tokio::task::yield_now().await,
+            Err(PushError::NotJoined { .. }) => tokio::task::yield_now().await,
             other => break other,
         }
     };
     assert_eq!(
         outcome,
-        Err(RequestError::Timeout {
+        Err(PushError::Timeout {
             after: Duration::from_millis(200)
         })
     );
@@ -207,7 +207,7 @@ async fn net_6_timeouts_leave_no_pending_entries() {
     for push in pushes {
         assert!(matches!(
             push.await.unwrap(),
-            Err(RequestError::Timeout { .. })
+            Err(PushError::Timeout { .. })
         ));
     }
     assert_eq!(handle.pending_requests(), 0);
@@ -233,7 +233,7 @@ async fn net_6_too_many_requests_is_an_immediate_error() {
     }
     assert_eq!(
         handle.push("room:a", "third", json!({})).await,
-        Err(RequestError::TooManyRequests { limit: 2 })
+        Err(PushError::TooManyRequests { limit: 2 })
     );
 }
 

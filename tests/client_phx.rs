@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use support::client::*;
 use support::script_server::{JoinAnswer, ScriptServer};
 use support::*;
-use switchboard::client::{ClientAuth, ConnectEvent, ConnectionStatus, RequestError, TokenSource};
-use switchboard::protocol::phoenix::ReplyStatus;
+use switchboard::client::{
+    ClientAuth, ConnectEvent, ConnectionStatus, JoinError, PushError, TokenSource,
+};
 
 fn disconnected(event: &ConnectEvent) -> Option<String> {
     match event {
@@ -149,7 +150,7 @@ async fn phx_c4_unsolicited_1000_reconnects_explicit_close_does_not() {
     );
     assert_eq!(
         handle.push("room:a", "ping", json!({})).await,
-        Err(RequestError::Closed)
+        Err(PushError::Closed)
     );
 }
 
@@ -166,7 +167,7 @@ async fn phx_c5_server_phx_close_closes_the_channel_without_rejoin() {
     let deadline = Instant::now() + WAIT;
     loop {
         match handle.push("room:a", "ping", json!({})).await {
-            Err(RequestError::NotJoined { .. }) => break,
+            Err(PushError::NotJoined { .. }) => break,
             Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
             other => panic!("expected NotJoined, got {other:?}"),
         }
@@ -240,7 +241,7 @@ async fn phx_c7_push_timeout_then_late_reply_is_dropped() {
     let outcome = handle.push("room:a", "slow", json!({})).await;
     assert_eq!(
         outcome,
-        Err(RequestError::Timeout {
+        Err(PushError::Timeout {
             after: Duration::from_millis(200)
         })
     );
@@ -331,16 +332,26 @@ async fn phx_c9_stale_join_ref_dropped_null_join_ref_passes() {
 }
 
 #[actix_web::test]
-async fn phx_c10_join_error_and_join_timeout_rejoin_with_backoff() {
+async fn phx_c10_rejoin_refusal_is_an_event_and_rejoins_with_backoff() {
     let mut server = ScriptServer::start().await;
-    server.script_joins(&[JoinAnswer::Error, JoinAnswer::Silent]);
     let board = switchboard();
     let mut config = fast_config(&server.url());
     config.join_timeout = Duration::from_millis(200);
     let handle = open(&board, config).await;
-    let first = handle.join("room:a", json!({})).await.unwrap();
-    assert_eq!(first.status, ReplyStatus::Error);
+    let mut events = handle.events();
+    handle.join("room:a", json!({})).await.unwrap();
+    server.next("phx_join").await;
+    // The rejoin after a reconnect is refused, then goes unanswered.
+    server.script_joins(&[JoinAnswer::Error, JoinAnswer::Silent]);
+    server.drop_all();
     let refused = server.next("phx_join").await;
+    assert_eq!(refused.connection, 1, "the rejoin after the reconnect");
+    let event = wait_for(&mut events, |event| match event {
+        ConnectEvent::JoinRefused { topic, reason, .. } => Some((topic.clone(), reason.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(event, ("room:a".to_owned(), "forbidden".to_owned()));
     let silent = server.next("phx_join").await;
     let gap = silent.at - refused.at;
     assert!(
@@ -363,6 +374,44 @@ async fn phx_c10_join_error_and_join_timeout_rejoin_with_backoff() {
 }
 
 #[actix_web::test]
+async fn phx_c10_first_join_refusal_is_the_callers_error_and_never_retried() {
+    let mut server = ScriptServer::start().await;
+    server.script_joins(&[JoinAnswer::Error]);
+    let board = switchboard();
+    let handle = open(&board, fast_config(&server.url())).await;
+    let refused = handle.join("room:no", json!({})).await;
+    match refused {
+        Err(JoinError::Refused { topic, reason, .. }) => {
+            assert_eq!((topic.as_str(), reason.as_str()), ("room:no", "forbidden"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        handle.push("room:no", "ping", json!({})).await,
+        Err(PushError::NotJoined { .. })
+    ));
+    // Another topic is joined and the socket drops: only that one rejoins.
+    handle.join("room:yes", json!({})).await.unwrap();
+    server.next("phx_join").await;
+    server.next("phx_join").await;
+    server.drop_all();
+    let rejoin = server.next("phx_join").await;
+    assert_eq!(
+        (rejoin.connection, rejoin.frame[2].as_str()),
+        (1, Some("room:yes"))
+    );
+    let joins_of_refused = server
+        .seen()
+        .iter()
+        .filter(|seen| seen.event() == "phx_join" && seen.frame[2] == "room:no")
+        .count();
+    assert_eq!(
+        joins_of_refused, 1,
+        "the refused topic was never joined again"
+    );
+}
+
+#[actix_web::test]
 async fn phx_c11_requests_in_flight_fail_at_once_on_disconnect() {
     let mut server = ScriptServer::start().await;
     let board = switchboard();
@@ -376,7 +425,7 @@ async fn phx_c11_requests_in_flight_fail_at_once_on_disconnect() {
     server.next("slow").await;
     let cut = Instant::now();
     server.drop_all();
-    assert_eq!(push.await.unwrap(), Err(RequestError::Disconnected));
+    assert_eq!(push.await.unwrap(), Err(PushError::Disconnected));
     assert!(
         cut.elapsed() < Duration::from_secs(1),
         "failed at once, not after the timeout"

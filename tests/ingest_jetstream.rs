@@ -11,7 +11,7 @@ use actix::Actor;
 use serde_json::{json, Value};
 use support::nats::{nats_or_skip, observer, read_stream};
 use support::*;
-use switchboard::client::{OpenProducer, RequestError, Switchboard};
+use switchboard::client::{OpenProducer, ProduceError, Switchboard};
 use switchboard::config::SinkType;
 use switchboard::server::HubService;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -123,7 +123,7 @@ async fn nats_killed_mid_stream_loses_nothing_acked() {
         .collect();
     let nacked = results
         .iter()
-        .filter(|(_, r)| matches!(r, Err(RequestError::Nacked { .. })))
+        .filter(|(_, r)| matches!(r, Err(ProduceError::Nacked { .. })))
         .count();
     let failed = results.len() - acked.len() - nacked;
     eprintln!(

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::client::*;
 use support::fault_proxy::{Cut, FaultProxy};
 use support::*;
-use switchboard::client::{ConnectEvent, Incoming, PhoenixHandle, RequestError, Switchboard};
+use switchboard::client::{ConnectEvent, Incoming, PhoenixHandle, PushError, Switchboard};
 use switchboard::config::Config;
 use switchboard::sequence::{FileStore, Flush, FlushPolicy, SnapshotStore, Snapshotter};
 use switchboard::server::{Broadcast, RunningHub};
@@ -289,10 +289,7 @@ async fn seq_7_a_strict_subscription_refuses_to_start_unrecovered() {
     // Nothing after the hole was delivered, and the topic is no longer joined.
     assert_quiet(&mut sub.pushes).await;
     let push = sub.handle.push(TOPIC, "news", json!({})).await;
-    assert!(
-        matches!(push, Err(RequestError::NotJoined { .. })),
-        "{push:?}"
-    );
+    assert!(matches!(push, Err(PushError::NotJoined { .. })), "{push:?}");
     // The hub does not hold it as a member either.
     assert!(eventually(|| hub.service().member_count(TOPIC) == 0).await);
 }

@@ -28,13 +28,14 @@ use super::backoff::Backoff;
 use super::config::ConnectionConfig;
 use super::config::WireProtocol;
 use super::dial_budget::DialBudget;
-use super::error::{DialError, RequestError};
+use super::error::{with_sources, DialError, DialErrorKind};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::gauges::{TimerGauges, TimerGuard};
 use super::peers::Peers;
 use super::refs::RefCounter;
 use crate::protocol::phoenix;
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
+use crate::transport::RequestError;
 
 /// Close the socket for good (no redial). Answers once the close is under way.
 #[derive(Debug, Message)]
@@ -187,7 +188,7 @@ impl Connection {
         let url = self.dial_url();
         if let Err(problem) = check_url(&url) {
             drop(guard);
-            return self.dial_failed(DialError::Url(problem), ctx);
+            return self.dial_failed(DialError::new(DialErrorKind::Url { reason: problem }), ctx);
         }
         let credential = self.tokens.resolve(&config.auth);
         let generation = self.generation;
@@ -214,7 +215,7 @@ impl Connection {
             tokio::time::timeout(timeout, attempt)
                 .await
                 .unwrap_or_else(|_| {
-                    let timed_out = DialError::Connect(format!("no connection within {timeout:?}"));
+                    let timed_out = DialError::new(DialErrorKind::Timeout { after: timeout });
                     (Credential::Nothing, Err(timed_out))
                 })
         };
@@ -277,18 +278,20 @@ impl Connection {
     }
 
     fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
-        if let DialError::Url(_) = error {
+        let reason = with_sources(&error);
+        if let DialErrorKind::Url { .. } = error.kind() {
             // No redial can fix the configuration.
-            return self.close_for_good(&error.to_string(), ctx);
+            self.parts.announcer.record_dial_error(error);
+            return self.close_for_good(&reason, ctx);
         }
         self.failed_dials += 1;
         metrics::counter!("switchboard_client_dial_failures_total").increment(1);
-        tracing::info!(parent: &self.span, %error, "dial failed");
-        let reason = error.to_string();
+        tracing::info!(parent: &self.span, %reason, "dial failed");
         self.parts.announcer.emit(ConnectEvent::Disconnected {
             reason: reason.clone(),
         });
         if !self.ever_connected && self.parts.config.fail_first_connect {
+            self.parts.announcer.record_dial_error(error);
             return self.close_for_good(&format!("first connect failed: {reason}"), ctx);
         }
         self.retry(ctx);
@@ -493,12 +496,18 @@ pub(crate) fn is_terminal(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
 }
 
+/// The HTTP client's error, in its words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ClientError(String);
+
 fn classify(error: WsClientError) -> DialError {
     match error {
-        WsClientError::InvalidResponseStatus(status) => DialError::Refused {
+        WsClientError::InvalidResponseStatus(status) => DialError::new(DialErrorKind::Refused {
             status: status.as_u16(),
-        },
-        other => DialError::Connect(other.to_string()),
+        }),
+        // awc's errors are not `Send`: keep their words as the source.
+        other => DialError::caused_by(DialErrorKind::Connect, ClientError(other.to_string())),
     }
 }
 

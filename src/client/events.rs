@@ -1,12 +1,14 @@
 //! What a connection tells the world: its [`ConnectionStatus`] (readable at any time
 //! without a round trip) and a stream of [`ConnectEvent`]s.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
+
+use super::error::DialError;
 
 /// How many events a slow subscriber may fall behind before it loses the
 /// oldest (it then sees `RecvError::Lagged(n)`).
@@ -58,6 +60,16 @@ pub enum ConnectEvent {
         /// The join reply's response.
         reply: Value,
     },
+    /// The server refused the rejoin of a topic that had been joined; it
+    /// is rejoined again with the Phoenix backoff (1 s, 2 s, 5 s, then 10 s).
+    JoinRefused {
+        /// The topic.
+        topic: String,
+        /// The server's reason (`response.reason`, or the whole response).
+        reason: String,
+        /// The whole error response.
+        response: Value,
+    },
     /// A recoverable topic lost messages the hub could not replay:
     /// sequences `expected..got` will never be delivered (SEQ-5, SEQ-8).
     Gap {
@@ -102,6 +114,7 @@ fn rfc3339<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok
 pub(crate) struct Announcer {
     status: watch::Sender<ConnectionStatus>,
     events: LazyEvents,
+    dial_error: Arc<Mutex<Option<DialError>>>,
 }
 
 impl Default for Announcer {
@@ -116,6 +129,7 @@ impl Announcer {
         Announcer {
             status: watch::channel(ConnectionStatus::Init).0,
             events: LazyEvents::default(),
+            dial_error: Arc::default(),
         }
     }
 
@@ -139,6 +153,19 @@ impl Announcer {
         if let Some(events) = self.events.get() {
             let _ = events.send(event);
         }
+    }
+
+    /// Keeps the error of the dial that ended the connection, for the
+    /// caller of a `fail_first_connect` open.
+    pub(crate) fn record_dial_error(&self, error: DialError) {
+        if let Ok(mut slot) = self.dial_error.lock() {
+            *slot = Some(error);
+        }
+    }
+
+    /// The error [`record_dial_error`](Self::record_dial_error) kept.
+    pub(crate) fn dial_error(&self) -> Option<DialError> {
+        self.dial_error.lock().ok().and_then(|slot| slot.clone())
     }
 
     /// A watch on the status.

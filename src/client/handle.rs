@@ -17,13 +17,15 @@ use super::positions::Positions;
 use super::recovery::TopicRecovery;
 use super::refs::RefCounter;
 use crate::protocol::content::{Causation, ContentEnvelope};
-use crate::sequence::{Position, Snapshotter, Stamp};
+use crate::sequence::{Position, Snapshotter, Stamp, StoreError};
+use crate::transport::correlator::RequestSlots;
 
-use super::correlator::PendingSlots;
-use super::error::RequestError;
-use super::link_handle::{answered, ConnectionHandle};
+use super::error::{ConnectionClosed, JoinError, ProduceError, PublishError, PushError, SendError};
+use super::failure::answered;
+use super::link_handle::ConnectionHandle;
+use super::subscription::{is_unrecovered, refusal_reason};
 use super::subscription::{Cast, Incoming, Join, Leave, On, Push, PushSink, Subscription};
-use crate::protocol::phoenix::Reply;
+use crate::protocol::phoenix::{Reply, ReplyStatus};
 
 /// A handle on one supervised Phoenix connection. The methods of
 /// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
@@ -31,7 +33,7 @@ use crate::protocol::phoenix::Reply;
 pub struct PhoenixHandle {
     pub(crate) link: ConnectionHandle,
     pub(crate) subscription: Addr<Subscription>,
-    pub(crate) slots: PendingSlots,
+    pub(crate) slots: RequestSlots,
     pub(crate) join_wait: Duration,
     pub(crate) positions: Positions,
     pub(crate) producer: Arc<str>,
@@ -40,15 +42,41 @@ pub struct PhoenixHandle {
     pub(crate) refs: RefCounter,
 }
 
+/// Why no sequence could be stamped.
+pub(crate) enum StampFailure {
+    /// The snapshot store failed, so the sequence could not be made durable.
+    Store(StoreError),
+    /// The snapshotter is gone.
+    Gone,
+}
+
+impl From<StampFailure> for PublishError {
+    fn from(failure: StampFailure) -> PublishError {
+        match failure {
+            StampFailure::Store(error) => PublishError::Sequence(error),
+            StampFailure::Gone => PublishError::Push(PushError::Closed),
+        }
+    }
+}
+
+impl From<StampFailure> for ProduceError {
+    fn from(failure: StampFailure) -> ProduceError {
+        match failure {
+            StampFailure::Store(error) => ProduceError::Sequence(error),
+            StampFailure::Gone => ProduceError::Closed,
+        }
+    }
+}
+
 /// Takes the next sequence of `key` from `snapshotter`.
 pub(crate) async fn stamp(
     snapshotter: &Addr<Snapshotter>,
     key: String,
-) -> Result<u64, RequestError> {
+) -> Result<u64, StampFailure> {
     match snapshotter.send(Stamp { channel: key }).await {
         Ok(Ok(sequence)) => Ok(sequence),
-        Ok(Err(error)) => Err(RequestError::Sequence(error.to_string())),
-        Err(_) => Err(RequestError::Closed),
+        Ok(Err(error)) => Err(StampFailure::Store(error)),
+        Err(_) => Err(StampFailure::Gone),
     }
 }
 
@@ -64,9 +92,27 @@ impl Deref for PhoenixHandle {
 }
 
 impl PhoenixHandle {
-    /// Joins `topic` (and keeps it joined across reconnects); answers the
-    /// first join reply, ok or error.
-    pub async fn join(&self, topic: &str, params: Value) -> Result<Reply, RequestError> {
+    /// Joins `topic` and keeps it joined across reconnects; answers the
+    /// join reply. A refusal by the server is [`JoinError::Refused`] with its
+    /// reason, and the topic is then forgotten (never retried); a refusal of
+    /// a later rejoin is announced as [`ConnectEvent::JoinRefused`] and
+    /// retried with backoff.
+    ///
+    /// ```no_run
+    /// # async fn example(connection: switchboard::client::PhoenixHandle) {
+    /// use serde_json::json;
+    /// use switchboard::client::JoinError;
+    ///
+    /// match connection.join("room:lobby", json!({"token": "t"})).await {
+    ///     Ok(reply) => println!("joined: {}", reply.response),
+    ///     Err(JoinError::Refused { reason, .. }) => eprintln!("refused: {reason}"),
+    ///     Err(other) => eprintln!("not joined: {other}"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// [`ConnectEvent::JoinRefused`]: super::ConnectEvent::JoinRefused
+    pub async fn join(&self, topic: &str, params: Value) -> Result<Reply, JoinError> {
         self.join_with(topic, params, None).await
     }
 
@@ -84,7 +130,7 @@ impl PhoenixHandle {
         topic: &str,
         params: Value,
         strict: bool,
-    ) -> Result<Reply, RequestError> {
+    ) -> Result<Reply, JoinError> {
         let position = Position {
             channel: topic.to_owned(),
         };
@@ -102,54 +148,57 @@ impl PhoenixHandle {
         topic: &str,
         params: Value,
         recovery: Option<TopicRecovery>,
-    ) -> Result<Reply, RequestError> {
+    ) -> Result<Reply, JoinError> {
         let join = Join {
             topic: topic.to_owned(),
             params,
             recovery,
         };
-        match tokio::time::timeout(self.join_wait, self.subscription.send(join)).await {
-            Ok(answer) => answered(answer),
-            Err(_) => Err(RequestError::Timeout {
-                after: self.join_wait,
+        let reply = match tokio::time::timeout(self.join_wait, self.subscription.send(join)).await {
+            Ok(answer) => answered(answer).map_err(|failure| failure.into_join_error(topic))?,
+            Err(_) => {
+                return Err(JoinError::Timeout {
+                    after: self.join_wait,
+                })
+            }
+        };
+        match reply.status {
+            ReplyStatus::Ok => Ok(reply),
+            ReplyStatus::Error if is_unrecovered(&reply.response) => Err(JoinError::Unrecovered {
+                topic: topic.to_owned(),
+                response: reply.response,
+            }),
+            ReplyStatus::Error => Err(JoinError::Refused {
+                topic: topic.to_owned(),
+                reason: refusal_reason(&reply.response),
+                response: reply.response,
             }),
         }
     }
 
     /// Leaves `topic`; it is not rejoined any more.
-    pub async fn leave(&self, topic: &str) -> Result<(), RequestError> {
-        answered(
-            self.subscription
-                .send(Leave {
-                    topic: topic.to_owned(),
-                })
-                .await,
-        )
+    pub async fn leave(&self, topic: &str) -> Result<(), ConnectionClosed> {
+        let leave = Leave {
+            topic: topic.to_owned(),
+        };
+        answered(self.subscription.send(leave).await).map_err(|_| ConnectionClosed)
     }
 
     /// Pushes `event` on a joined topic and waits for the reply.
-    pub async fn push(
-        &self,
-        topic: &str,
-        event: &str,
-        payload: Value,
-    ) -> Result<Reply, RequestError> {
-        answered(
-            self.subscription
-                .send(Push {
-                    topic: topic.to_owned(),
-                    event: event.to_owned(),
-                    payload,
-                    timeout: None,
-                })
-                .await,
-        )
+    pub async fn push(&self, topic: &str, event: &str, payload: Value) -> Result<Reply, PushError> {
+        let push = Push {
+            topic: topic.to_owned(),
+            event: event.to_owned(),
+            payload,
+            timeout: None,
+        };
+        Ok(answered(self.subscription.send(push).await)?)
     }
 
     /// Pushes `event` without waiting for a reply. Answers as soon as it is
     /// written or buffered; errors when it cannot even be queued (buffer
     /// full, topic not joined, connection closed).
-    pub async fn send(&self, topic: &str, event: &str, payload: Value) -> Result<(), RequestError> {
+    pub async fn send(&self, topic: &str, event: &str, payload: Value) -> Result<(), SendError> {
         if self.direct.try_send(&self.refs, topic, event, &payload) {
             return Ok(());
         }
@@ -159,7 +208,7 @@ impl PhoenixHandle {
             payload,
             through_actor: Some(self.direct.via_actor()),
         };
-        answered(self.subscription.send(cast).await)
+        Ok(answered(self.subscription.send(cast).await)?)
     }
 
     /// Delivers every message the server sends on `topic` (`event` = None:
@@ -199,7 +248,7 @@ impl PhoenixHandle {
         topic: &str,
         aspect: &str,
         payload: Value,
-    ) -> Result<Reply, RequestError> {
+    ) -> Result<Reply, PublishError> {
         self.publish_envelope(topic, aspect, payload, None).await
     }
 
@@ -210,7 +259,7 @@ impl PhoenixHandle {
         cause: &ContentEnvelope,
         aspect: &str,
         payload: Value,
-    ) -> Result<Reply, RequestError> {
+    ) -> Result<Reply, PublishError> {
         let causation = Some(cause.as_cause());
         self.publish_envelope(&cause.channel, aspect, payload, causation)
             .await
@@ -222,7 +271,7 @@ impl PhoenixHandle {
         aspect: &str,
         payload: Value,
         causation: Option<Causation>,
-    ) -> Result<Reply, RequestError> {
+    ) -> Result<Reply, PublishError> {
         // Stamped and queued under one lock, so concurrent publishes go out
         // in sequence order (while the subscription's mailbox has room: a
         // push is queued into it at once unless it is full).
@@ -239,7 +288,7 @@ impl PhoenixHandle {
         };
         let reply = self.subscription.send(push);
         drop(order);
-        answered(reply.await)
+        Ok(answered(reply.await).map_err(PushError::from)?)
     }
 
     /// Hands every content envelope of `aspect` on `topic` to `handler`,

@@ -7,7 +7,6 @@ use actix::Addr;
 use tokio::sync::{broadcast, watch};
 
 use super::connection::{Connection, ForceRestart, Shutdown};
-use super::error::RequestError;
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::gauges::TimerGauges;
 
@@ -22,13 +21,6 @@ pub struct ConnectionHandle {
     pub(crate) connection: Addr<Connection>,
     pub(crate) announcer: Announcer,
     pub(crate) gauges: Arc<TimerGauges>,
-}
-
-/// Maps an actor mailbox failure to `Closed`.
-pub(crate) fn answered<T>(
-    result: Result<Result<T, RequestError>, actix::MailboxError>,
-) -> Result<T, RequestError> {
-    result.unwrap_or(Err(RequestError::Closed))
 }
 
 impl ConnectionHandle {

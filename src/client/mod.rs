@@ -32,11 +32,11 @@ pub(crate) mod backoff;
 pub(crate) mod channel_state;
 pub(crate) mod config;
 pub(crate) mod connection;
-pub(crate) mod correlator;
 pub(crate) mod dial_budget;
 pub(crate) mod direct;
 pub(crate) mod error;
 pub(crate) mod events;
+pub(crate) mod failure;
 pub(crate) mod gauges;
 pub(crate) mod handle;
 pub(crate) mod link;
@@ -50,11 +50,15 @@ pub(crate) mod refs;
 pub(crate) mod subscription;
 pub(crate) mod switchboard;
 
+pub use crate::transport::RequestError;
 pub use aspect::SchemaCheck;
 pub use auth::{ClientAuth, TokenSource};
 pub use backoff::ReconnectPolicy;
 pub use config::{ConnectionConfig, WireProtocol};
-pub use error::{DialError, OpenError, RequestError};
+pub use error::{
+    ConnectionClosed, DialError, DialErrorKind, JoinError, OpenError, ProduceError, PublishError,
+    PushError, SendError,
+};
 pub use events::{ConnectEvent, ConnectionStatus};
 pub use handle::PhoenixHandle;
 pub use link_handle::{ConnectionHandle, ConnectionId};

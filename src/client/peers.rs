@@ -7,14 +7,16 @@ use std::pin::Pin;
 use actix::dev::SendError;
 use actix::{Actor, Addr, Context, Handler, Message};
 
-use super::correlator::{Correlator, FailAll, Resolve};
-use super::error::RequestError;
 use super::link::{ConnectionClosed, TransportDown, TransportUp};
 use super::producer::{Acked, HubRequest, Producer, Throttle};
 use super::subscription::{Inbound, Subscription};
 use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
+use crate::transport::correlator::{Correlator, FailAll, Resolve};
 use crate::transport::outbox::Outbox;
+use crate::transport::RequestError;
+
+use super::failure::Failure;
 
 /// A delivery waiting for room in a receiver's mailbox.
 pub(crate) type Backlog = Pin<Box<dyn Future<Output = ()>>>;
@@ -27,7 +29,7 @@ pub(crate) enum Peers {
         /// Topics, buffers, handlers.
         subscription: Addr<Subscription>,
         /// Pending pushes by ref.
-        correlator: Addr<Correlator>,
+        correlator: Addr<Correlator<Reply, Failure>>,
     },
     /// Envelope v1: unacked data, and the correlator of replies by id.
     Envelope {
@@ -66,20 +68,20 @@ impl Peers {
         }
     }
 
-    pub(crate) fn transport_down(&self, error: RequestError) {
+    pub(crate) fn transport_down(&self, failure: RequestError) {
         match self {
             Peers::Phoenix {
                 subscription,
                 correlator,
             } => {
-                correlator.do_send(FailAll { error });
+                correlator.do_send(FailAll { failure });
                 subscription.do_send(TransportDown);
             }
             Peers::Envelope {
                 producer,
                 correlator,
             } => {
-                correlator.do_send(FailAll { error });
+                correlator.do_send(FailAll { failure });
                 producer.do_send(TransportDown);
             }
         }
@@ -101,7 +103,7 @@ fn route_phoenix(
     text: &str,
     pending_heartbeat: &mut Option<String>,
     subscription: &Addr<Subscription>,
-    correlator: &Addr<Correlator>,
+    correlator: &Addr<Correlator<Reply, Failure>>,
 ) -> Option<Backlog> {
     let frame = match Frame::decode(text) {
         Ok(frame) => frame,

@@ -21,19 +21,20 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::config::ConnectionConfig;
-use super::correlator::{Correlator, PendingSlots, Register};
-use super::error::RequestError;
+use super::failure::Failure;
 use super::link::{ConnectionClosed, TransportDown, TransportUp};
 use crate::protocol::envelope::Envelope;
+use crate::transport::correlator::{outcome, send_request, Correlator, RequestSlots};
 use crate::transport::outbox::Outbox;
+use crate::transport::RequestError;
 
 /// Where the ack of a queued data envelope arrives.
-pub(crate) type AckWait = oneshot::Receiver<Result<(), RequestError>>;
+pub(crate) type AckWait = oneshot::Receiver<Result<(), Failure>>;
 
 /// Queues one data envelope (written at once or buffered); answers then,
 /// with the receiver of its ack when `wait_for_ack` is set.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<AckWait>, RequestError>")]
+#[rtype(result = "Result<Option<AckWait>, Failure>")]
 pub(crate) struct SendData {
     /// The payload.
     pub payload: Value,
@@ -84,7 +85,7 @@ pub(crate) struct Throttle(pub bool);
 struct Unacked {
     id: String,
     frame: ByteString,
-    responder: Option<oneshot::Sender<Result<(), RequestError>>>,
+    responder: Option<oneshot::Sender<Result<(), Failure>>>,
     expires_at: Instant,
 }
 
@@ -92,7 +93,7 @@ struct Unacked {
 pub(crate) struct Producer {
     config: Arc<ConnectionConfig>,
     correlator: Addr<Correlator<Envelope>>,
-    slots: PendingSlots,
+    slots: RequestSlots,
     prefix: String,
     next: u64,
     outbox: Option<Outbox>,
@@ -110,7 +111,7 @@ impl Producer {
     pub(crate) fn new(
         config: Arc<ConnectionConfig>,
         correlator: Addr<Correlator<Envelope>>,
-        slots: PendingSlots,
+        slots: RequestSlots,
     ) -> Producer {
         Producer {
             config,
@@ -183,7 +184,7 @@ impl Producer {
             if let Some(entry) = self.remove(0) {
                 metrics::counter!("switchboard_client_data_expired_total").increment(1);
                 if let Some(responder) = entry.responder {
-                    let _ = responder.send(Err(RequestError::Timeout { after }));
+                    let _ = responder.send(Err(Failure::Timeout { after }));
                 }
             }
         }
@@ -202,21 +203,21 @@ impl Actor for Producer {
 }
 
 impl Handler<SendData> for Producer {
-    type Result = Result<Option<AckWait>, RequestError>;
+    type Result = Result<Option<AckWait>, Failure>;
 
     fn handle(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return Err(RequestError::Closed);
+            return Err(Failure::Closed);
         }
         let id = msg.id.unwrap_or_else(|| self.next_id());
         let frame = ByteString::from(Envelope::data(id.clone(), msg.payload).encode());
         if self.unacked.len() >= self.config.buffer_max_frames {
-            return Err(RequestError::BufferFull {
+            return Err(Failure::BufferFull {
                 reason: "buffer_max_frames",
             });
         }
         if self.bytes + frame.len() > self.config.buffer_max_bytes {
-            return Err(RequestError::BufferFull {
+            return Err(Failure::BufferFull {
                 reason: "buffer_max_bytes",
             });
         }
@@ -248,28 +249,22 @@ impl Handler<Request> for Producer {
         let Some(outbox) = self.outbox.clone() else {
             return Box::pin(async { Err(RequestError::Disconnected) });
         };
-        if let Err(error) = self.slots.acquire() {
-            return Box::pin(async move { Err(error) });
-        }
         let id = self.next_id();
         let frame = Envelope::request(id.clone(), msg.method, msg.params).encode();
-        if outbox.push(ByteString::from(frame)).is_err() {
-            self.slots.release();
-            let error = if outbox.is_gone() {
-                RequestError::Disconnected
-            } else {
-                RequestError::Backpressure
-            };
-            return Box::pin(async move { Err(error) });
+        let write = || {
+            outbox.push(ByteString::from(frame)).map_err(|_| {
+                if outbox.is_gone() {
+                    RequestError::Disconnected
+                } else {
+                    RequestError::Backpressure
+                }
+            })
+        };
+        let timeout = self.config.push_timeout;
+        match send_request(&self.slots, &self.correlator, id, timeout, write) {
+            Ok(answer) => Box::pin(outcome(answer)),
+            Err(error) => Box::pin(async move { Err(error) }),
         }
-        let (responder, answer) = oneshot::channel();
-        self.correlator.do_send(Register {
-            msg_ref: id,
-            timeout: self.config.push_timeout,
-            responder,
-            counted: true,
-        });
-        Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) })
     }
 }
 
@@ -292,7 +287,7 @@ impl Handler<Acked> for Producer {
         if let Some(responder) = entry.responder {
             let outcome = msg
                 .result
-                .map_err(|(reason, error)| RequestError::Nacked { reason, error });
+                .map_err(|(reason, error)| Failure::Nacked { reason, error });
             let _ = responder.send(outcome);
         }
     }
@@ -368,7 +363,7 @@ impl Handler<ConnectionClosed> for Producer {
         self.outbox = None;
         while let Some(entry) = self.remove(0) {
             if let Some(responder) = entry.responder {
-                let _ = responder.send(Err(RequestError::Closed));
+                let _ = responder.send(Err(Failure::Closed));
             }
         }
         ctx.stop();

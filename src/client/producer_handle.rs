@@ -7,14 +7,16 @@ use std::sync::{Arc, OnceLock};
 use actix::Addr;
 use serde_json::Value;
 
-use super::error::RequestError;
-use super::handle::stamp;
-use super::link_handle::{answered, ConnectionHandle};
+use super::error::ProduceError;
+use super::failure::{answered, Failure};
+use super::handle::{stamp, StampFailure};
+use super::link_handle::ConnectionHandle;
 use super::positions::Positions;
 use super::producer::{Producer, Request, SendData};
 use crate::protocol::content::ContentEnvelope;
 use crate::protocol::envelope::Envelope;
 use crate::sequence::{Advance, Position};
+use crate::transport::RequestError;
 
 /// A handle on one supervised envelope v1 connection. The methods of
 /// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
@@ -39,7 +41,7 @@ impl Deref for ProducerHandle {
 impl ProducerHandle {
     /// Sends one data envelope and waits until the hub acked it. It is kept
     /// (and resent after a reconnect) until then, or until the buffer deadline.
-    pub async fn send_data(&self, payload: Value) -> Result<(), RequestError> {
+    pub async fn send_data(&self, payload: Value) -> Result<(), ProduceError> {
         let send = SendData {
             payload,
             wait_for_ack: true,
@@ -50,7 +52,7 @@ impl ProducerHandle {
 
     /// Sends one data envelope without waiting for its ack (it is still
     /// resent after a reconnect until acked).
-    pub async fn send(&self, payload: Value) -> Result<(), RequestError> {
+    pub async fn send(&self, payload: Value) -> Result<(), ProduceError> {
         let send = SendData {
             payload,
             wait_for_ack: false,
@@ -73,7 +75,7 @@ impl ProducerHandle {
         aspect: &str,
         payload: Value,
         wait_for_ack: bool,
-    ) -> Result<ContentEnvelope, RequestError> {
+    ) -> Result<ContentEnvelope, ProduceError> {
         // Stamped and queued under one lock, so concurrent publishes reach
         // the producer (and the hub) in sequence order.
         let order = self.publish_order.lock().await;
@@ -88,15 +90,15 @@ impl ProducerHandle {
         let ack = answered(self.producer.send(send).await)?;
         drop(order);
         if let Some(ack) = ack {
-            ack.await.unwrap_or(Err(RequestError::Closed))?;
+            ack.await.unwrap_or(Err(Failure::Closed))?;
         }
         Ok(envelope)
     }
 
     /// Queues a data envelope, then waits for its ack if asked to.
-    async fn queue(&self, send: SendData) -> Result<(), RequestError> {
+    async fn queue(&self, send: SendData) -> Result<(), ProduceError> {
         match answered(self.producer.send(send).await)? {
-            Some(ack) => ack.await.unwrap_or(Err(RequestError::Closed)),
+            Some(ack) => Ok(ack.await.unwrap_or(Err(Failure::Closed))?),
             None => Ok(()),
         }
     }
@@ -112,7 +114,7 @@ impl ProducerHandle {
     /// survives a restart exactly when the sequence counter does (a
     /// `FileStore`); a producer that restarts without one is a new
     /// incarnation, and the hub never mistakes its messages for resends.
-    async fn identity(&self) -> Result<Arc<str>, RequestError> {
+    async fn identity(&self) -> Result<Arc<str>, StampFailure> {
         if let Some(identity) = self.identity.get() {
             return Ok(identity.clone());
         }
@@ -125,7 +127,7 @@ impl ProducerHandle {
             .snapshotter()
             .send(position)
             .await
-            .map_err(|_| RequestError::Closed)?;
+            .map_err(|_| StampFailure::Gone)?;
         let incarnation = match stored.and_then(|position| position.epoch) {
             Some(incarnation) => incarnation,
             None => {
@@ -137,8 +139,8 @@ impl ProducerHandle {
                 };
                 match self.positions.snapshotter().send(record).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => return Err(RequestError::Sequence(error.to_string())),
-                    Err(_) => return Err(RequestError::Closed),
+                    Ok(Err(error)) => return Err(StampFailure::Store(error)),
+                    Err(_) => return Err(StampFailure::Gone),
                 }
                 incarnation
             }
@@ -158,6 +160,9 @@ impl ProducerHandle {
             method: method.to_owned(),
             params,
         };
-        answered(self.producer.send(request).await)
+        self.producer
+            .send(request)
+            .await
+            .unwrap_or(Err(RequestError::Closed))
     }
 }

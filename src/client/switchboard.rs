@@ -12,13 +12,11 @@ use std::time::Duration;
 use actix::{Actor, Arbiter, Context, Handler, Message, ResponseFuture, Supervisor};
 use dashmap::DashMap;
 
-use super::config::ConnectionConfig;
-use super::config::WireProtocol;
+use super::config::{ConnectionConfig, WireProtocol};
 use super::connection::{Connection, ConnectionParts, Shutdown};
-use super::correlator::{Correlator, PendingSlots};
 use super::dial_budget::DialBudget;
 use super::direct::DirectWriters;
-use super::error::OpenError;
+use super::error::{DialError, DialErrorKind, OpenError};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::gauges::TimerGauges;
 use super::handle::PhoenixHandle;
@@ -29,7 +27,7 @@ use super::producer::Producer;
 use super::producer_handle::ProducerHandle;
 use super::refs::RefCounter;
 use super::subscription::Subscription;
-use crate::protocol::envelope::Envelope;
+use crate::transport::correlator::{Correlator, RequestSlots};
 
 /// Opens a supervised connection.
 #[derive(Message)]
@@ -85,59 +83,148 @@ impl Switchboard {
         self.directory.clone()
     }
 
-    fn open(&mut self, config: ConnectionConfig) -> PhoenixHandle {
+    /// Starts the connection actor over `peers` and lists it in the directory.
+    fn start_connection(
+        &mut self,
+        config: ConnectionConfig,
+        peers: Peers,
+        parts: Shared,
+    ) -> ConnectionHandle {
         let id = self.next_id;
         self.next_id += 1;
-        let positions = Positions::new(config.snapshotter.clone(), Arbiter::current());
-        let config = Arc::new(config);
-        let announcer = Announcer::new();
-        let refs = RefCounter::default();
-        let gauges = Arc::new(TimerGauges::default());
-        let slots = PendingSlots::new(config.max_concurrent_requests);
-        let correlator = Correlator::new(slots.clone()).start();
+        let connection_parts = ConnectionParts {
+            config: parts.config.clone(),
+            peers,
+            announcer: parts.announcer.clone(),
+            budget: self.budget.clone(),
+            refs: parts.refs,
+            gauges: parts.gauges.clone(),
+        };
+        let connection = Supervisor::start(move |_| Connection::new(connection_parts));
+        let link = ConnectionHandle {
+            id,
+            url: config.url,
+            connection,
+            announcer: parts.announcer,
+            gauges: parts.gauges,
+        };
+        self.directory.insert(id, link.clone());
+        link
+    }
+
+    fn open_phoenix(&mut self, config: ConnectionConfig) -> PhoenixHandle {
+        let shared = Shared::new(&config);
+        let correlator = Correlator::new(&shared.slots).start();
         let direct = DirectWriters::default();
         let subscription = Subscription::start_for(
-            config.clone(),
+            shared.config.clone(),
             correlator.clone(),
-            slots.clone(),
-            refs.clone(),
-            announcer.clone(),
+            shared.slots.clone(),
+            shared.refs.clone(),
+            shared.announcer.clone(),
             direct.clone(),
-            positions.clone(),
+            shared.positions.clone(),
         );
-        let parts = ConnectionParts {
-            config: config.clone(),
-            peers: Peers::Phoenix {
-                subscription: subscription.clone(),
-                correlator,
-            },
-            announcer: announcer.clone(),
-            budget: self.budget.clone(),
-            refs: refs.clone(),
-            gauges: gauges.clone(),
+        let peers = Peers::Phoenix {
+            subscription: subscription.clone(),
+            correlator,
         };
-        let connection = Supervisor::start(move |_| Connection::new(parts));
+        let (slots, refs, positions) = (
+            shared.slots.clone(),
+            shared.refs.clone(),
+            shared.positions.clone(),
+        );
         let join_wait = config.buffer_deadline + config.join_timeout;
-        let handle = PhoenixHandle {
-            link: ConnectionHandle {
-                id,
-                url: config.url.clone(),
-                connection,
-                announcer,
-                gauges,
-            },
+        let producer = Arc::from(config.producer.as_str());
+        PhoenixHandle {
+            link: self.start_connection(config, peers, shared),
             subscription,
             slots,
             join_wait,
             positions,
-            producer: Arc::from(config.producer.as_str()),
+            producer,
             publish_order: Arc::default(),
             direct,
             refs,
-        };
-        self.directory.insert(id, handle.link.clone());
-        handle
+        }
     }
+
+    fn open_producer(&mut self, mut config: ConnectionConfig) -> ProducerHandle {
+        config.protocol = WireProtocol::Envelope;
+        let shared = Shared::new(&config);
+        let correlator = Correlator::new(&shared.slots).start();
+        let producer = Producer::new(
+            shared.config.clone(),
+            correlator.clone(),
+            shared.slots.clone(),
+        )
+        .start();
+        let peers = Peers::Envelope {
+            producer: producer.clone(),
+            correlator,
+        };
+        let positions = shared.positions.clone();
+        let name = Arc::from(config.producer.as_str());
+        ProducerHandle {
+            link: self.start_connection(config, peers, shared),
+            producer,
+            positions,
+            name,
+            publish_order: Arc::default(),
+            identity: Arc::default(),
+        }
+    }
+}
+
+/// The pieces a connection's actors share, made from its config.
+struct Shared {
+    config: Arc<ConnectionConfig>,
+    announcer: Announcer,
+    gauges: Arc<TimerGauges>,
+    slots: RequestSlots,
+    refs: RefCounter,
+    positions: Positions,
+}
+
+impl Shared {
+    fn new(config: &ConnectionConfig) -> Shared {
+        Shared {
+            positions: Positions::new(config.snapshotter.clone(), Arbiter::current()),
+            slots: RequestSlots::new(config.max_concurrent_requests),
+            config: Arc::new(config.clone()),
+            announcer: Announcer::new(),
+            gauges: Arc::default(),
+            refs: RefCounter::default(),
+        }
+    }
+}
+
+/// Answers `handle` once the connection is usable: at once, or, with
+/// `fail_first_connect`, once its first dial succeeded (else the error, and
+/// the connection is closed and forgotten).
+async fn opened<H: std::ops::Deref<Target = ConnectionHandle>>(
+    handle: H,
+    config_wait: Option<Duration>,
+    directory: Directory,
+) -> Result<H, OpenError> {
+    let Some(wait) = config_wait else {
+        return Ok(handle);
+    };
+    match first_connect(&handle.announcer, wait).await {
+        Ok(()) => Ok(handle),
+        Err(error) => {
+            directory.remove(&handle.id);
+            handle.connection.do_send(Shutdown);
+            Err(error)
+        }
+    }
+}
+
+/// How long an open with `fail_first_connect` waits for the first dial.
+fn first_connect_wait(config: &ConnectionConfig) -> Option<Duration> {
+    config
+        .fail_first_connect
+        .then(|| config.connect_timeout + Duration::from_secs(1))
 }
 
 impl Actor for Switchboard {
@@ -148,24 +235,9 @@ impl Handler<Open> for Switchboard {
     type Result = ResponseFuture<Result<PhoenixHandle, OpenError>>;
 
     fn handle(&mut self, msg: Open, _: &mut Context<Self>) -> Self::Result {
-        let fail_first = msg.0.fail_first_connect;
-        let wait = msg.0.connect_timeout + Duration::from_secs(1);
-        let handle = self.open(msg.0);
-        let directory = self.directory.clone();
-        Box::pin(async move {
-            if !fail_first {
-                return Ok(handle);
-            }
-            let first = first_connect(&handle.announcer, wait).await;
-            match first {
-                Ok(()) => Ok(handle),
-                Err(reason) => {
-                    directory.remove(&handle.id);
-                    handle.connection.do_send(Shutdown);
-                    Err(OpenError::FirstConnect(reason))
-                }
-            }
-        })
+        let wait = first_connect_wait(&msg.0);
+        let handle = self.open_phoenix(msg.0);
+        Box::pin(opened(handle, wait, self.directory.clone()))
     }
 }
 
@@ -173,67 +245,17 @@ impl Handler<OpenProducer> for Switchboard {
     type Result = ResponseFuture<Result<ProducerHandle, OpenError>>;
 
     fn handle(&mut self, msg: OpenProducer, _: &mut Context<Self>) -> Self::Result {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut config = msg.0;
-        config.protocol = WireProtocol::Envelope;
-        let fail_first = config.fail_first_connect;
-        let wait = config.connect_timeout + Duration::from_secs(1);
-        let url = config.url.clone();
-        let positions = Positions::new(config.snapshotter.clone(), Arbiter::current());
-        let producer_name: Arc<str> = Arc::from(config.producer.as_str());
-        let config = Arc::new(config);
-        let announcer = Announcer::new();
-        let gauges = Arc::new(TimerGauges::default());
-        let slots = PendingSlots::new(config.max_concurrent_requests);
-        let correlator = Correlator::<Envelope>::new(slots.clone()).start();
-        let producer = Producer::new(config.clone(), correlator.clone(), slots).start();
-        let parts = ConnectionParts {
-            config,
-            peers: Peers::Envelope {
-                producer: producer.clone(),
-                correlator,
-            },
-            announcer: announcer.clone(),
-            budget: self.budget.clone(),
-            refs: RefCounter::default(),
-            gauges: gauges.clone(),
-        };
-        let connection = Supervisor::start(move |_| Connection::new(parts));
-        let handle = ProducerHandle {
-            positions,
-            name: producer_name,
-            publish_order: Arc::default(),
-            identity: Arc::default(),
-            link: ConnectionHandle {
-                id,
-                url,
-                connection,
-                announcer,
-                gauges,
-            },
-            producer,
-        };
-        self.directory.insert(id, handle.link.clone());
-        let directory = self.directory.clone();
-        Box::pin(async move {
-            if fail_first {
-                if let Err(reason) = first_connect(&handle.announcer, wait).await {
-                    directory.remove(&handle.id);
-                    handle.connection.do_send(Shutdown);
-                    return Err(OpenError::FirstConnect(reason));
-                }
-            }
-            Ok(handle)
-        })
+        let wait = first_connect_wait(&msg.0);
+        let handle = self.open_producer(msg.0);
+        Box::pin(opened(handle, wait, self.directory.clone()))
     }
 }
 
-/// Waits for the first dial's outcome: connected, or the reason it closed.
-async fn first_connect(announcer: &Announcer, wait: Duration) -> Result<(), String> {
+/// Waits for the first dial's outcome: connected, or why it closed.
+async fn first_connect(announcer: &Announcer, wait: Duration) -> Result<(), OpenError> {
     let mut events = announcer.subscribe();
     let mut status = announcer.watch_status();
-    tokio::time::timeout(wait, async {
+    let outcome = tokio::time::timeout(wait, async {
         loop {
             match *status.borrow_and_update() {
                 ConnectionStatus::Connected => return Ok(()),
@@ -244,16 +266,21 @@ async fn first_connect(announcer: &Announcer, wait: Duration) -> Result<(), Stri
                 break;
             }
         }
+        if let Some(error) = announcer.dial_error() {
+            return Err(OpenError::FirstConnect(error));
+        }
         let mut reason = "connection closed".to_owned();
         while let Ok(event) = events.try_recv() {
             if let ConnectEvent::Closed { reason: why } = event {
                 reason = why;
             }
         }
-        Err(reason)
+        Err(OpenError::ClosedFirst { reason })
+    });
+    outcome.await.unwrap_or_else(|_| {
+        let timeout = DialError::new(DialErrorKind::Timeout { after: wait });
+        Err(OpenError::FirstConnect(timeout))
     })
-    .await
-    .unwrap_or_else(|_| Err("no answer within the connect timeout".to_owned()))
 }
 
 impl Handler<Close> for Switchboard {

@@ -20,8 +20,6 @@ use tokio::sync::Semaphore;
 use super::registry::{Registry, SenderRequest, SessionId};
 use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
-use crate::client::correlator::{Correlator, FailAll, PendingSlots, Register, Resolve};
-use crate::client::RequestError;
 use crate::config::BidirectionalConfig;
 use crate::ingest::{
     Admission, Backpressure, Dedup, DedupKey, GetQueueStatus, Ingest, IngestOutcome, IngestQueue,
@@ -29,7 +27,11 @@ use crate::ingest::{
 };
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::sink::{ItemKind, SinkItem};
+use crate::transport::correlator::{
+    outcome, send_request, Correlator, FailAll, RequestSlots, Resolve,
+};
 use crate::transport::outbox::Outbox;
+use crate::transport::RequestError;
 
 /// Per-socket state of an ingest connection.
 pub(crate) struct IngestSocket {
@@ -43,7 +45,7 @@ pub(crate) struct IngestSocket {
     rate_limit: Option<u64>,
     outbox_frames: usize,
     correlator: Addr<Correlator<Envelope>>,
-    slots: PendingSlots,
+    slots: RequestSlots,
     request_timeout: std::time::Duration,
     requests: u64,
     dedup: Arc<Dedup>,
@@ -83,9 +85,9 @@ impl IngestSocket {
             recipient: Some(ctx.address().recipient()),
         });
         deps.registry.add_sender(id, ctx.address().recipient());
-        let slots = PendingSlots::new(deps.bidirectional.max_concurrent_requests);
+        let slots = RequestSlots::new(deps.bidirectional.max_concurrent_requests);
         IngestSocket {
-            correlator: Correlator::new(slots.clone()).start(),
+            correlator: Correlator::new(&slots).start(),
             slots,
             request_timeout: deps.bidirectional.request_timeout,
             requests: 0,
@@ -279,7 +281,7 @@ impl Protocol for IngestSocket {
         });
         self.registry.remove_session(self.id, std::iter::empty());
         self.correlator.do_send(FailAll {
-            error: RequestError::Disconnected,
+            failure: RequestError::Disconnected,
         });
     }
 }
@@ -318,23 +320,25 @@ impl Handler<SenderRequest> for Session {
 
     fn handle(&mut self, msg: SenderRequest, _: &mut Context<Self>) -> Self::Result {
         let socket = self.protocol();
-        if let Err(error) = socket.slots.acquire() {
-            return Box::pin(async move { Err(error) });
-        }
         socket.requests += 1;
         let id = format!("hub-{}", socket.requests);
         let frame = Envelope::request(id.clone(), msg.method, msg.params).encode();
-        if socket.outbox.push(ByteString::from(frame)).is_err() {
-            socket.slots.release();
-            return Box::pin(async { Err(RequestError::Disconnected) });
+        let outbox = &socket.outbox;
+        let write = || {
+            outbox
+                .push(ByteString::from(frame))
+                .map_err(|_| RequestError::Disconnected)
+        };
+        let sent = send_request(
+            &socket.slots,
+            &socket.correlator,
+            id,
+            socket.request_timeout,
+            write,
+        );
+        match sent {
+            Ok(answer) => Box::pin(outcome(answer)),
+            Err(error) => Box::pin(async move { Err(error) }),
         }
-        let (responder, answer) = tokio::sync::oneshot::channel();
-        socket.correlator.do_send(Register {
-            msg_ref: id,
-            timeout: socket.request_timeout,
-            responder,
-            counted: true,
-        });
-        Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Disconnected)) })
     }
 }

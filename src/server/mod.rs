@@ -27,6 +27,7 @@ pub(crate) mod snapshot;
 pub(crate) mod stats;
 pub(crate) mod upgrade;
 
+pub use crate::transport::RequestError;
 pub use auth::{Credentials, MissingSecret};
 pub use builder::{BuildError, HubBuilder};
 pub use channel::{

@@ -30,7 +30,7 @@ pub(crate) struct CloseSession {
 
 /// A request from the hub to an ingest sender, answered by its reply envelope.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<crate::protocol::envelope::Envelope, crate::client::RequestError>")]
+#[rtype(result = "Result<crate::protocol::envelope::Envelope, crate::transport::RequestError>")]
 pub(crate) struct SenderRequest {
     /// Method name.
     pub method: String,

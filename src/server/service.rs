@@ -12,7 +12,6 @@ use super::registry::Registry;
 use super::registry::{SenderRequest, SessionId};
 use super::snapshot;
 use super::stats::HubStats;
-use crate::client::RequestError;
 use crate::config::{BidirectionalConfig, Config, ServerConfig};
 use crate::ingest::{
     Dedup, DedupStats, DrainQueue, DrainReport, GetQueueStatus, IngestQueue, IngestStats,
@@ -20,6 +19,7 @@ use crate::ingest::{
 };
 use crate::protocol::envelope::Envelope;
 use crate::sink::Sink;
+use crate::transport::RequestError;
 use tokio::sync::Semaphore;
 
 struct HubState {

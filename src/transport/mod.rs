@@ -1,3 +1,7 @@
-//! Pieces both sides of a WebSocket share: the bounded outbound queue.
+//! Pieces both sides of a WebSocket share: the bounded outbound queue and
+//! request/reply by id.
 
+pub(crate) mod correlator;
 pub(crate) mod outbox;
+
+pub use correlator::RequestError;

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard::client::{ProducerHandle, RequestError, Switchboard};
+use switchboard::client::{ProduceError, ProducerHandle, Switchboard};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{alternate, loopback, measure_sender, pump, Side, Stop, FAST_DIALS_PER_SECOND};
@@ -145,7 +145,7 @@ pub async fn send_data(producer: Rc<ProducerHandle>, payload: Rc<Value>) -> anyh
     loop {
         match producer.send(Value::clone(&payload)).await {
             Ok(()) => return Ok(()),
-            Err(RequestError::BufferFull { .. }) => {
+            Err(ProduceError::BufferFull { .. }) => {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Err(error) => return Err(error.into()),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::tail::cli_config;
-use switchboard::client::{OpenProducer, RequestError, Switchboard};
+use switchboard::client::{OpenProducer, ProduceError, Switchboard};
 
 /// What to publish (also the `publish` subcommand's arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -76,7 +76,7 @@ pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> 
         .send(OpenProducer(config))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::with_sources(&e))?;
     let pad = "x".repeat(options.size.saturating_sub(24));
     let started = Instant::now();
     let mut summary = PublishSummary {
@@ -88,9 +88,9 @@ pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> 
         msgs_per_s: 0.0,
     };
     let mut waiting = FuturesUnordered::new();
-    let tally = |summary: &mut PublishSummary, outcome: Result<(), RequestError>| match outcome {
+    let tally = |summary: &mut PublishSummary, outcome: Result<(), ProduceError>| match outcome {
         Ok(()) => summary.acked += 1,
-        Err(RequestError::Nacked { .. }) => summary.nacked += 1,
+        Err(ProduceError::Nacked { .. }) => summary.nacked += 1,
         Err(_) => summary.failed += 1,
     };
     for seq in 0..options.count {

@@ -6,7 +6,8 @@ use actix::Actor;
 use serde_json::{json, Value};
 
 use crate::tail::cli_config;
-use switchboard::client::{Open, RequestError, Switchboard};
+use crate::with_sources;
+use switchboard::client::{JoinError, Open, Switchboard};
 use switchboard::protocol::phoenix::{Reply, ReplyStatus};
 
 /// How a `send` ended; each maps to an exit code.
@@ -76,25 +77,26 @@ pub async fn send(options: SendOptions) -> SendOutcome {
     let board = Switchboard::default().start();
     let handle = match board.send(Open(config)).await {
         Ok(Ok(handle)) => handle,
-        Ok(Err(error)) => return SendOutcome::Failed(error.to_string()),
+        Ok(Err(error)) => return SendOutcome::Failed(with_sources(&error)),
         Err(error) => return SendOutcome::Failed(error.to_string()),
     };
     let outcome = match handle.join(&options.topic, json!({})).await {
-        Ok(reply) if reply.status == ReplyStatus::Error => SendOutcome::Refused(reply),
+        Err(JoinError::Refused { response, .. } | JoinError::Unrecovered { response, .. }) => {
+            SendOutcome::Refused(Reply {
+                status: ReplyStatus::Error,
+                response,
+            })
+        }
         Ok(_) => match handle
             .push(&options.topic, &options.event, options.payload)
             .await
         {
             Ok(reply) if reply.status == ReplyStatus::Ok => SendOutcome::Ok(reply),
             Ok(reply) => SendOutcome::Refused(reply),
-            Err(error) => failed(error),
+            Err(error) => SendOutcome::Failed(with_sources(&error)),
         },
-        Err(error) => failed(error),
+        Err(error) => SendOutcome::Failed(with_sources(&error)),
     };
     handle.close().await;
     outcome
-}
-
-fn failed(error: RequestError) -> SendOutcome {
-    SendOutcome::Failed(error.to_string())
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::super::direct::ThroughActor;
-use super::super::error::RequestError;
+use super::super::failure::Failure;
 use super::super::recovery::TopicRecovery;
 use crate::protocol::phoenix::{Frame, Reply};
 
@@ -38,7 +38,7 @@ pub(crate) struct Inbound(pub Frame);
 
 /// Joins a topic and keeps it joined; answers the first join reply.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Reply, RequestError>")]
+#[rtype(result = "Result<Reply, Failure>")]
 pub(crate) struct Join {
     /// The topic.
     pub topic: String,
@@ -51,7 +51,7 @@ pub(crate) struct Join {
 
 /// Leaves a topic.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), RequestError>")]
+#[rtype(result = "Result<(), Failure>")]
 pub(crate) struct Leave {
     /// The topic.
     pub topic: String,
@@ -59,7 +59,7 @@ pub(crate) struct Leave {
 
 /// Pushes an event and waits for its reply.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Reply, RequestError>")]
+#[rtype(result = "Result<Reply, Failure>")]
 pub(crate) struct Push {
     /// A joined topic.
     pub topic: String,
@@ -73,7 +73,7 @@ pub(crate) struct Push {
 
 /// Pushes an event without waiting for a reply.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), RequestError>")]
+#[rtype(result = "Result<(), Failure>")]
 pub(crate) struct Cast {
     /// A joined topic.
     pub topic: String,

@@ -22,16 +22,16 @@ use tokio::sync::oneshot;
 
 use super::channel_state::{Action, ChannelEvent, ChannelLifecycle, ChannelState};
 use super::config::ConnectionConfig;
-use super::correlator::{Correlator, PendingSlots, Register, Responder};
 use super::direct::DirectWriters;
-use super::error::RequestError;
 use super::events::{Announcer, ConnectEvent};
+use super::failure::Failure;
 use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY};
 use super::positions::Positions;
 use super::recovery::TopicRecovery;
 use super::refs::RefCounter;
 use crate::protocol::content::UNRECOVERED;
 use crate::protocol::phoenix::{self, Reply, ReplyStatus};
+use crate::transport::correlator::{outcome, Correlator, Outgoing, RequestSlots};
 use crate::transport::outbox::Outbox;
 
 mod delivery;
@@ -39,6 +39,9 @@ mod messages;
 
 pub use messages::Incoming;
 pub(crate) use messages::{Cast, Inbound, Join, Leave, On, Push, PushSink};
+
+/// Where a caller waiting for a topic's join (or leave) gets its answer.
+type Waiter = oneshot::Sender<Result<Reply, Failure>>;
 
 /// Most callers waiting for one topic's join reply.
 const MAX_JOIN_WAITERS: usize = 64;
@@ -48,7 +51,7 @@ struct Buffered {
     event: String,
     payload: Value,
     size: usize,
-    responder: Option<(Responder, Duration)>,
+    responder: Option<(Outgoing<Reply, Failure>, Duration)>,
     expires_at: Instant,
 }
 
@@ -64,10 +67,13 @@ struct Topic {
     params: Value,
     lifecycle: ChannelLifecycle,
     buffer: VecDeque<Buffered>,
-    waiters: Vec<Responder>,
+    waiters: Vec<Waiter>,
     rejoin_timer: Option<SpawnHandle>,
     last_reply: Value,
     recovery: Option<TopicRecovery>,
+    /// Whether a join of it ever succeeded: a refusal before that is the
+    /// caller's error, a refusal after it a rejoin to retry.
+    joined_once: bool,
 }
 
 impl Topic {
@@ -80,6 +86,7 @@ impl Topic {
             waiters: Vec::new(),
             rejoin_timer: None,
             last_reply: Value::Null,
+            joined_once: false,
         }
     }
 
@@ -101,8 +108,8 @@ impl Topic {
 /// The subscription actor of one connection.
 pub(crate) struct Subscription {
     config: Arc<ConnectionConfig>,
-    correlator: Addr<Correlator>,
-    slots: PendingSlots,
+    correlator: Addr<Correlator<Reply, Failure>>,
+    slots: RequestSlots,
     refs: RefCounter,
     announcer: Announcer,
     outbox: Option<Outbox>,
@@ -119,8 +126,8 @@ impl Subscription {
     /// Starts the subscription of a connection on the current arbiter.
     pub(crate) fn start_for(
         config: Arc<ConnectionConfig>,
-        correlator: Addr<Correlator>,
-        slots: PendingSlots,
+        correlator: Addr<Correlator<Reply, Failure>>,
+        slots: RequestSlots,
         refs: RefCounter,
         announcer: Announcer,
         direct: DirectWriters,
@@ -144,13 +151,13 @@ impl Subscription {
         .start()
     }
 
-    fn write(&self, frame: String) -> Result<(), RequestError> {
-        let outbox = self.outbox.as_ref().ok_or(RequestError::Disconnected)?;
+    fn write(&self, frame: String) -> Result<(), Failure> {
+        let outbox = self.outbox.as_ref().ok_or(Failure::Disconnected)?;
         outbox.push(ByteString::from(frame)).map_err(|_| {
             if outbox.is_gone() {
-                RequestError::Disconnected
+                Failure::Disconnected
             } else {
-                RequestError::Backpressure
+                Failure::Backpressure
             }
         })
     }
@@ -161,18 +168,12 @@ impl Subscription {
         msg_ref: String,
         timeout: Duration,
         ctx: &mut Context<Self>,
-        then: impl FnOnce(&mut Self, Result<Reply, RequestError>, &mut Context<Self>) + 'static,
+        then: impl FnOnce(&mut Self, Result<Reply, Failure>, &mut Context<Self>) + 'static,
     ) {
-        let (responder, outcome) = oneshot::channel();
-        self.correlator.do_send(Register {
-            msg_ref,
-            timeout,
-            responder,
-            counted: false,
-        });
-        let outcome = async move { outcome.await.unwrap_or(Err(RequestError::Closed)) };
+        let (outgoing, answer) = Outgoing::new(None);
+        outgoing.written(&self.correlator, msg_ref, timeout);
         ctx.spawn(
-            outcome
+            outcome(answer)
                 .into_actor(self)
                 .map(move |result, subscription, ctx| then(subscription, result, ctx)),
         );
@@ -252,7 +253,7 @@ impl Subscription {
         match self.write(frame) {
             Ok(()) => {}
             // The socket is going away: the join goes out on the reconnect.
-            Err(RequestError::Disconnected) => return,
+            Err(Failure::Disconnected) => return,
             Err(error) => {
                 tracing::warn!(topic = name, %error, "join not written; rejoining later");
                 return self.apply(name, ChannelEvent::JoinError { join_ref }, ctx);
@@ -274,7 +275,7 @@ impl Subscription {
         &mut self,
         name: &str,
         join_ref: String,
-        outcome: Result<Reply, RequestError>,
+        outcome: Result<Reply, Failure>,
         ctx: &mut Context<Self>,
     ) {
         let Some(topic) = self.topics.get_mut(name) else {
@@ -291,6 +292,7 @@ impl Subscription {
                     steps
                 });
                 topic.last_reply = reply.response;
+                topic.joined_once = true;
                 // Joined first (buffered pushes flushed), then what was held.
                 self.apply(name, ChannelEvent::JoinOk { join_ref }, ctx);
                 if let Some(steps) = steps {
@@ -298,7 +300,7 @@ impl Subscription {
                 }
                 return;
             }
-            Ok(reply) if is_unrecovered(&reply) => {
+            Ok(reply) if is_unrecovered_reply(&reply) => {
                 // A strict topic the hub cannot recover: stop, do not skip (SEQ-7).
                 tracing::warn!(topic = name, response = %reply.response, "strict topic not recoverable; left");
                 metrics::counter!("switchboard_client_unrecovered_total").increment(1);
@@ -313,15 +315,27 @@ impl Subscription {
             }
             Ok(reply) => {
                 tracing::warn!(topic = name, response = %reply.response, "join refused");
+                metrics::counter!("switchboard_client_join_refusals_total").increment(1);
+                // The handle turns the error reply into `JoinError::Refused`.
                 for waiter in topic.waiters.drain(..) {
                     let _ = waiter.send(Ok(reply.clone()));
                 }
+                if !topic.joined_once {
+                    // The first join: the caller's error. Nothing is kept
+                    // or retried behind its back.
+                    return self.drop_topic(name, not_joined(name), ctx);
+                }
+                self.announcer.emit(ConnectEvent::JoinRefused {
+                    topic: name.to_owned(),
+                    reason: refusal_reason(&reply.response),
+                    response: reply.response,
+                });
                 ChannelEvent::JoinError { join_ref }
             }
-            Err(RequestError::Timeout { after }) => {
+            Err(Failure::Timeout { after }) => {
                 tracing::warn!(topic = name, ?after, "join timed out");
                 for waiter in topic.waiters.drain(..) {
-                    let _ = waiter.send(Err(RequestError::Timeout { after }));
+                    let _ = waiter.send(Err(Failure::Timeout { after }));
                 }
                 ChannelEvent::JoinTimeout { join_ref }
             }
@@ -392,14 +406,11 @@ impl Subscription {
             &item.payload,
         );
         match (self.write(frame), item.responder) {
-            (Ok(()), Some((responder, timeout))) => self.correlator.do_send(Register {
-                msg_ref: item.msg_ref,
-                timeout,
-                responder,
-                counted: true,
-            }),
+            (Ok(()), Some((outgoing, timeout))) => {
+                outgoing.written(&self.correlator, item.msg_ref, timeout);
+            }
             (Ok(()), None) => {}
-            (Err(RequestError::Disconnected), responder) => {
+            (Err(Failure::Disconnected), responder) => {
                 // The socket is going away: keep the push for the rejoin.
                 let mut item = Buffered { responder, ..item };
                 item.size = item.measure(topic);
@@ -408,10 +419,7 @@ impl Subscription {
                     topic.buffer.push_back(item);
                 }
             }
-            (Err(error), Some((responder, _))) => {
-                self.slots.release();
-                let _ = responder.send(Err(error));
-            }
+            (Err(error), Some((outgoing, _))) => outgoing.fail(error),
             (Err(error), None) => {
                 metrics::counter!("switchboard_client_sends_dropped_total", "reason" => "write_failed")
                     .increment(1);
@@ -426,19 +434,16 @@ impl Subscription {
         topic_name: &str,
         event: String,
         payload: Value,
-        responder: Option<(Responder, Duration)>,
-    ) -> Result<(), (RequestError, Option<Responder>)> {
-        let fail = |error, responder: Option<(Responder, Duration)>| {
-            Err((error, responder.map(|(responder, _)| responder)))
-        };
+        responder: Option<(Outgoing<Reply, Failure>, Duration)>,
+    ) -> Result<(), Failure> {
         if self.closed {
-            return fail(RequestError::Closed, responder);
+            return Err(Failure::Closed);
         }
         let Some(topic) = self.topics.get(topic_name) else {
-            return fail(not_joined(topic_name), responder);
+            return Err(not_joined(topic_name));
         };
         if !topic.wants_join() {
-            return fail(not_joined(topic_name), responder);
+            return Err(not_joined(topic_name));
         }
         let msg_ref = self.refs.next();
         let mut item = Buffered {
@@ -455,22 +460,16 @@ impl Subscription {
             return Ok(());
         }
         if topic.buffer.len() >= self.config.buffer_max_frames {
-            return fail(
-                RequestError::BufferFull {
-                    reason: "buffer_max_frames",
-                },
-                item.responder,
-            );
+            return Err(Failure::BufferFull {
+                reason: "buffer_max_frames",
+            });
         }
         let size = item.measure(topic_name);
         item.size = size;
         if self.buffered_bytes + size > self.config.buffer_max_bytes {
-            return fail(
-                RequestError::BufferFull {
-                    reason: "buffer_max_bytes",
-                },
-                item.responder,
-            );
+            return Err(Failure::BufferFull {
+                reason: "buffer_max_bytes",
+            });
         }
         self.buffered_bytes += size;
         if let Some(topic) = self.topics.get_mut(topic_name) {
@@ -494,15 +493,14 @@ impl Subscription {
                 self.buffered_bytes -= item.size;
                 metrics::counter!("switchboard_client_buffer_expired_total").increment(1);
                 tracing::debug!(topic = %name, "buffered send expired");
-                if let Some((responder, _)) = item.responder {
-                    self.slots.release();
-                    let _ = responder.send(Err(RequestError::Timeout { after }));
+                if let Some((outgoing, _)) = item.responder {
+                    outgoing.fail(Failure::Timeout { after });
                 }
             }
         }
     }
 
-    fn drop_topic(&mut self, name: &str, error: RequestError, ctx: &mut Context<Self>) {
+    fn drop_topic(&mut self, name: &str, error: Failure, ctx: &mut Context<Self>) {
         self.direct.close(name);
         self.order.retain(|topic| topic != name);
         let Some(mut topic) = self.topics.remove(name) else {
@@ -514,12 +512,11 @@ impl Subscription {
         self.fail_topic(&mut topic, error);
     }
 
-    fn fail_topic(&mut self, topic: &mut Topic, error: RequestError) {
+    fn fail_topic(&mut self, topic: &mut Topic, error: Failure) {
         for item in topic.buffer.drain(..) {
             self.buffered_bytes -= item.size;
-            if let Some((responder, _)) = item.responder {
-                self.slots.release();
-                let _ = responder.send(Err(error.clone()));
+            if let Some((outgoing, _)) = item.responder {
+                outgoing.fail(error.clone());
             }
         }
         for waiter in topic.waiters.drain(..) {
@@ -528,13 +525,25 @@ impl Subscription {
     }
 }
 /// An error reply refusing a strict resume.
-fn is_unrecovered(reply: &Reply) -> bool {
-    reply.status == ReplyStatus::Error
-        && reply.response.get("reason").and_then(Value::as_str) == Some(UNRECOVERED)
+fn is_unrecovered_reply(reply: &Reply) -> bool {
+    reply.status == ReplyStatus::Error && is_unrecovered(&reply.response)
 }
 
-fn not_joined(topic: &str) -> RequestError {
-    RequestError::NotJoined {
+/// An error response refusing a strict resume.
+pub(crate) fn is_unrecovered(response: &Value) -> bool {
+    response.get("reason").and_then(Value::as_str) == Some(UNRECOVERED)
+}
+
+/// The `reason` of an error response, or the whole response as text.
+pub(crate) fn refusal_reason(response: &Value) -> String {
+    match response.get("reason").and_then(Value::as_str) {
+        Some(reason) => reason.to_owned(),
+        None => response.to_string(),
+    }
+}
+
+fn not_joined(topic: &str) -> Failure {
+    Failure::NotJoined {
         topic: topic.to_owned(),
     }
 }
@@ -587,7 +596,7 @@ impl Handler<ConnectionClosed> for Subscription {
         self.closed = true;
         self.outbox = None;
         for name in self.order.clone() {
-            self.drop_topic(&name, RequestError::Closed, ctx);
+            self.drop_topic(&name, Failure::Closed, ctx);
         }
         // Nothing is left to do: stop, so the sweep timer does not keep us alive.
         ctx.stop();
@@ -626,11 +635,11 @@ impl Handler<Inbound> for Subscription {
 }
 
 impl Handler<Join> for Subscription {
-    type Result = ResponseFuture<Result<Reply, RequestError>>;
+    type Result = ResponseFuture<Result<Reply, Failure>>;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return Box::pin(async { Err(RequestError::Closed) });
+            return Box::pin(async { Err(Failure::Closed) });
         }
         let topic = self
             .topics
@@ -639,7 +648,7 @@ impl Handler<Join> for Subscription {
         topic.waiters.retain(|waiter| !waiter.is_closed());
         if topic.waiters.len() >= MAX_JOIN_WAITERS {
             return Box::pin(async {
-                Err(RequestError::BufferFull {
+                Err(Failure::BufferFull {
                     reason: "join waiters",
                 })
             });
@@ -649,7 +658,7 @@ impl Handler<Join> for Subscription {
             topic.recovery = msg.recovery;
         }
         let (responder, answer) = oneshot::channel();
-        let answer = Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) });
+        let answer = Box::pin(async move { answer.await.unwrap_or(Err(Failure::Closed)) });
         match topic.state() {
             ChannelState::Joined { .. } => {
                 let _ = responder.send(Ok(Reply::ok(topic.last_reply.clone())));
@@ -673,7 +682,7 @@ impl Handler<Join> for Subscription {
 }
 
 impl Handler<Leave> for Subscription {
-    type Result = ResponseFuture<Result<(), RequestError>>;
+    type Result = ResponseFuture<Result<(), Failure>>;
 
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) -> Self::Result {
         if !self.topics.contains_key(&msg.topic) {
@@ -693,35 +702,32 @@ impl Handler<Leave> for Subscription {
 }
 
 impl Handler<Push> for Subscription {
-    type Result = ResponseFuture<Result<Reply, RequestError>>;
+    type Result = ResponseFuture<Result<Reply, Failure>>;
 
     fn handle(&mut self, msg: Push, _: &mut Context<Self>) -> Self::Result {
-        if let Err(error) = self.slots.acquire() {
-            return Box::pin(async move { Err(error) });
-        }
-        let (responder, answer) = oneshot::channel();
+        let permit = match self.slots.try_acquire() {
+            Ok(permit) => permit,
+            Err(error) => return Box::pin(async move { Err(Failure::from(error)) }),
+        };
+        let (outgoing, answer) = Outgoing::new(Some(permit));
         let timeout = msg.timeout.unwrap_or(self.config.push_timeout);
         match self.enqueue(
             &msg.topic,
             msg.event,
             msg.payload,
-            Some((responder, timeout)),
+            Some((outgoing, timeout)),
         ) {
-            Ok(()) => Box::pin(async move { answer.await.unwrap_or(Err(RequestError::Closed)) }),
-            Err((error, _)) => {
-                self.slots.release();
-                Box::pin(async move { Err(error) })
-            }
+            Ok(()) => Box::pin(outcome(answer)),
+            Err(error) => Box::pin(async move { Err(error) }),
         }
     }
 }
 
 impl Handler<Cast> for Subscription {
-    type Result = Result<(), RequestError>;
+    type Result = Result<(), Failure>;
 
     fn handle(&mut self, msg: Cast, _: &mut Context<Self>) -> Self::Result {
         self.enqueue(&msg.topic, msg.event, msg.payload, None)
-            .map_err(|(error, _)| error)
     }
 }
 
