@@ -23,9 +23,10 @@ use crate::transport::correlator::RequestSlots;
 use super::error::{ConnectionClosed, JoinError, ProduceError, PublishError, PushError, SendError};
 use super::failure::answered;
 use super::link_handle::ConnectionHandle;
-use super::subscription::{is_unrecovered, refusal_reason};
+use super::subscription::refusal_reason;
 use super::subscription::{Cast, Incoming, Join, Leave, On, Push, PushSink, Subscription};
 use crate::protocol::phoenix::{Reply, ReplyStatus};
+use crate::protocol::resume::is_unrecovered;
 
 /// A handle on one supervised Phoenix connection. The methods of
 /// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.

@@ -9,9 +9,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::protocol::phoenix::Frame;
+use crate::protocol::resume::{Position, ResumeReply, ResumeRequest};
 
 /// Most early messages held per topic while a hole is being filled; past it
 /// the hole is given up on (a `Gap`) and the held messages are delivered.
@@ -126,15 +127,12 @@ impl TopicRecovery {
         let (true, Some(epoch)) = (self.known, self.epoch.as_deref()) else {
             return params.clone();
         };
-        let mut params = match params {
-            Value::Object(object) => object.clone(),
-            _ => serde_json::Map::new(),
+        let resume = ResumeRequest {
+            sequence: self.delivered,
+            epoch: epoch.to_owned(),
+            strict: self.strict,
         };
-        params.insert(
-            "resume".to_owned(),
-            json!({ "sequence": self.delivered, "epoch": epoch, "strict": self.strict }),
-        );
-        Value::Object(params)
+        resume.add_to(params)
     }
 
     /// A join was sent: messages are held until its reply says where the
@@ -158,13 +156,16 @@ impl TopicRecovery {
     }
 
     fn apply_reply(&mut self, response: &Value) -> (Joined, Option<Step>) {
-        let epoch = response.get("epoch").and_then(Value::as_str);
-        let top = response.get("sequence").and_then(Value::as_u64);
-        let (Some(epoch), Some(top)) = (epoch, top) else {
+        let Some(ResumeReply {
+            recovered,
+            epoch,
+            sequence: top,
+        }) = ResumeReply::read(response)
+        else {
             return (Joined::NotSequenced, None);
         };
+        let epoch = epoch.as_str();
         self.recovering = false;
-        let recovered = response.get("recovered").and_then(Value::as_bool) == Some(true);
         if !self.known {
             self.known = true;
             self.epoch = Some(epoch.to_owned());
@@ -209,8 +210,7 @@ impl TopicRecovery {
 
     /// What to do with one message on the topic.
     pub(crate) fn on_message(&mut self, frame: Frame) -> Vec<Step> {
-        let sequence = frame.payload.get("sequence").and_then(Value::as_u64);
-        let (Some(sequence), Some(epoch)) = (sequence, frame_epoch(&frame)) else {
+        let Some(Position { sequence, epoch }) = Position::read(&frame.payload) else {
             self.stats.delivered += 1;
             return vec![Step::Deliver(frame)];
         };
@@ -317,12 +317,13 @@ impl TopicRecovery {
 
 /// The `epoch` a hub stamped on a push, if any.
 fn frame_epoch(frame: &Frame) -> Option<&str> {
-    frame.payload.get("epoch").and_then(Value::as_str)
+    Position::read(&frame.payload).map(|position| position.epoch)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn message(sequence: u64, epoch: &str) -> Frame {
         Frame {

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix::{Addr, Recipient};
 
 use super::outcome::{IngestOutcome, Nack};
+use crate::protocol::content::EnvelopeKey;
 use crate::sequence::{AdvanceProducer, ForgetProducer, Snapshotter};
 
 /// Most producers tracked; past it the least recently seen idle one is
@@ -38,33 +39,6 @@ pub(crate) const MAX_ACCEPTED_WINDOW: usize = 4096;
 
 /// Most resends waiting on one in-flight message; more are nacked `busy`.
 const MAX_WAITERS: usize = 16;
-
-/// Identifies one sequenced data message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DedupKey {
-    /// The producer that stamped it.
-    pub producer: String,
-    /// Its sequence.
-    pub sequence: u64,
-}
-
-impl DedupKey {
-    /// The key of a data payload that is a content envelope, if it is one.
-    pub fn of(payload: &serde_json::Value) -> Option<DedupKey> {
-        let producer = payload.get("producer")?.as_str()?;
-        let sequence = payload.get("sequence")?.as_u64()?;
-        // The rest of the envelope's required fields, checked in place
-        // (parsing it whole would copy the payload for every message).
-        payload.get("channel")?.as_str()?;
-        payload.get("aspect")?.as_str()?;
-        payload.get("produced_at")?.as_u64()?;
-        payload.get("payload")?;
-        Some(DedupKey {
-            producer: producer.to_owned(),
-            sequence,
-        })
-    }
-}
 
 /// What to do with an arriving message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +131,7 @@ pub(crate) struct Dedup {
 /// abandoned so resends are admitted again instead of waiting forever.
 pub struct DedupTicket {
     dedup: Arc<Dedup>,
-    key: DedupKey,
+    key: EnvelopeKey,
     settled: bool,
 }
 
@@ -169,7 +143,7 @@ impl DedupTicket {
     }
 
     /// The message's key.
-    pub fn key(&self) -> &DedupKey {
+    pub fn key(&self) -> &EnvelopeKey {
         &self.key
     }
 }
@@ -228,7 +202,7 @@ impl Dedup {
     /// comes with its ticket, to be settled with its outcome.
     pub(crate) fn admit(
         self: &Arc<Self>,
-        key: &DedupKey,
+        key: &EnvelopeKey,
         id: &str,
         origin: &Recipient<IngestOutcome>,
     ) -> (Admission, Option<DedupTicket>) {
@@ -270,7 +244,7 @@ impl Dedup {
 
     /// The sink accepted (`Ok`) or the queue gave up on (`Err`) a message:
     /// records it, and answers resends that waited for it.
-    fn settle(&self, key: &DedupKey, result: &Result<(), Nack>) {
+    fn settle(&self, key: &EnvelopeKey, result: &Result<(), Nack>) {
         let waiters = {
             let mut table = lock(&self.table);
             let Some(state) = table.producers.get_mut(&key.producer) else {
@@ -388,8 +362,8 @@ mod tests {
         dedup.admit(&key(sequence), &id, origin).0
     }
 
-    fn key(sequence: u64) -> DedupKey {
-        DedupKey {
+    fn key(sequence: u64) -> EnvelopeKey {
+        EnvelopeKey {
             producer: "p".into(),
             sequence,
         }
@@ -495,13 +469,16 @@ mod tests {
     fn only_content_envelopes_have_a_key() {
         let envelope = ContentEnvelope::stamped("c", "a", 9, "probe", json!({})).to_value();
         assert_eq!(
-            DedupKey::of(&envelope),
-            Some(DedupKey {
+            EnvelopeKey::of(&envelope),
+            Some(EnvelopeKey {
                 producer: "probe".into(),
                 sequence: 9
             })
         );
-        assert_eq!(DedupKey::of(&json!({"producer": "p", "sequence": 1})), None);
-        assert_eq!(DedupKey::of(&json!({"n": 1})), None);
+        assert_eq!(
+            EnvelopeKey::of(&json!({"producer": "p", "sequence": 1})),
+            None
+        );
+        assert_eq!(EnvelopeKey::of(&json!({"n": 1})), None);
     }
 }

@@ -7,7 +7,7 @@ pub(crate) mod queue;
 
 pub use crate::config::OnFull;
 pub use dedup::DedupStats;
-pub(crate) use dedup::{Admission, Dedup, DedupKey};
+pub(crate) use dedup::{Admission, Dedup};
 pub use ingest_queue::{
     Backpressure, DrainQueue, DrainReport, GetQueueStatus, Ingest, IngestQueue, IngestStats,
     QueueConfig, QueueStatus, Upstream,

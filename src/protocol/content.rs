@@ -14,14 +14,10 @@
 //! restamps `sequence` and sets `epoch` so every member sees one gap-free
 //! series per topic.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The error reason a hub refuses a strict resume with, when its history
-/// cannot fill the hole (SEQ-7).
-pub const UNRECOVERED: &str = "unrecovered";
+use super::clock::unix_millis;
 
 /// Which envelope another one was derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,19 +110,46 @@ impl ContentEnvelope {
     }
 }
 
-/// Whether a JSON object looks like a content envelope (has `aspect` and
-/// `payload`), so a hub restamps it instead of wrapping it.
-pub(crate) fn looks_like_envelope(value: &Value) -> bool {
-    value
-        .as_object()
-        .is_some_and(|object| object.contains_key("aspect") && object.contains_key("payload"))
+/// What names one content envelope: its producer and sequence. The hub
+/// deduplicates ingest on it; JetStream gets it as `Nats-Msg-Id`
+/// (`producer:sequence`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EnvelopeKey {
+    /// The producer that stamped it.
+    pub producer: String,
+    /// Its sequence.
+    pub sequence: u64,
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+impl EnvelopeKey {
+    /// The key of a JSON value that is a content envelope (every required
+    /// field present, of its type), or `None`: the one test of "is this a
+    /// content envelope". The fields are checked in place; nothing of the
+    /// value is copied but the producer's name.
+    pub fn of(value: &Value) -> Option<EnvelopeKey> {
+        let (producer, sequence) = key_fields(value)?;
+        Some(EnvelopeKey {
+            producer: producer.to_owned(),
+            sequence,
+        })
+    }
+
+    /// Whether `value` is a content envelope (allocates nothing).
+    pub fn is_envelope(value: &Value) -> bool {
+        key_fields(value).is_some()
+    }
+}
+
+/// The producer and sequence of a content envelope, once every required
+/// field is seen to be there with its type.
+fn key_fields(value: &Value) -> Option<(&str, u64)> {
+    let producer = value.get("producer")?.as_str()?;
+    let sequence = value.get("sequence")?.as_u64()?;
+    value.get("channel")?.as_str()?;
+    value.get("aspect")?.as_str()?;
+    value.get("produced_at")?.as_u64()?;
+    value.get("payload")?;
+    Some((producer, sequence))
 }
 
 #[cfg(test)]

@@ -34,11 +34,10 @@
 //! counted by [`DecodeError::reason`], and answered with a `nack` when an id
 //! can be read: see [`recover_id`] and [`nack_for_invalid`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::clock::unix_millis;
 use super::error::DecodeError;
 
 /// `type` of an application data message.
@@ -153,20 +152,12 @@ impl SlowSignal {
     }
 }
 
-/// The current time in unix milliseconds (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl Envelope {
     /// An envelope with `id` and `body`, stamped with the current time.
     pub fn new(id: impl Into<String>, body: Body) -> Envelope {
         Envelope {
             id: id.into(),
-            timestamp: now_ms(),
+            timestamp: unix_millis(),
             body,
         }
     }
@@ -636,9 +627,9 @@ mod tests {
 
     #[test]
     fn constructors_stamp_the_current_time() {
-        let before = now_ms();
+        let before = unix_millis();
         let envelope = Envelope::ack("a");
-        assert!(envelope.timestamp >= before && envelope.timestamp <= now_ms());
+        assert!(envelope.timestamp >= before && envelope.timestamp <= unix_millis());
         assert!(before > 1_600_000_000_000);
     }
 

@@ -4,9 +4,11 @@
 //! panics on input from the network, and reports what was wrong through a typed
 //! error from [`error`].
 
+pub(crate) mod clock;
 pub mod content;
 pub mod envelope;
 pub mod error;
 pub mod phoenix;
+pub mod resume;
 
 pub use error::{ChannelErrorCode, DecodeError};

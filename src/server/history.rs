@@ -16,63 +16,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
 use dashmap::DashMap;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::config::HistoryConfig;
-use crate::protocol::content::{looks_like_envelope, unix_millis};
+use crate::protocol::clock::unix_millis;
+use crate::protocol::content::EnvelopeKey;
 use crate::protocol::phoenix;
+use crate::protocol::resume::{ResumeReply, ResumeRequest};
 
 /// Producer named on envelopes the hub wraps around plain payloads.
 pub(crate) const HUB_PRODUCER: &str = "hub";
 
-/// Where a joiner wants to resume from (the join payload's `resume`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct Resume {
-    /// Last sequence the joiner delivered.
-    pub sequence: u64,
-    /// Epoch that sequence belongs to.
-    pub epoch: String,
-    /// Refuse the join rather than start unrecovered (SEQ-7).
-    #[serde(default)]
-    pub strict: bool,
-}
-
-impl Resume {
-    /// Reads `resume` out of a join payload; `None` when absent or malformed.
-    pub(crate) fn from_join(payload: &Value) -> Option<Resume> {
-        payload
-            .get("resume")
-            .and_then(|resume| Resume::deserialize(resume).ok())
-    }
-}
-
 /// What a join on a recoverable topic gets.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Recovery {
-    /// The replay is contiguous from the resume position to the top.
-    pub recovered: bool,
-    /// The log's epoch.
-    pub epoch: String,
-    /// The top sequence (the last one broadcast).
-    pub top: u64,
+    /// What the join reply says: recovered or not, the epoch, the top.
+    pub(crate) reply: ResumeReply,
     /// Frames to send, in order, right after the join reply.
-    pub replay: Vec<ByteString>,
-}
-
-impl Recovery {
-    /// Adds `recovered`, `epoch` and `sequence` to a join reply's response.
-    pub(crate) fn annotate(&self, response: Value) -> Value {
-        let mut object = match response {
-            Value::Object(object) => object,
-            Value::Null => Map::new(),
-            other => Map::from_iter([("response".to_owned(), other)]),
-        };
-        object.insert("recovered".to_owned(), json!(self.recovered));
-        object.insert("epoch".to_owned(), json!(self.epoch));
-        object.insert("sequence".to_owned(), json!(self.top));
-        Value::Object(object)
-    }
+    pub(crate) replay: Vec<ByteString>,
 }
 
 /// One recoverable topic: its epoch, top sequence and recent frames.
@@ -120,7 +81,7 @@ impl TopicLog {
     }
 
     fn stamp(&self, topic: &str, event: &str, payload: &Value) -> Value {
-        let mut envelope = if looks_like_envelope(payload) {
+        let mut envelope = if EnvelopeKey::is_envelope(payload) {
             payload.as_object().cloned().unwrap_or_default()
         } else {
             let mut wrapped = Map::new();
@@ -137,11 +98,13 @@ impl TopicLog {
     }
 
     /// What a join resuming from `resume` gets (SEQ-4, SEQ-5).
-    pub(crate) fn recover(&self, resume: Option<&Resume>) -> Recovery {
+    pub(crate) fn recover(&self, resume: Option<&ResumeRequest>) -> Recovery {
         let answer = |recovered, replay| Recovery {
-            recovered,
-            epoch: self.epoch.clone(),
-            top: self.top,
+            reply: ResumeReply {
+                recovered,
+                epoch: self.epoch.clone(),
+                sequence: self.top,
+            },
             replay,
         };
         let Some(resume) = resume else {
@@ -294,8 +257,8 @@ mod tests {
         log
     }
 
-    fn resume(sequence: u64, epoch: &str) -> Resume {
-        Resume {
+    fn resume(sequence: u64, epoch: &str) -> ResumeRequest {
+        ResumeRequest {
             sequence,
             epoch: epoch.into(),
             strict: false,
@@ -327,7 +290,7 @@ mod tests {
     #[test]
     fn an_envelope_keeps_its_fields_and_gets_the_topic_position() {
         let mut log = TopicLog::new("e".into(), 4, usize::MAX);
-        let envelope = json!({"aspect": "a", "producer": "p", "sequence": 99,
+        let envelope = json!({"channel": "t", "aspect": "a", "producer": "p", "sequence": 99,
                               "produced_at": 1, "payload": 5, "schema_ref": "s/1"});
         let frame = log.append("t", "a", &envelope);
         let value: Value = serde_json::from_str(&frame).expect("json");
@@ -340,29 +303,29 @@ mod tests {
     fn contiguous_history_recovers() {
         let log = log_with(8, 6);
         let recovery = log.recover(Some(&resume(3, "e")));
-        assert!(recovery.recovered);
+        assert!(recovery.reply.recovered);
         assert_eq!(sequences(&recovery), vec![4, 5, 6]);
-        assert_eq!(recovery.top, 6);
+        assert_eq!(recovery.reply.sequence, 6);
         let at_top = log.recover(Some(&resume(6, "e")));
-        assert!(at_top.recovered && at_top.replay.is_empty());
+        assert!(at_top.reply.recovered && at_top.replay.is_empty());
     }
 
     #[test]
     fn truncated_history_does_not_recover_but_replays_what_it_has() {
         let log = log_with(3, 10);
         let recovery = log.recover(Some(&resume(2, "e")));
-        assert!(!recovery.recovered);
+        assert!(!recovery.reply.recovered);
         assert_eq!(sequences(&recovery), vec![8, 9, 10]);
         // Exactly at the edge it still recovers.
-        assert!(log.recover(Some(&resume(7, "e"))).recovered);
+        assert!(log.recover(Some(&resume(7, "e"))).reply.recovered);
     }
 
     #[test]
     fn another_epoch_or_a_future_position_does_not_recover() {
         let log = log_with(8, 4);
         let other = log.recover(Some(&resume(2, "old")));
-        assert!(!other.recovered && other.replay.is_empty());
-        assert!(!log.recover(Some(&resume(9, "e"))).recovered);
+        assert!(!other.reply.recovered && other.replay.is_empty());
+        assert!(!log.recover(Some(&resume(9, "e"))).reply.recovered);
     }
 
     #[test]
@@ -399,6 +362,6 @@ mod tests {
         let kept: usize = log.ring.iter().map(|(_, frame)| frame.len()).sum();
         assert!(kept <= 300, "{kept} bytes kept");
         assert_eq!(log.ring.back().map(|(sequence, _)| *sequence), Some(20));
-        assert!(!log.recover(Some(&resume(0, "e"))).recovered);
+        assert!(!log.recover(Some(&resume(0, "e"))).reply.recovered);
     }
 }

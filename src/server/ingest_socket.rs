@@ -22,9 +22,10 @@ use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
 use crate::config::BidirectionalConfig;
 use crate::ingest::{
-    Admission, Backpressure, Dedup, DedupKey, GetQueueStatus, Ingest, IngestOutcome, IngestQueue,
-    Signal, Upstream,
+    Admission, Backpressure, Dedup, GetQueueStatus, Ingest, IngestOutcome, IngestQueue, Signal,
+    Upstream,
 };
+use crate::protocol::content::EnvelopeKey;
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::sink::{ItemKind, SinkItem};
 use crate::transport::correlator::{
@@ -140,7 +141,7 @@ impl IngestSocket {
     fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
         let origin = ctx.address().recipient();
         let mut ticket = None;
-        if let Some(key) = DedupKey::of(&payload) {
+        if let Some(key) = EnvelopeKey::of(&payload) {
             match self.dedup.admit(&key, &id, &origin) {
                 (Admission::New, claim) => ticket = claim,
                 // Stored already: ack again, store nothing.

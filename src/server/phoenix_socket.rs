@@ -10,12 +10,12 @@ use bytestring::ByteString;
 use serde_json::{json, Value};
 
 use super::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
-use super::history::{History, Resume};
+use super::history::History;
 use super::registry::Registry;
 use super::session::{Protocol, ServerSession};
 use super::stats::{FrameProblem, HubStats};
-use crate::protocol::content::UNRECOVERED;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
+use crate::protocol::resume::{ResumeRequest, UNRECOVERED};
 use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::transport::outbox::Outbox;
 use actix::Context;
@@ -188,7 +188,7 @@ impl PhoenixSocket {
     /// the replay, then live frames (SEQ-3..SEQ-7). A strict resume that
     /// cannot be recovered is refused with `unrecovered`.
     fn join_resuming(&self, history: &History, frame: &Frame, response: Value) -> bool {
-        let resume = Resume::from_join(&frame.payload);
+        let resume = ResumeRequest::read(&frame.payload);
         let strict = resume.as_ref().is_some_and(|resume| resume.strict);
         let join_ref = frame.join_ref.as_deref();
         let accepted = self.registry.subscribe_resuming(
@@ -198,8 +198,8 @@ impl PhoenixSocket {
             &self.outbox,
             resume.as_ref(),
             |recovery| {
-                if strict && !recovery.recovered {
-                    let refused = recovery.annotate(json!({ "reason": UNRECOVERED }));
+                if strict && !recovery.reply.recovered {
+                    let refused = recovery.reply.add_to(json!({ "reason": UNRECOVERED }));
                     let refused = Reply {
                         status: ReplyStatus::Error,
                         response: refused,
@@ -207,7 +207,7 @@ impl PhoenixSocket {
                     self.reply(join_ref, frame, refused);
                     return false;
                 }
-                self.reply(join_ref, frame, Reply::ok(recovery.annotate(response)));
+                self.reply(join_ref, frame, Reply::ok(recovery.reply.add_to(response)));
                 true
             },
         );

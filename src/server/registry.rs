@@ -11,8 +11,9 @@ use bytestring::ByteString;
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::history::{self, History, Recovery, Resume};
+use super::history::{self, History, Recovery};
 use crate::protocol::phoenix;
+use crate::protocol::resume::ResumeRequest;
 use crate::transport::outbox::Outbox;
 
 /// Identifies one socket for the life of the hub.
@@ -201,7 +202,7 @@ impl Registry {
         topic: &str,
         id: SessionId,
         outbox: &Outbox,
-        resume: Option<&Resume>,
+        resume: Option<&ResumeRequest>,
         reply: impl FnOnce(&Recovery) -> bool,
     ) -> bool {
         let log = history.log(topic, |topic| self.member_count(topic) > 0);

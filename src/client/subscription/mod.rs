@@ -29,8 +29,8 @@ use super::link::{ConnectionClosed, TransportDown, TransportUp, MAILBOX_CAPACITY
 use super::positions::Positions;
 use super::recovery::TopicRecovery;
 use super::refs::RefCounter;
-use crate::protocol::content::UNRECOVERED;
 use crate::protocol::phoenix::{self, Reply, ReplyStatus};
+use crate::protocol::resume::is_unrecovered;
 use crate::transport::correlator::{outcome, Correlator, Outgoing, RequestSlots};
 use crate::transport::outbox::Outbox;
 
@@ -527,11 +527,6 @@ impl Subscription {
 /// An error reply refusing a strict resume.
 fn is_unrecovered_reply(reply: &Reply) -> bool {
     reply.status == ReplyStatus::Error && is_unrecovered(&reply.response)
-}
-
-/// An error response refusing a strict resume.
-pub(crate) fn is_unrecovered(response: &Value) -> bool {
-    response.get("reason").and_then(Value::as_str) == Some(UNRECOVERED)
 }
 
 /// The `reason` of an error response, or the whole response as text.
