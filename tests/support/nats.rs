@@ -1,6 +1,6 @@
 //! A real `nats-server` (with JetStream) on a free loopback port, for the
-//! NATS sink tests. Missing binary: the test is skipped loudly, or fails when
-//! `CI=true`.
+//! NATS sink tests. Missing binary: the test is skipped with a notice libtest
+//! does not capture, or fails when `CI=true` (see [`super::peers`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -15,6 +15,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::time::timeout;
 
+use super::peers::{skip_or_fail, Peer};
 use super::WAIT;
 
 /// How long the server may take to accept connections.
@@ -32,27 +33,29 @@ pub struct NatsServer {
     child: Option<Child>,
 }
 
-/// Starts a server for `test`, or prints a loud skip notice and returns
-/// `None` when `nats-server` is not installed (panics instead when `CI=true`).
+/// Starts a server for `test`, or writes an uncaptured SKIPPED notice and
+/// returns `None` when `nats-server` is not installed (panics instead when
+/// `CI=true`).
 pub fn nats_or_skip(test: &str) -> Option<NatsServer> {
     match find_binary() {
         Some(binary) => Some(NatsServer::start_with(binary)),
         None => {
-            let message = format!(
-                "*** SKIPPED {test}: nats-server not found on PATH, in /usr/sbin \
-                 or in /usr/local/bin (apt-get install nats-server) ***"
-            );
-            if is_ci() {
-                panic!("{message} (CI=true: the NATS tests must run)");
-            }
-            eprintln!("{message}");
+            skip_or_fail(test, Peer::NatsServer, &not_found());
             None
         }
     }
 }
 
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+/// Why `nats-server` cannot be used here, or `None` when it is installed.
+pub fn binary_missing() -> Option<String> {
+    match find_binary() {
+        Some(_) => None,
+        None => Some(not_found()),
+    }
+}
+
+fn not_found() -> String {
+    "nats-server not found on PATH, in /usr/sbin or in /usr/local/bin".to_owned()
 }
 
 /// `nats-server` on `PATH`, then in the well-known places.
@@ -84,7 +87,7 @@ fn free_port() -> u16 {
 }
 
 impl NatsServer {
-    /// Starts a server, or `None` (after a loud notice) when the binary is
+    /// Starts a server, or `None` (after a notice) when the binary is
     /// missing; see [`nats_or_skip`].
     /// The notice names the running test (its thread's name).
     pub fn start() -> Option<NatsServer> {
