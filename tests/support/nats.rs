@@ -1,12 +1,20 @@
 //! A real `nats-server` (with JetStream) on a free loopback port, for the
 //! NATS sink tests. Missing binary: the test is skipped with a notice libtest
 //! does not capture, or fails when `CI=true` (see [`super::peers`]).
+//!
+//! A server is handed to a test only once it answers the NATS protocol, not
+//! merely once its port accepts TCP: a probe connection reads the `INFO` line
+//! (which must name this very instance and say JetStream is on), sends
+//! `CONNECT` and `PING` and waits for `PONG`, then asks `$JS.API.INFO` and
+//! waits for the account info. The probe is retried until it passes, the
+//! server exits or [`READY_WITHIN`] runs out. [`NatsServer::restart`] waits
+//! the same way.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
@@ -18,12 +26,18 @@ use tokio::time::timeout;
 use super::peers::{skip_or_fail, Peer};
 use super::WAIT;
 
-/// How long the server may take to accept connections.
+/// How long a (re)started server may take to answer the NATS protocol.
 const READY_WITHIN: Duration = Duration::from_secs(10);
-/// How often readiness is polled.
+/// The pause between two readiness probes.
 const POLL_EVERY: Duration = Duration::from_millis(20);
+/// The pause before spawning again when the port was taken.
+const PORT_RETRY_EVERY: Duration = Duration::from_millis(100);
+/// Upper bound of a probe's connect and of each of its reads and writes.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Where Debian and hand installs put the binary, besides `PATH`.
 const WELL_KNOWN: [&str; 2] = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"];
+/// The inbox of the probe's JetStream request.
+const PROBE_INBOX: &str = "_INBOX.switchboard-readiness";
 
 /// A running `nats-server -js` bound to 127.0.0.1, killed on drop.
 pub struct NatsServer {
@@ -31,11 +45,13 @@ pub struct NatsServer {
     port: u16,
     store: TempDir,
     child: Option<Child>,
+    /// How many times a server process was spawned (names each instance).
+    spawns: u32,
 }
 
-/// Starts a server for `test`, or writes an uncaptured SKIPPED notice and
-/// returns `None` when `nats-server` is not installed (panics instead when
-/// `CI=true`).
+/// Starts a server for `test` once it answers the protocol, or writes an
+/// uncaptured SKIPPED notice and returns `None` when `nats-server` is not
+/// installed (panics instead when `CI=true`).
 pub fn nats_or_skip(test: &str) -> Option<NatsServer> {
     match find_binary() {
         Some(binary) => Some(NatsServer::start_with(binary)),
@@ -86,6 +102,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Why a spawned server is not ready.
+enum NotReady {
+    /// It exited because something else holds the port.
+    PortTaken(ExitStatus),
+    /// It exited for another reason.
+    Exited(ExitStatus),
+    /// It still runs but did not pass a probe in time; the last failure.
+    TooSlow(String),
+}
+
 impl NatsServer {
     /// Starts a server, or `None` (after a notice) when the binary is
     /// missing; see [`nats_or_skip`].
@@ -102,8 +128,10 @@ impl NatsServer {
             port: free_port(),
             store,
             child: None,
+            spawns: 0,
         };
-        server.spawn();
+        // Nobody knows the port yet: when it was taken meanwhile, take another.
+        server.spawn_ready(true);
         server
     }
 
@@ -131,17 +159,67 @@ impl NatsServer {
     }
 
     /// Starts the server again on the same port with the same store (kills
-    /// it first when it still runs); returns once it accepts connections.
+    /// it first when it still runs); returns once it answers the protocol
+    /// and JetStream, like a fresh start.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        // Clients know the port: keep it, retrying while something holds it.
+        self.spawn_ready(false);
     }
 
     fn log_path(&self) -> PathBuf {
         self.store.path().join("nats-server.log")
     }
 
+    /// The name of the current instance, which its `INFO` must carry.
+    fn instance_name(&self) -> String {
+        format!(
+            "switchboard-test-{}-{}-{}",
+            std::process::id(),
+            self.port,
+            self.spawns
+        )
+    }
+
+    /// Spawns the server and waits until it is ready, within [`READY_WITHIN`].
+    /// When it exits because the port is taken, spawns it again (on a new
+    /// port when `new_port_if_taken`); any other failure panics with the log.
+    fn spawn_ready(&mut self, new_port_if_taken: bool) {
+        let started = Instant::now();
+        let deadline = started + READY_WITHIN;
+        loop {
+            let log_from = self.log_len();
+            self.spawn();
+            let failure = match self.wait_ready(deadline, log_from) {
+                Ok(()) => return,
+                Err(NotReady::PortTaken(_)) if Instant::now() < deadline => {
+                    if new_port_if_taken {
+                        self.port = free_port();
+                    }
+                    std::thread::sleep(PORT_RETRY_EVERY);
+                    continue;
+                }
+                Err(NotReady::PortTaken(status)) => {
+                    format!("exited ({status}): port {} is taken", self.port)
+                }
+                Err(NotReady::Exited(status)) => format!("exited ({status})"),
+                Err(NotReady::TooSlow(last)) => {
+                    format!("did not pass a readiness probe (last: {last})")
+                }
+            };
+            self.kill();
+            panic!(
+                "nats-server on port {} was not ready {:?} after its start: it {failure}; \
+                 its log:\n{}",
+                self.port,
+                started.elapsed(),
+                self.log_tail()
+            );
+        }
+    }
+
     fn spawn(&mut self) {
+        self.spawns += 1;
         let log = File::options()
             .create(true)
             .append(true)
@@ -152,6 +230,7 @@ impl NatsServer {
             .arg("-js")
             .args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
+            .args(["--server_name", &self.instance_name()])
             .arg("-sd")
             .arg(self.store.path())
             .stdin(Stdio::null())
@@ -160,40 +239,50 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|error| panic!("starting {}: {error}", self.binary.display()));
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    /// Polls the port every 20 ms for up to 10 s.
-    fn wait_ready(&mut self) {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + READY_WITHIN;
+    /// Probes the current instance every [`POLL_EVERY`] until a probe passes
+    /// while the process still runs, the process exits, or `deadline`.
+    fn wait_ready(&mut self, deadline: Instant, log_from: u64) -> Result<(), NotReady> {
+        let name = self.instance_name();
         loop {
-            if TcpStream::connect_timeout(&address, POLL_EVERY * 5).is_ok() {
-                return;
+            let probe = probe(self.port, &name);
+            if let Some(status) = self.exit_status() {
+                let log = self.log_since(log_from);
+                return Err(if log.contains("address already in use") {
+                    NotReady::PortTaken(status)
+                } else {
+                    NotReady::Exited(status)
+                });
             }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() >= deadline {
-                self.kill();
-                panic!(
-                    "nats-server on port {} did not accept connections within {READY_WITHIN:?} \
-                     (exit: {exited:?}); its log:\n{}",
-                    self.port,
-                    self.log_tail()
-                );
+            match probe {
+                Ok(()) => return Ok(()),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(POLL_EVERY),
+                Err(last) => return Err(NotReady::TooSlow(last)),
             }
-            std::thread::sleep(POLL_EVERY);
         }
+    }
+
+    fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(self.log_path()).map_or(0, |meta| meta.len())
+    }
+
+    /// The server's log from byte `offset` on (where one spawn's lines start).
+    fn log_since(&self, offset: u64) -> String {
+        let bytes = std::fs::read(self.log_path()).unwrap_or_default();
+        let from = usize::try_from(offset).map_or(bytes.len(), |from| from.min(bytes.len()));
+        String::from_utf8_lossy(&bytes[from..]).into_owned()
     }
 
     /// The last lines of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = File::open(self.log_path()) {
-            let _ = file.read_to_string(&mut text);
-        }
+        let text = self.log_since(0);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -202,6 +291,94 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// One readiness probe of the server named `name` on `port`: `INFO` names it
+/// and says JetStream is on, `PING` gets `PONG`, `$JS.API.INFO` gets account
+/// info. Every step is bounded by [`PROBE_TIMEOUT`].
+fn probe(port: u16, name: &str) -> Result<(), String> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let stream = TcpStream::connect_timeout(&address, PROBE_TIMEOUT)
+        .map_err(|error| format!("connect: {error}"))?;
+    let io = |error: std::io::Error| format!("probe I/O: {error}");
+    stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(PROBE_TIMEOUT)).map_err(io)?;
+    let mut writer = stream.try_clone().map_err(io)?;
+    let mut reader = BufReader::new(stream);
+
+    let info = read_line(&mut reader)?;
+    let info: Value = info
+        .strip_prefix("INFO ")
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or_else(|| format!("expected INFO, got {info:?}"))?;
+    if info["server_name"] != name {
+        return Err(format!(
+            "the port is answered by another server ({})",
+            info["server_name"]
+        ));
+    }
+    if info["jetstream"] != true {
+        return Err("INFO says JetStream is off".to_owned());
+    }
+
+    writer
+        .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
+        .map_err(io)?;
+    let pong = next_reply(&mut reader, &mut writer)?;
+    if pong != "PONG" {
+        return Err(format!("expected PONG, got {pong:?}"));
+    }
+
+    writer
+        .write_all(
+            format!("SUB {PROBE_INBOX} 1\r\nPUB $JS.API.INFO {PROBE_INBOX} 0\r\n\r\n").as_bytes(),
+        )
+        .map_err(io)?;
+    let header = next_reply(&mut reader, &mut writer)?;
+    let size: usize = header
+        .strip_prefix("MSG ")
+        .and_then(|rest| rest.rsplit(' ').next())
+        .and_then(|size| size.parse().ok())
+        .ok_or_else(|| format!("expected the JetStream reply, got {header:?}"))?;
+    let mut payload = vec![0; size + 2];
+    reader.read_exact(&mut payload).map_err(io)?;
+    let account: Value = serde_json::from_slice(&payload[..size])
+        .map_err(|error| format!("JetStream reply is not JSON: {error}"))?;
+    if let Some(error) = account.get("error") {
+        return Err(format!("JetStream is not ready: {error}"));
+    }
+    Ok(())
+}
+
+/// One protocol line without its `\r\n`; an error at end of stream.
+fn read_line(reader: &mut impl BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => Err("the server closed the probe connection".to_owned()),
+        Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_owned()),
+        Err(error) => Err(format!("reading: {error}")),
+    }
+}
+
+/// The next line that answers the probe: skips `+OK` and asynchronous
+/// `INFO`, answers the server's `PING`, turns `-ERR` into an error.
+fn next_reply(reader: &mut impl BufRead, writer: &mut impl Write) -> Result<String, String> {
+    loop {
+        let line = read_line(reader)?;
+        if line == "+OK" || line.starts_with("INFO ") {
+            continue;
+        }
+        if line == "PING" {
+            writer
+                .write_all(b"PONG\r\n")
+                .map_err(|error| format!("probe I/O: {error}"))?;
+            continue;
+        }
+        if line.starts_with("-ERR") {
+            return Err(line);
+        }
+        return Ok(line);
     }
 }
 
