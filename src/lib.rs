@@ -54,3 +54,8 @@ pub mod sink;
 pub(crate) mod transport;
 
 pub use metrics::install_prometheus_recorder;
+
+/// The README's Rust examples, compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
