@@ -3,30 +3,36 @@
 //! It dials (with fresh credentials and params each time), answers pings,
 //! reassembles continuations, sends heartbeats and drops a socket whose
 //! heartbeat goes unanswered for one interval, and redials with backoff,
-//! paced by the switchboard's dial budget. Replies go to its `Correlator`,
-//! everything else to its `Subscription`; both outlive a restart of this
-//! actor, which runs under `actix::Supervisor`.
+//! paced by the switchboard's dial budget. Replies go to its correlator,
+//! everything else to the actor of its protocol; both outlive a restart of
+//! this actor, which runs under `actix::Supervisor`. Where the link is in
+//! its life is one [`LinkState`](state::LinkState).
+
+mod dial;
+mod reassembly;
+mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
-    StreamHandler, Supervised, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler,
+    Supervised, WrapFuture,
 };
-use actix_ws::Item;
 use actix_ws::{CloseCode, CloseReason};
-use awc::error::{WsClientError, WsProtocolError};
+use awc::error::WsProtocolError;
 use awc::ws::Frame as WsFrame;
-use bytes::BytesMut;
 use bytestring::ByteString;
 use futures_util::{stream, StreamExt};
 use serde_json::json;
 
+pub(crate) use self::dial::is_terminal;
+use self::dial::{check_url, dial_url, Framed};
+use self::reassembly::Reassembly;
+use self::state::{DialHistory, Link, LinkState};
 use super::auth::{Credential, TokenCache};
 use super::backoff::Backoff;
 use super::config::ConnectionConfig;
-use super::config::WireProtocol;
 use super::dial_budget::DialBudget;
 use super::error::{with_sources, DialError, DialErrorKind};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
@@ -34,7 +40,7 @@ use super::gauges::{TimerGauges, TimerGuard};
 use super::peers::Peers;
 use super::refs::RefCounter;
 use crate::protocol::phoenix;
-use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
+use crate::transport::outbox::{Outbox, OutboxLimits, SlowConsumer};
 use crate::transport::RequestError;
 
 /// Close the socket for good (no redial). Answers once the close is under way.
@@ -57,25 +63,17 @@ enum LinkItem {
 /// What the actor needs besides its config.
 pub(crate) struct ConnectionParts {
     /// The connection's config.
-    pub config: Arc<ConnectionConfig>,
+    pub(crate) config: Arc<ConnectionConfig>,
     /// The actors its traffic goes to.
-    pub peers: Peers,
+    pub(crate) peers: Peers,
     /// Status and events.
-    pub announcer: Announcer,
+    pub(crate) announcer: Announcer,
     /// The switchboard-wide dial budget.
-    pub budget: DialBudget,
+    pub(crate) budget: DialBudget,
     /// Ref counter shared with the subscription.
-    pub refs: RefCounter,
+    pub(crate) refs: RefCounter,
     /// Live timer counts.
-    pub gauges: Arc<TimerGauges>,
-}
-
-struct Link {
-    outbox: Outbox,
-    closer: Closer,
-    stream: SpawnHandle,
-    heartbeat: SpawnHandle,
-    connected_at: Instant,
+    pub(crate) gauges: Arc<TimerGauges>,
 }
 
 /// The actor of one outbound connection.
@@ -83,16 +81,11 @@ pub(crate) struct Connection {
     parts: ConnectionParts,
     backoff: Backoff,
     tokens: TokenCache,
-    link: Option<Link>,
+    state: LinkState,
+    history: DialHistory,
+    /// Bumped whenever a link comes or goes: a timer, a dial or a stream
+    /// item of an older generation is stale.
     generation: u64,
-    redial: Option<SpawnHandle>,
-    dialing: Option<SpawnHandle>,
-    pending_heartbeat: Option<String>,
-    partial: Option<BytesMut>,
-    partial_is_binary: bool,
-    ever_connected: bool,
-    failed_dials: u32,
-    closed: bool,
     span: tracing::Span,
 }
 
@@ -104,67 +97,52 @@ impl Connection {
             backoff: Backoff::new(parts.config.reconnect),
             parts,
             tokens: TokenCache::default(),
-            link: None,
+            state: LinkState::Idle,
+            history: DialHistory::default(),
             generation: 0,
-            redial: None,
-            dialing: None,
-            pending_heartbeat: None,
-            partial: None,
-            partial_is_binary: false,
-            ever_connected: false,
-            failed_dials: 0,
-            closed: false,
             span,
         }
     }
 
-    fn dial_url(&self) -> String {
-        let config = &self.parts.config;
-        let mut params = config
-            .params
-            .as_ref()
-            .map(|params| params())
-            .unwrap_or_default();
-        if config.protocol == WireProtocol::Phoenix {
-            params.retain(|(key, _)| key != "vsn");
-            params.push(("vsn".to_owned(), phoenix::VSN.to_owned()));
-        }
-        if params.is_empty() {
-            return config.url.clone();
-        }
-        let query = serde_urlencoded::to_string(&params).unwrap_or_default();
-        let separator = if config.url.contains('?') { '&' } else { '?' };
-        format!("{}{separator}{query}", config.url)
+    /// Whether a timer or dial of `generation` still applies.
+    fn current(&self, generation: u64) -> bool {
+        self.generation == generation && !self.state.is_closed()
     }
 
     /// Schedules the next dial after `delay` (the backoff). The dial budget
     /// is consulted only when that delay is over, so a connection in a long
     /// backoff never holds back the others.
     fn schedule_dial(&mut self, delay: Duration, ctx: &mut Context<Self>) {
-        if let Some(previous) = self.redial.take() {
-            ctx.cancel_future(previous);
+        match self.state.take() {
+            LinkState::Waiting { timer } => {
+                ctx.cancel_future(timer);
+            }
+            LinkState::Idle => {}
+            other => {
+                // Only an idle connection schedules a dial.
+                self.state = other;
+                return;
+            }
         }
-        if self.ever_connected || self.failed_dials > 0 {
-            self.parts
-                .announcer
-                .set_status(ConnectionStatus::Reconnecting);
-            self.parts.announcer.emit(ConnectEvent::Reconnecting {
+        let announcer = &self.parts.announcer;
+        if self.history.is_reconnect() {
+            announcer.set_status(ConnectionStatus::Reconnecting);
+            announcer.emit(ConnectEvent::Reconnecting {
                 attempt: self.backoff.attempt().max(1),
                 next_attempt_at: SystemTime::now() + delay,
             });
         } else {
-            self.parts
-                .announcer
-                .set_status(ConnectionStatus::Connecting);
+            announcer.set_status(ConnectionStatus::Connecting);
         }
         let guard = self.parts.gauges.dial_loop();
         let generation = self.generation;
-        self.redial = Some(ctx.run_later(delay, move |connection, ctx| {
-            connection.redial = None;
-            if connection.generation == generation && !connection.closed {
+        let timer = ctx.run_later(delay, move |connection, ctx| {
+            if connection.current(generation) {
+                connection.state = LinkState::Idle;
                 connection.dial_within_budget(guard, ctx);
             }
-        }));
+        });
+        self.state = LinkState::Waiting { timer };
     }
 
     /// Dials now, or at the budget's next free slot.
@@ -175,43 +153,33 @@ impl Connection {
             return self.dial(guard, ctx);
         }
         let generation = self.generation;
-        self.redial = Some(ctx.run_later(slot - now, move |connection, ctx| {
-            connection.redial = None;
-            if connection.generation == generation && !connection.closed {
+        let timer = ctx.run_later(slot - now, move |connection, ctx| {
+            if connection.current(generation) {
+                connection.state = LinkState::Idle;
                 connection.dial(guard, ctx);
             }
-        }));
+        });
+        self.state = LinkState::Waiting { timer };
     }
 
     fn dial(&mut self, guard: TimerGuard, ctx: &mut Context<Self>) {
         let config = self.parts.config.clone();
-        let url = self.dial_url();
-        if let Err(problem) = check_url(&url) {
+        let url = dial_url(&config);
+        if let Err(error) = check_url(&url) {
             drop(guard);
-            return self.dial_failed(DialError::new(DialErrorKind::Url { reason: problem }), ctx);
+            return self.dial_failed(error, ctx);
         }
         let credential = self.tokens.resolve(&config.auth);
         let generation = self.generation;
         tracing::debug!(parent: &self.span, %url, "dialling");
         let timeout = config.connect_timeout;
-        let attempt = async move {
-            let credential = credential.await;
-            let client = awc::Client::builder().timeout(timeout).finish();
-            let mut request = client.ws(url).max_frame_size(config.max_frame_bytes);
-            request = match &credential {
-                Credential::Nothing => request,
-                Credential::Bearer(token) => request.bearer_auth(token),
-                Credential::Basic(user, password) => request.basic_auth(user, Some(password)),
-            };
-            let outcome = request
-                .connect()
-                .await
-                .map(|(_, framed)| framed)
-                .map_err(classify);
-            (credential, outcome)
-        };
         // One bound over the token provider and the connect together.
         let attempt = async move {
+            let attempt = async {
+                let credential = credential.await;
+                let outcome = dial::connect(&config, url, &credential).await;
+                (credential, outcome)
+            };
             tokio::time::timeout(timeout, attempt)
                 .await
                 .unwrap_or_else(|_| {
@@ -219,13 +187,14 @@ impl Connection {
                     (Credential::Nothing, Err(timed_out))
                 })
         };
-        self.dialing = Some(ctx.spawn(attempt.into_actor(self).map(
+        let attempt = ctx.spawn(attempt.into_actor(self).map(
             move |(credential, outcome), connection, ctx| {
                 drop(guard);
-                connection.dialing = None;
-                if connection.generation != generation || connection.closed {
+                let dialing = matches!(connection.state, LinkState::Dialing { .. });
+                if !connection.current(generation) || !dialing {
                     return;
                 }
+                connection.state = LinkState::Idle;
                 match outcome {
                     Ok(framed) => {
                         connection.tokens.remember(&credential);
@@ -234,14 +203,11 @@ impl Connection {
                     Err(error) => connection.dial_failed(error, ctx),
                 }
             },
-        )));
+        ));
+        self.state = LinkState::Dialing { attempt };
     }
 
-    fn linked(
-        &mut self,
-        framed: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn linked(&mut self, framed: Framed, ctx: &mut Context<Self>) {
         self.generation += 1;
         let generation = self.generation;
         let (sink, stream) = framed.split();
@@ -260,17 +226,19 @@ impl Connection {
             let _alive = &guard;
             connection.beat(generation, ctx);
         });
-        self.link = Some(Link {
+        self.state = LinkState::Linked(Link {
             outbox: outbox.clone(),
             closer,
             stream,
             heartbeat,
             connected_at: Instant::now(),
+            pending_heartbeat: None,
+            reassembly: Reassembly::default(),
         });
-        self.pending_heartbeat = None;
-        self.partial = None;
-        self.ever_connected = true;
-        self.failed_dials = 0;
+        self.history = DialHistory {
+            ever_connected: true,
+            failed_dials: 0,
+        };
         tracing::info!(parent: &self.span, "connected");
         self.parts.announcer.set_status(ConnectionStatus::Connected);
         self.parts.announcer.emit(ConnectEvent::Connected);
@@ -284,13 +252,13 @@ impl Connection {
             self.parts.announcer.record_dial_error(error);
             return self.close_for_good(&reason, ctx);
         }
-        self.failed_dials += 1;
+        self.history.failed_dials += 1;
         metrics::counter!("switchboard_client_dial_failures_total").increment(1);
         tracing::info!(parent: &self.span, %reason, "dial failed");
         self.parts.announcer.emit(ConnectEvent::Disconnected {
             reason: reason.clone(),
         });
-        if !self.ever_connected && self.parts.config.fail_first_connect {
+        if !self.history.ever_connected && self.parts.config.fail_first_connect {
             self.parts.announcer.record_dial_error(error);
             return self.close_for_good(&format!("first connect failed: {reason}"), ctx);
         }
@@ -307,9 +275,10 @@ impl Connection {
         }
     }
 
-    /// Drops the live socket (if any) and tells the other actors.
+    /// Drops the live socket (if any), cancelling its stream and heartbeat,
+    /// and tells the other actors. Answers whether there was one.
     fn unlink(&mut self, reason: &str, code: CloseCode, ctx: &mut Context<Self>) -> bool {
-        let Some(link) = self.link.as_ref() else {
+        let Some(link) = self.state.link() else {
             return false;
         };
         ctx.cancel_future(link.stream);
@@ -319,7 +288,7 @@ impl Connection {
 
     /// Forgets the live socket (its timers are already gone or cancelled).
     fn detach(&mut self, reason: &str, code: CloseCode) -> bool {
-        let Some(link) = self.link.take() else {
+        let Some(link) = self.state.take_link() else {
             return false;
         };
         self.generation += 1;
@@ -327,8 +296,6 @@ impl Connection {
             code,
             description: None,
         });
-        self.pending_heartbeat = None;
-        self.partial = None;
         self.backoff.connection_dropped(link.connected_at.elapsed());
         tracing::info!(parent: &self.span, %reason, "disconnected");
         self.parts.peers.transport_down(RequestError::Disconnected);
@@ -339,23 +306,30 @@ impl Connection {
     }
 
     fn lost(&mut self, reason: &str, ctx: &mut Context<Self>) {
-        if self.unlink(reason, CloseCode::Away, ctx) && !self.closed {
+        if self.unlink(reason, CloseCode::Away, ctx) {
             self.retry(ctx);
         }
     }
 
     fn close_for_good(&mut self, reason: &str, ctx: &mut Context<Self>) {
-        if self.closed {
-            return;
+        match self.state.take() {
+            LinkState::Closed => {
+                self.state = LinkState::Closed;
+                return;
+            }
+            LinkState::Waiting { timer } => {
+                ctx.cancel_future(timer);
+            }
+            LinkState::Dialing { attempt } => {
+                ctx.cancel_future(attempt);
+            }
+            linked @ LinkState::Linked(_) => {
+                self.state = linked;
+                self.unlink(reason, CloseCode::Normal, ctx);
+            }
+            LinkState::Idle => {}
         }
-        self.closed = true;
-        for pending in [self.redial.take(), self.dialing.take()]
-            .into_iter()
-            .flatten()
-        {
-            ctx.cancel_future(pending);
-        }
-        self.unlink(reason, CloseCode::Normal, ctx);
+        self.state = LinkState::Closed;
         self.parts.peers.closed();
         self.parts.announcer.set_status(ConnectionStatus::Closed);
         self.parts.announcer.emit(ConnectEvent::Closed {
@@ -367,16 +341,18 @@ impl Connection {
         if generation != self.generation {
             return;
         }
-        if self.pending_heartbeat.is_some() {
+        let Some(link) = self.state.link_mut() else {
+            return;
+        };
+        if link.pending_heartbeat.is_some() {
             metrics::counter!("switchboard_client_heartbeat_timeouts_total").increment(1);
             return self.lost("heartbeat timeout", ctx);
         }
-        let Some(link) = &self.link else { return };
         let msg_ref = self.parts.refs.next();
         if matches!(self.parts.peers, Peers::Envelope { .. }) {
             // Envelope v1 has no heartbeat message: a WebSocket ping carries the ref.
             let _ = link.outbox.ping(bytes::Bytes::from(msg_ref.clone()));
-            self.pending_heartbeat = Some(msg_ref);
+            link.pending_heartbeat = Some(msg_ref);
             return;
         }
         let frame = phoenix::encode_parts(
@@ -388,22 +364,28 @@ impl Connection {
         );
         // A full write queue surfaces as SlowConsumer, which drops the socket.
         let _ = link.outbox.push(ByteString::from(frame));
-        self.pending_heartbeat = Some(msg_ref);
+        link.pending_heartbeat = Some(msg_ref);
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let Some(link) = self.state.link_mut() else {
+            return;
+        };
         // Borrowed, never cloned: a fresh Addr clone would bypass the
         // receivers' mailbox capacity on try_send.
-        if let Some(backlog) = self.parts.peers.route(text, &mut self.pending_heartbeat) {
+        if let Some(backlog) = self.parts.peers.route(text, &mut link.pending_heartbeat) {
             // Read nothing more until the receiver has taken it.
             ctx.wait(actix::fut::wrap_future::<_, Self>(backlog));
         }
     }
 
     fn on_frame(&mut self, frame: WsFrame, ctx: &mut Context<Self>) {
+        let Some(link) = self.state.link_mut() else {
+            return;
+        };
         // Any frame from the server proves the link alive, not only the
         // heartbeat's answer: a busy link is never mistaken for a dead one.
-        self.pending_heartbeat = None;
+        link.pending_heartbeat = None;
         match frame {
             WsFrame::Text(bytes) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.on_text(text, ctx),
@@ -412,53 +394,27 @@ impl Connection {
                         .increment(1);
                 }
             },
-            WsFrame::Continuation(item) => self.on_continuation(item, ctx),
+            WsFrame::Continuation(item) => {
+                let limit = self.parts.config.max_frame_bytes;
+                match link.reassembly.push(item, limit) {
+                    Ok(Some(whole)) => self.on_frame(whole, ctx),
+                    Ok(None) => {}
+                    Err(broken) => self.lost(broken.reason(), ctx),
+                }
+            }
             WsFrame::Binary(_) => {
                 metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "binary")
                     .increment(1);
             }
             WsFrame::Ping(payload) => {
-                if let Some(link) = &self.link {
-                    let _ = link.outbox.pong(payload);
-                }
+                let _ = link.outbox.pong(payload);
             }
             WsFrame::Pong(payload) => {
-                if self.pending_heartbeat.as_deref().map(str::as_bytes) == Some(&payload[..]) {
-                    self.pending_heartbeat = None;
+                if link.pending_heartbeat.as_deref().map(str::as_bytes) == Some(&payload[..]) {
+                    link.pending_heartbeat = None;
                 }
             }
             WsFrame::Close(reason) => self.on_close(reason, ctx),
-        }
-    }
-
-    fn on_continuation(&mut self, item: Item, ctx: &mut Context<Self>) {
-        let limit = self.parts.config.max_frame_bytes;
-        let (chunk, first, last) = match item {
-            Item::FirstText(chunk) => (chunk, Some(false), false),
-            Item::FirstBinary(chunk) => (chunk, Some(true), false),
-            Item::Continue(chunk) => (chunk, None, false),
-            Item::Last(chunk) => (chunk, None, true),
-        };
-        if let Some(binary) = first {
-            self.partial = Some(BytesMut::new());
-            self.partial_is_binary = binary;
-        }
-        let Some(partial) = self.partial.as_mut() else {
-            return self.lost("continuation without a first frame", ctx);
-        };
-        if partial.len() + chunk.len() > limit {
-            return self.lost("reassembled message larger than max_frame_bytes", ctx);
-        }
-        partial.extend_from_slice(&chunk);
-        if last {
-            if let Some(whole) = self.partial.take() {
-                let frame = if self.partial_is_binary {
-                    WsFrame::Binary(whole.freeze())
-                } else {
-                    WsFrame::Text(whole.freeze())
-                };
-                self.on_frame(frame, ctx);
-            }
         }
     }
 
@@ -480,42 +436,11 @@ impl Connection {
     }
 }
 
-/// A WebSocket URL: `ws://` or `wss://` and a host.
-fn check_url(url: &str) -> Result<(), String> {
-    let uri: actix_web::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("ws" | "wss"), Some(_)) => Ok(()),
-        _ => Err(format!(
-            "{url}: expected ws://host[:port]/path or wss://..."
-        )),
-    }
-}
-
-/// Close codes after which redialling cannot help (NET-9).
-pub(crate) fn is_terminal(code: u16) -> bool {
-    matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
-}
-
-/// The HTTP client's error, in its words.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct ClientError(String);
-
-fn classify(error: WsClientError) -> DialError {
-    match error {
-        WsClientError::InvalidResponseStatus(status) => DialError::new(DialErrorKind::Refused {
-            status: status.as_u16(),
-        }),
-        // awc's errors are not `Send`: keep their words as the source.
-        other => DialError::caused_by(DialErrorKind::Connect, ClientError(other.to_string())),
-    }
-}
-
 impl Actor for Connection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if !self.closed {
+        if !self.state.is_closed() {
             self.schedule_dial(Duration::ZERO, ctx);
         }
     }
@@ -525,8 +450,9 @@ impl Supervised for Connection {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // A restart cleared the old context's timers, stream and dial: forget
         // their handles, cancel nothing.
-        self.redial = None;
-        self.dialing = None;
+        if let LinkState::Waiting { .. } | LinkState::Dialing { .. } = self.state {
+            self.state = LinkState::Idle;
+        }
         if self.detach("connection actor restarted", CloseCode::Restart) {
             metrics::counter!("switchboard_client_restarts_total").increment(1);
         }
@@ -570,7 +496,7 @@ impl Handler<ForceRestart> for Connection {
     type Result = ();
 
     fn handle(&mut self, _: ForceRestart, ctx: &mut Context<Self>) {
-        if !self.closed {
+        if !self.state.is_closed() {
             ctx.stop();
         }
     }

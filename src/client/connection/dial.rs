@@ -1,0 +1,86 @@
+//! One dial: the URL it goes to, the credential it carries, the WebSocket
+//! handshake, and what a failure means.
+
+use awc::error::WsClientError;
+
+use super::super::auth::Credential;
+use super::super::config::{ConnectionConfig, WireProtocol};
+use super::super::error::{DialError, DialErrorKind};
+use crate::protocol::phoenix;
+
+/// The socket of a successful dial.
+pub(super) type Framed = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// The URL of the next dial: the configured one with the params evaluated
+/// now (and, for Phoenix, `vsn=2.0.0`).
+pub(super) fn dial_url(config: &ConnectionConfig) -> String {
+    let mut params = config
+        .params
+        .as_ref()
+        .map(|params| params())
+        .unwrap_or_default();
+    if config.protocol == WireProtocol::Phoenix {
+        params.retain(|(key, _)| key != "vsn");
+        params.push(("vsn".to_owned(), phoenix::VSN.to_owned()));
+    }
+    if params.is_empty() {
+        return config.url.clone();
+    }
+    let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+    let separator = if config.url.contains('?') { '&' } else { '?' };
+    format!("{}{separator}{query}", config.url)
+}
+
+/// A WebSocket URL: `ws://` or `wss://` and a host.
+pub(super) fn check_url(url: &str) -> Result<(), DialError> {
+    let invalid = |reason: String| DialError::new(DialErrorKind::Url { reason });
+    let uri: actix_web::http::Uri = url.parse().map_err(|e| invalid(format!("{url}: {e}")))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("ws" | "wss"), Some(_)) => Ok(()),
+        _ => Err(invalid(format!(
+            "{url}: expected ws://host[:port]/path or wss://..."
+        ))),
+    }
+}
+
+/// Dials `url` with `credential`: the WebSocket handshake, bounded by the
+/// config's connect timeout (the caller bounds the token provider too).
+pub(super) async fn connect(
+    config: &ConnectionConfig,
+    url: String,
+    credential: &Credential,
+) -> Result<Framed, DialError> {
+    let client = awc::Client::builder()
+        .timeout(config.connect_timeout)
+        .finish();
+    let mut request = client.ws(url).max_frame_size(config.max_frame_bytes);
+    request = match credential {
+        Credential::Nothing => request,
+        Credential::Bearer(token) => request.bearer_auth(token),
+        Credential::Basic(user, password) => request.basic_auth(user, Some(password)),
+    };
+    request
+        .connect()
+        .await
+        .map(|(_, framed)| framed)
+        .map_err(classify)
+}
+
+/// Close codes after which redialling cannot help (NET-9).
+pub(crate) fn is_terminal(code: u16) -> bool {
+    matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
+}
+
+/// The HTTP client's error, in its words (awc's errors are not `Send`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ClientError(String);
+
+fn classify(error: WsClientError) -> DialError {
+    match error {
+        WsClientError::InvalidResponseStatus(status) => DialError::new(DialErrorKind::Refused {
+            status: status.as_u16(),
+        }),
+        other => DialError::caused_by(DialErrorKind::Connect, ClientError(other.to_string())),
+    }
+}
