@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use actix::Addr;
 
-use super::auth::ClientAuth;
-use super::backoff::ReconnectPolicy;
+use crate::client::auth::ClientAuth;
+use crate::client::backoff::ReconnectPolicy;
 use crate::sequence::Snapshotter;
 
 /// Extra query parameters, computed again before every dial (PHX-C1).

@@ -25,3 +25,14 @@ pub(crate) struct TransportDown;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(crate) struct ConnectionClosed;
+
+/// Close the socket for good (no redial). Answers once the close is under way.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Shutdown;
+
+/// Stop the actor so its supervisor restarts it: the socket is dropped and
+/// redialled, every topic rejoined (as after a crash).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ForceRestart;

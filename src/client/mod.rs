@@ -26,32 +26,24 @@
 //! }
 //! ```
 
-pub(crate) mod aspect;
 pub(crate) mod auth;
 pub(crate) mod backoff;
-pub(crate) mod channel_state;
 pub(crate) mod config;
 pub(crate) mod connection;
-pub(crate) mod dial_budget;
-pub(crate) mod direct;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod failure;
 pub(crate) mod gauges;
 pub(crate) mod handle;
 pub(crate) mod link;
-pub(crate) mod link_handle;
 pub(crate) mod peers;
+pub(crate) mod phoenix;
 pub(crate) mod positions;
 pub(crate) mod producer;
-pub(crate) mod producer_handle;
-pub(crate) mod recovery;
 pub(crate) mod refs;
-pub(crate) mod subscription;
 pub(crate) mod switchboard;
 
 pub use crate::transport::RequestError;
-pub use aspect::SchemaCheck;
 pub use auth::{ClientAuth, TokenSource};
 pub use backoff::ReconnectPolicy;
 pub use config::{ConnectionConfig, WireProtocol};
@@ -60,8 +52,9 @@ pub use error::{
     PushError, SendError,
 };
 pub use events::{ConnectEvent, ConnectionStatus};
-pub use handle::PhoenixHandle;
-pub use link_handle::{ConnectionHandle, ConnectionId};
-pub use producer_handle::ProducerHandle;
-pub use subscription::Incoming;
+pub use handle::{ConnectionHandle, ConnectionId};
+pub use phoenix::aspect::SchemaCheck;
+pub use phoenix::handle::PhoenixHandle;
+pub use phoenix::subscription::Incoming;
+pub use producer::handle::ProducerHandle;
 pub use switchboard::{Close, Directory, List, Open, OpenProducer, Switchboard};

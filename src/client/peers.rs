@@ -7,16 +7,16 @@ use std::pin::Pin;
 use actix::dev::SendError;
 use actix::{Actor, Addr, Context, Handler, Message};
 
-use super::link::{ConnectionClosed, TransportDown, TransportUp};
-use super::producer::{Acked, HubRequest, Producer, Throttle};
-use super::subscription::{Inbound, Subscription};
+use crate::client::link::{ConnectionClosed, TransportDown, TransportUp};
+use crate::client::phoenix::subscription::{Inbound, Subscription};
+use crate::client::producer::actor::{Acked, HubRequest, Producer, Throttle};
 use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::transport::correlator::{Correlator, FailAll, Resolve};
 use crate::transport::outbox::Outbox;
 use crate::transport::RequestError;
 
-use super::failure::Failure;
+use crate::client::failure::Failure;
 
 /// A delivery waiting for room in a receiver's mailbox.
 pub(crate) type Backlog = Pin<Box<dyn Future<Output = ()>>>;

@@ -13,20 +13,21 @@ use actix::{Actor, Arbiter, Context, Handler, Message, ResponseFuture, Superviso
 use dashmap::DashMap;
 
 use super::config::{ConnectionConfig, WireProtocol};
-use super::connection::{Connection, ConnectionParts, Shutdown};
-use super::dial_budget::DialBudget;
-use super::direct::DirectWriters;
+use super::connection::{Connection, ConnectionParts};
 use super::error::{DialError, DialErrorKind, OpenError};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
-use super::gauges::TimerGauges;
-use super::handle::PhoenixHandle;
-use super::link_handle::{ConnectionHandle, ConnectionId};
-use super::peers::Peers;
+use super::link::Shutdown;
 use super::positions::Positions;
-use super::producer::Producer;
-use super::producer_handle::ProducerHandle;
 use super::refs::RefCounter;
-use super::subscription::Subscription;
+use crate::client::connection::dial_budget::DialBudget;
+use crate::client::gauges::TimerGauges;
+use crate::client::handle::{ConnectionHandle, ConnectionId};
+use crate::client::peers::Peers;
+use crate::client::phoenix::direct::DirectWriters;
+use crate::client::phoenix::handle::PhoenixHandle;
+use crate::client::phoenix::subscription::Subscription;
+use crate::client::producer::actor::Producer;
+use crate::client::producer::handle::ProducerHandle;
 use crate::transport::correlator::{Correlator, RequestSlots};
 
 /// Opens a supervised connection.
@@ -104,7 +105,8 @@ impl Switchboard {
         let link = ConnectionHandle {
             id,
             url: config.url,
-            connection,
+            shutdown: connection.clone().recipient(),
+            restart: connection.recipient(),
             announcer: parts.announcer,
             gauges: parts.gauges,
         };
@@ -214,7 +216,7 @@ async fn opened<H: std::ops::Deref<Target = ConnectionHandle>>(
         Ok(()) => Ok(handle),
         Err(error) => {
             directory.remove(&handle.id);
-            handle.connection.do_send(Shutdown);
+            handle.shutdown.do_send(Shutdown);
             Err(error)
         }
     }
@@ -289,7 +291,7 @@ impl Handler<Close> for Switchboard {
     fn handle(&mut self, msg: Close, _: &mut Context<Self>) -> bool {
         match self.directory.remove(&msg.0) {
             Some((_, handle)) => {
-                handle.connection.do_send(Shutdown);
+                handle.shutdown.do_send(Shutdown);
                 true
             }
             None => false,

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use super::auth::{Credentials, MissingSecret};
 use super::channel::ChannelRouter;
 use super::service::HubService;
 use super::snapshot;
 use crate::config::Config;
 use crate::sequence::StoreError;
+use crate::server::auth::{Credentials, MissingSecret};
 use crate::sink::{CountingSink, Sink};
 
 /// Why a hub could not be built from its config.

@@ -12,20 +12,15 @@
 pub(crate) mod auth;
 pub(crate) mod builder;
 pub(crate) mod channel;
-pub(crate) mod endpoint;
-pub(crate) mod health;
 pub(crate) mod history;
+pub(crate) mod http;
 pub(crate) mod hub;
-pub(crate) mod ingest_socket;
-pub(crate) mod phoenix_socket;
 pub(crate) mod registry;
-pub(crate) mod routes;
 pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod session;
 pub(crate) mod snapshot;
 pub(crate) mod stats;
-pub(crate) mod upgrade;
 
 pub use crate::transport::RequestError;
 pub use auth::{Credentials, MissingSecret};

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr};
 
-use super::auth::Credentials;
 use super::channel::ChannelRouter;
 use super::history::History;
 use super::hub::{DrainSockets, Hub};
@@ -18,6 +17,7 @@ use crate::ingest::{
     QueueConfig, QueueStatus,
 };
 use crate::protocol::envelope::Envelope;
+use crate::server::auth::Credentials;
 use crate::sink::Sink;
 use crate::transport::RequestError;
 use tokio::sync::Semaphore;

@@ -3,9 +3,9 @@
 
 use awc::error::WsClientError;
 
-use super::super::auth::Credential;
 use super::super::config::{ConnectionConfig, WireProtocol};
 use super::super::error::{DialError, DialErrorKind};
+use crate::client::auth::Credential;
 use crate::protocol::phoenix;
 
 /// The socket of a successful dial.

@@ -9,6 +9,7 @@
 //! its life is one [`LinkState`](state::LinkState).
 
 mod dial;
+pub(crate) mod dial_budget;
 mod reassembly;
 mod state;
 
@@ -16,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler,
-    Supervised, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler, Supervised,
+    WrapFuture,
 };
 use actix_ws::{CloseCode, CloseReason};
 use awc::error::WsProtocolError;
@@ -30,29 +31,19 @@ pub(crate) use self::dial::is_terminal;
 use self::dial::{check_url, dial_url, Framed};
 use self::reassembly::Reassembly;
 use self::state::{DialHistory, Link, LinkState};
-use super::auth::{Credential, TokenCache};
-use super::backoff::Backoff;
 use super::config::ConnectionConfig;
-use super::dial_budget::DialBudget;
 use super::error::{with_sources, DialError, DialErrorKind};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
-use super::gauges::{TimerGauges, TimerGuard};
-use super::peers::Peers;
 use super::refs::RefCounter;
+use crate::client::auth::{Credential, TokenCache};
+use crate::client::backoff::Backoff;
+use crate::client::connection::dial_budget::DialBudget;
+use crate::client::gauges::{TimerGauges, TimerGuard};
+use crate::client::link::{ForceRestart, Shutdown};
+use crate::client::peers::Peers;
 use crate::protocol::phoenix;
 use crate::transport::outbox::{Outbox, OutboxLimits, SlowConsumer};
 use crate::transport::RequestError;
-
-/// Close the socket for good (no redial). Answers once the close is under way.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct Shutdown;
-
-/// Stop the actor so its supervisor restarts it: the socket is dropped and
-/// redialled, every topic rejoined (as after a crash).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct ForceRestart;
 
 /// An item of the socket's read half, tagged with the link it belongs to.
 enum LinkItem {

@@ -1,20 +1,20 @@
 //! The hub's WebSocket routes: the Phoenix endpoint and the ingest endpoint.
 //!
-//! Both make the checks of [`upgrade`](super::upgrade) before upgrading; the
+//! Both make the checks of [`upgrade`](crate::server::http::upgrade) before upgrading; the
 //! Phoenix endpoint first checks the protocol version (403).
 
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::channel::SocketInfo;
-use super::ingest_socket::{IngestDeps, IngestSocket};
-use super::phoenix_socket::{PhoenixSocket, SocketDeps};
-use super::service::HubService;
-use super::session::ServerSession;
-use super::stats::Refusal;
-use super::upgrade::{admit, refused, session_parts, upgrade};
 use crate::protocol::phoenix;
+use crate::server::channel::SocketInfo;
+use crate::server::http::upgrade::{admit, refused, session_parts, upgrade};
+use crate::server::service::HubService;
+use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
+use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
+use crate::server::session::ServerSession;
+use crate::server::stats::Refusal;
 
 /// The subprotocol phoenix.js offers beside its token entry.
 const PHOENIX_SUBPROTOCOL: &str = "phoenix";

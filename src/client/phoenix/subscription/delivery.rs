@@ -6,11 +6,11 @@ use actix::Context;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::super::channel_state::{ChannelEvent, ChannelState};
-use super::super::events::ConnectEvent;
-use super::super::recovery::Step;
-use super::messages::{Incoming, PushSink};
-use super::Subscription;
+use crate::client::events::ConnectEvent;
+use crate::client::phoenix::channel_state::{ChannelEvent, ChannelState};
+use crate::client::phoenix::recovery::Step;
+use crate::client::phoenix::subscription::messages::{Incoming, PushSink};
+use crate::client::phoenix::subscription::Subscription;
 use crate::protocol::phoenix::Frame;
 use crate::sequence::Advance;
 

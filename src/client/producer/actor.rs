@@ -20,9 +20,9 @@ use bytestring::ByteString;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::config::ConnectionConfig;
-use super::failure::Failure;
-use super::link::{ConnectionClosed, TransportDown, TransportUp};
+use crate::client::config::ConnectionConfig;
+use crate::client::failure::Failure;
+use crate::client::link::{ConnectionClosed, TransportDown, TransportUp};
 use crate::protocol::envelope::Envelope;
 use crate::transport::correlator::{outcome, send_request, Correlator, RequestSlots};
 use crate::transport::outbox::Outbox;
@@ -195,7 +195,7 @@ impl Actor for Producer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(super::link::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::client::link::MAILBOX_CAPACITY);
         let every = (self.config.buffer_deadline / 10)
             .clamp(Duration::from_millis(20), Duration::from_secs(1));
         ctx.run_interval(every, |producer, _| producer.sweep());

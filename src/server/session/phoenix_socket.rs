@@ -1,6 +1,6 @@
 //! The Phoenix V2 protocol of one inbound socket: which topics it joined and
 //! how each inbound frame is answered. Transport concerns (timers, close
-//! codes, the socket itself) stay in [`session`](super::session).
+//! codes, the socket itself) stay in [`session`](crate::server::session).
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,14 +9,14 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use serde_json::{json, Value};
 
-use super::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
-use super::history::History;
-use super::registry::Registry;
-use super::session::{Protocol, ServerSession};
-use super::stats::{FrameProblem, HubStats};
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::protocol::resume::{ResumeRequest, UNRECOVERED};
 use crate::protocol::{ChannelErrorCode, DecodeError};
+use crate::server::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
+use crate::server::history::History;
+use crate::server::registry::Registry;
+use crate::server::session::{Protocol, ServerSession};
+use crate::server::stats::{FrameProblem, HubStats};
 use crate::transport::outbox::Outbox;
 use actix::Context;
 

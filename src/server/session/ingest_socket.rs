@@ -17,9 +17,6 @@ use bytestring::ByteString;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use super::registry::{Registry, SenderRequest, SessionId};
-use super::session::{Protocol, ServerSession};
-use super::stats::{FrameProblem, HubStats};
 use crate::config::BidirectionalConfig;
 use crate::ingest::{
     Admission, Backpressure, Dedup, GetQueueStatus, Ingest, IngestOutcome, IngestQueue, Signal,
@@ -27,6 +24,9 @@ use crate::ingest::{
 };
 use crate::protocol::content::EnvelopeKey;
 use crate::protocol::envelope::{self, Body, Envelope};
+use crate::server::registry::{Registry, SenderRequest, SessionId};
+use crate::server::session::{Protocol, ServerSession};
+use crate::server::stats::{FrameProblem, HubStats};
 use crate::sink::{ItemKind, SinkItem};
 use crate::transport::correlator::{
     outcome, send_request, Correlator, FailAll, RequestSlots, Resolve,

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use super::backoff::RejoinBackoff;
+use crate::client::backoff::RejoinBackoff;
 
 /// Where one channel stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

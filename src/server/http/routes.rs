@@ -2,10 +2,10 @@
 
 use actix_web::web;
 
-use super::endpoint;
-use super::health;
-use super::service::HubService;
 use crate::metrics;
+use crate::server::http::endpoint;
+use crate::server::http::health;
+use crate::server::service::HubService;
 
 impl HubService {
     /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint

@@ -9,8 +9,8 @@
 
 use serde::de::DeserializeOwned;
 
-use super::events::{Announcer, ConnectEvent};
-use super::subscription::Incoming;
+use crate::client::events::{Announcer, ConnectEvent};
+use crate::client::phoenix::subscription::Incoming;
 use crate::protocol::content::ContentEnvelope;
 
 /// Checks an envelope before its payload is deserialized (e.g. against the

@@ -7,12 +7,12 @@ use std::sync::{Arc, OnceLock};
 use actix::Addr;
 use serde_json::Value;
 
-use super::error::ProduceError;
-use super::failure::{answered, Failure};
-use super::handle::{stamp, StampFailure};
-use super::link_handle::ConnectionHandle;
-use super::positions::Positions;
-use super::producer::{Producer, Request, SendData};
+use crate::client::error::ProduceError;
+use crate::client::failure::{answered, Failure};
+use crate::client::handle::ConnectionHandle;
+use crate::client::positions::Positions;
+use crate::client::positions::{stamp, StampFailure};
+use crate::client::producer::actor::{Producer, Request, SendData};
 use crate::protocol::content::ContentEnvelope;
 use crate::protocol::envelope::Envelope;
 use crate::sequence::{Advance, Position};

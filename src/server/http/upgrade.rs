@@ -11,10 +11,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use super::registry::{ConnectionSlot, SessionId};
-use super::service::HubService;
-use super::session::SessionParts;
-use super::stats::Refusal;
+use crate::server::registry::{ConnectionSlot, SessionId};
+use crate::server::service::HubService;
+use crate::server::session::SessionParts;
+use crate::server::stats::Refusal;
 use crate::transport::outbox::OutboxLimits;
 
 /// Origin, credentials and capacity; a connection slot when all pass.

@@ -6,9 +6,9 @@ use actix::Message;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::super::direct::ThroughActor;
-use super::super::failure::Failure;
-use super::super::recovery::TopicRecovery;
+use crate::client::failure::Failure;
+use crate::client::phoenix::direct::ThroughActor;
+use crate::client::phoenix::recovery::TopicRecovery;
 use crate::protocol::phoenix::{Frame, Reply};
 
 /// A message the server sent on a topic, as delivered to the application.

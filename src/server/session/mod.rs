@@ -11,6 +11,9 @@
 //! are waiting for a peer that does not read; the actor, its timers and its
 //! mailbox then stall with it, and nothing can close the socket.
 
+pub(crate) mod ingest_socket;
+pub(crate) mod phoenix_socket;
+
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, StreamHandler};
@@ -18,8 +21,8 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 
-use super::registry::{CloseSession, Registry, SessionId};
-use super::stats::{CloseCause, HubStats};
+use crate::server::registry::{CloseSession, Registry, SessionId};
+use crate::server::stats::{CloseCause, HubStats};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use std::sync::Arc;
 

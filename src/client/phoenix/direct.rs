@@ -1,6 +1,6 @@
 //! The direct path of fire-and-forget sends: while a topic is joined and
 //! nothing is waiting for it in the `Subscription`, a
-//! [`PhoenixHandle::send`](super::PhoenixHandle::send) encodes its
+//! [`PhoenixHandle::send`](crate::client::PhoenixHandle::send) encodes its
 //! push and queues it on the socket's outbox itself, without a round trip
 //! through the actor.
 //!
@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytestring::ByteString;
 use serde_json::Value;
 
-use super::refs::RefCounter;
+use crate::client::refs::RefCounter;
 use crate::protocol::phoenix;
 use crate::transport::outbox::Outbox;
 
