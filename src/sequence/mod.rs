@@ -31,13 +31,16 @@
 //! }
 //! ```
 
+mod ledger;
+pub(crate) mod messages;
 pub(crate) mod snapshot;
 pub(crate) mod snapshotter;
 pub(crate) mod store;
 
-pub use snapshot::{ChannelPosition, Snapshot};
-pub use snapshotter::{
+pub use messages::{
     Advance, AdvanceProducer, Flush, FlushPolicy, ForgetProducer, GetSnapshotterStatus, Position,
-    ProducerMarks, Snapshotter, SnapshotterStatus, Stamp, RESERVE_BLOCK,
+    ProducerMarks, SnapshotterStatus, Stamp, RESERVE_BLOCK,
 };
+pub use snapshot::{ChannelPosition, Snapshot};
+pub use snapshotter::Snapshotter;
 pub use store::{FileStore, MemoryStore, SnapshotStore, StoreError};
