@@ -25,13 +25,12 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use super::dedup::DedupTicket;
 use super::outcome::{IngestOutcome, Nack};
 use super::queue::{BoundedQueue, Level, Offered, Signal};
+use super::retry::Retry;
 use crate::config::OnFull;
 use crate::sink::{Sink, SinkError, SinkItem};
 
 /// Most sink acceptances awaited at once.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
-const RETRY_FIRST: Duration = Duration::from_millis(50);
-const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// One item to ingest.
 #[derive(Message)]
@@ -151,10 +150,10 @@ pub struct QueueConfig {
 pub struct IngestQueue {
     queue: BoundedQueue<Ingest>,
     sink: Arc<dyn Sink>,
+    /// An item is being handed to the sink (its outer future runs).
     sending: bool,
     in_flight: usize,
-    retry_wait: bool,
-    retry_delay: Option<Duration>,
+    retry: Retry,
     upstreams: HashMap<u64, Recipient<Backpressure>>,
     stats: Arc<IngestStats>,
     admission: Option<Arc<Semaphore>>,
@@ -178,8 +177,7 @@ impl IngestQueue {
             sink,
             sending: false,
             in_flight: 0,
-            retry_wait: false,
-            retry_delay: None,
+            retry: Retry::default(),
             upstreams: HashMap::new(),
             stats: Arc::new(IngestStats::default()),
             admission,
@@ -240,7 +238,7 @@ impl IngestQueue {
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.sending || self.retry_wait || self.in_flight >= MAX_IN_FLIGHT {
+        if self.sending || self.retry.holds() || self.in_flight >= MAX_IN_FLIGHT {
             return;
         }
         let (entry, signal) = self.queue.pop();
@@ -282,7 +280,7 @@ impl IngestQueue {
     ) {
         match outcome {
             Ok(()) => {
-                self.retry_delay = None;
+                self.retry.succeeded();
                 IngestStats::bump(
                     &self.stats.delivered,
                     "switchboard_ingest_delivered_total",
@@ -304,17 +302,13 @@ impl IngestQueue {
                     "switchboard_ingest_retries_total",
                     "sink",
                 );
-                let delay = self
-                    .retry_delay
-                    .map_or(RETRY_FIRST, |last| (last * 2).min(RETRY_MAX));
-                self.retry_delay = Some(delay);
+                let delay = self.retry.next_delay();
                 tracing::warn!(%error, ?delay, "sink failed; item requeued");
                 let signal = self.queue.requeue_front(std::iter::once(entry));
                 self.signal(signal);
-                if !self.retry_wait {
-                    self.retry_wait = true;
+                if let Some(delay) = self.retry.failed() {
                     ctx.run_later(delay, |queue, ctx| {
-                        queue.retry_wait = false;
+                        queue.retry.timer_fired();
                         queue.pump(ctx);
                     });
                 }

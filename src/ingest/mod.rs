@@ -4,6 +4,7 @@ pub(crate) mod dedup;
 pub(crate) mod ingest_queue;
 pub(crate) mod outcome;
 pub(crate) mod queue;
+pub(crate) mod retry;
 
 pub use crate::config::OnFull;
 pub use dedup::DedupStats;
