@@ -2,12 +2,12 @@
 //!
 //! Every codec here is pure: it turns text into typed values and back, never
 //! panics on input from the network, and reports what was wrong through a typed
-//! error from [`error`].
+//! error ([`DecodeError`]).
 
 pub(crate) mod clock;
 pub mod content;
 pub mod envelope;
-pub mod error;
+pub(crate) mod error;
 pub mod phoenix;
 pub mod resume;
 
