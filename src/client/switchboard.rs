@@ -53,7 +53,25 @@ pub struct List;
 /// The directory of open connections, readable from any thread.
 pub type Directory = Arc<DashMap<ConnectionId, ConnectionHandle>>;
 
-/// The supervisor actor.
+/// The supervisor of an application's outbound connections: [`Open`] a
+/// Phoenix connection, [`OpenProducer`] an envelope producer, [`Close`] one,
+/// [`List`] them. Connections it opens redial with backoff, paced by one
+/// dial budget, and rejoin their topics.
+///
+/// ```no_run
+/// use actix::Actor;
+/// use switchboard::client::{ConnectionConfig, ConnectionStatus, List, Open, Switchboard};
+///
+/// # #[actix::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let board = Switchboard::default().start();
+/// let url = "ws://127.0.0.1:4000/socket/websocket";
+/// let connection = board.send(Open(ConnectionConfig::new(url))).await??;
+/// for (id, url, status) in board.send(List).await? {
+///     println!("{id} {url} {status:?}");
+/// }
+/// assert_ne!(connection.status(), ConnectionStatus::Closed);
+/// # Ok(()) }
+/// ```
 pub struct Switchboard {
     directory: Directory,
     budget: DialBudget,

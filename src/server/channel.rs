@@ -41,6 +41,33 @@ pub struct SocketInfo {
 /// Handlers run inside the socket's session actor: keep them quick, and for
 /// slow work spawn a task that answers later through [`ChannelContext::push`]
 /// or the hub's `Broadcast` message.
+///
+/// ```
+/// use serde_json::{json, Value};
+/// use switchboard::protocol::ChannelErrorCode;
+/// use switchboard::server::{Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, SocketInfo};
+///
+/// /// Members may join with the right password; `shout` reaches everyone.
+/// struct Lounge;
+///
+/// impl Channel for Lounge {
+///     fn join(&self, _: &str, payload: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+///         match payload["password"].as_str() {
+///             Some("open sesame") => Ok(json!({"welcome": true})),
+///             _ => Err(ChannelErrorCode::Forbidden),
+///         }
+///     }
+///
+///     fn handle_in(&self, event: &str, payload: &Value, ctx: &ChannelContext<'_>) -> Result<Outcome, ChannelFailure> {
+///         match event {
+///             "shout" => Ok(Outcome::Ok(json!({"heard_by": ctx.broadcast("shout", payload)}))),
+///             _ => Ok(Outcome::Error(ChannelErrorCode::NotFound)),
+///         }
+///     }
+/// }
+///
+/// let router = ChannelRouter::new().route("lounge:*", Lounge);
+/// ```
 pub trait Channel: Send + Sync + 'static {
     /// Decides a join; `Ok` carries the join reply's response.
     fn join(

@@ -47,7 +47,31 @@ pub(crate) struct IngestParts {
 }
 
 /// A hub: its config, credentials, channels, directory, counters and actor.
-/// Clone it into every actix-web worker and mount it with [`HubService::configure`].
+/// Build it with [`HubService::builder`], clone it into every actix-web
+/// worker and mount it with [`HubService::configure`].
+///
+/// ```no_run
+/// use actix_web::{web, App, HttpResponse, HttpServer};
+/// use serde_json::json;
+/// use switchboard::config::Config;
+/// use switchboard::server::HubService;
+///
+/// # #[actix_web::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = HubService::builder(&Config::default()).build()?;
+/// let app_hub = hub.clone();
+/// HttpServer::new(move || {
+///     App::new()
+///         .configure(|cfg| app_hub.configure(cfg))
+///         .route("/announce", web::post().to(|hub: web::Data<HubService>| async move {
+///             let members = hub.broadcast("room:lobby", "news", &json!({"body": "hi"}));
+///             HttpResponse::Ok().json(json!({"delivered": members}))
+///         }))
+/// })
+/// .bind("127.0.0.1:4000")?
+/// .run()
+/// .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct HubService {
     state: Arc<HubState>,

@@ -33,6 +33,20 @@ use crate::protocol::resume::is_unrecovered;
 
 /// A handle on one supervised Phoenix connection. The methods of
 /// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
+///
+/// ```no_run
+/// # async fn example(connection: switchboard::client::PhoenixHandle) -> Result<(), Box<dyn std::error::Error>> {
+/// use serde_json::json;
+///
+/// connection.join("room:lobby", json!({})).await?;
+/// let reply = connection.push("room:lobby", "ping", json!({"n": 1})).await?; // correlated
+/// connection.send("room:lobby", "typing", json!({})).await?; // fire and forget
+/// let mut news = connection.incoming("room:lobby", Some("news"), 256); // bounded
+/// while let Some(push) = news.recv().await {
+///     println!("{} {}", push.event, push.payload);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct PhoenixHandle {
     pub(crate) link: ConnectionHandle,
