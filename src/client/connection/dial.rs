@@ -67,7 +67,7 @@ pub(super) async fn connect(
 }
 
 /// Close codes after which redialling cannot help (NET-9).
-pub(crate) fn is_terminal(code: u16) -> bool {
+pub(super) fn is_terminal(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
 }
 

@@ -1,0 +1,114 @@
+//! What the `Connection` does with the traffic of a live link: heartbeats
+//! out, and each inbound frame (text to the actors of its protocol, pings,
+//! pongs, fragments, the server's close).
+
+use actix::{AsyncContext, Context};
+use actix_ws::CloseReason;
+use awc::ws::Frame as WsFrame;
+use bytestring::ByteString;
+use serde_json::json;
+
+use super::dial::is_terminal;
+use super::Connection;
+use crate::client::peers::Peers;
+use crate::protocol::phoenix;
+
+impl Connection {
+    pub(super) fn beat(&mut self, generation: u64, ctx: &mut Context<Self>) {
+        if generation != self.generation {
+            return;
+        }
+        let Some(link) = self.state.link_mut() else {
+            return;
+        };
+        if link.pending_heartbeat.is_some() {
+            metrics::counter!("switchboard_client_heartbeat_timeouts_total").increment(1);
+            return self.lost("heartbeat timeout", ctx);
+        }
+        let msg_ref = self.parts.refs.next();
+        if matches!(self.parts.peers, Peers::Envelope { .. }) {
+            // Envelope v1 has no heartbeat message: a WebSocket ping carries the ref.
+            let _ = link.outbox.ping(bytes::Bytes::from(msg_ref.clone()));
+            link.pending_heartbeat = Some(msg_ref);
+            return;
+        }
+        let frame = phoenix::encode_parts(
+            None,
+            Some(&msg_ref),
+            phoenix::PHOENIX_TOPIC,
+            phoenix::HEARTBEAT,
+            &json!({}),
+        );
+        // A full write queue surfaces as SlowConsumer, which drops the socket.
+        let _ = link.outbox.push(ByteString::from(frame));
+        link.pending_heartbeat = Some(msg_ref);
+    }
+
+    pub(super) fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let Some(link) = self.state.link_mut() else {
+            return;
+        };
+        // Borrowed, never cloned: a fresh Addr clone would bypass the
+        // receivers' mailbox capacity on try_send.
+        if let Some(backlog) = self.parts.peers.route(text, &mut link.pending_heartbeat) {
+            // Read nothing more until the receiver has taken it.
+            ctx.wait(actix::fut::wrap_future::<_, Self>(backlog));
+        }
+    }
+
+    pub(super) fn on_frame(&mut self, frame: WsFrame, ctx: &mut Context<Self>) {
+        let Some(link) = self.state.link_mut() else {
+            return;
+        };
+        // Any frame from the server proves the link alive, not only the
+        // heartbeat's answer: a busy link is never mistaken for a dead one.
+        link.pending_heartbeat = None;
+        match frame {
+            WsFrame::Text(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_text(text, ctx),
+                Err(_) => {
+                    metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "invalid_utf8")
+                        .increment(1);
+                }
+            },
+            WsFrame::Continuation(item) => {
+                let limit = self.parts.config.max_frame_bytes;
+                match link.reassembly.push(item, limit) {
+                    Ok(Some(whole)) => self.on_frame(whole, ctx),
+                    Ok(None) => {}
+                    Err(broken) => self.lost(broken.reason(), ctx),
+                }
+            }
+            WsFrame::Binary(_) => {
+                metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "binary")
+                    .increment(1);
+            }
+            WsFrame::Ping(payload) => {
+                let _ = link.outbox.pong(payload);
+            }
+            WsFrame::Pong(payload) => {
+                if link.pending_heartbeat.as_deref().map(str::as_bytes) == Some(&payload[..]) {
+                    link.pending_heartbeat = None;
+                }
+            }
+            WsFrame::Close(reason) => self.on_close(reason, ctx),
+        }
+    }
+
+    pub(super) fn on_close(&mut self, reason: Option<CloseReason>, ctx: &mut Context<Self>) {
+        let code = reason.as_ref().map(|reason| u16::from(reason.code));
+        let words = match &reason {
+            Some(reason) => format!(
+                "server closed with {} {}",
+                u16::from(reason.code),
+                reason.description.as_deref().unwrap_or("")
+            ),
+            None => "server closed".to_owned(),
+        };
+        if code.is_some_and(is_terminal) {
+            return self.close_for_good(words.trim_end(), ctx);
+        }
+        // Any other close, 1000 included, is one the user did not ask for.
+        self.lost(words.trim_end(), ctx);
+    }
+}
