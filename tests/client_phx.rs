@@ -412,6 +412,33 @@ async fn phx_c10_first_join_refusal_is_the_callers_error_and_never_retried() {
 }
 
 #[actix_web::test]
+async fn phx_c10_a_refusal_after_the_caller_timed_out_is_announced_and_ends_the_topic() {
+    let mut server = ScriptServer::start().await;
+    server.script_joins(&[JoinAnswer::Silent, JoinAnswer::Error]);
+    let board = switchboard();
+    let mut config = fast_config(&server.url());
+    config.join_timeout = Duration::from_millis(200);
+    config.buffer_deadline = Duration::from_millis(100);
+    let handle = open(&board, config).await;
+    let mut events = handle.events();
+    let first = handle.join("room:late", json!({})).await;
+    assert!(matches!(first, Err(JoinError::Timeout { .. })), "{first:?}");
+    // The retry after the timeout is refused: nobody waits, so it is an event.
+    let reason = wait_for(&mut events, |event| match event {
+        ConnectEvent::JoinRefused { topic, reason, .. } if topic == "room:late" => {
+            Some(reason.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "forbidden");
+    assert!(matches!(
+        handle.push("room:late", "ping", json!({})).await,
+        Err(PushError::NotJoined { .. })
+    ));
+}
+
+#[actix_web::test]
 async fn phx_c11_requests_in_flight_fail_at_once_on_disconnect() {
     let mut server = ScriptServer::start().await;
     let board = switchboard();
