@@ -413,7 +413,7 @@ async fn phx_c10_first_join_refusal_is_the_callers_error_and_never_retried() {
 
 #[actix_web::test]
 async fn phx_c10_a_refusal_after_the_caller_timed_out_is_announced_and_ends_the_topic() {
-    let mut server = ScriptServer::start().await;
+    let server = ScriptServer::start().await;
     server.script_joins(&[JoinAnswer::Silent, JoinAnswer::Error]);
     let board = switchboard();
     let mut config = fast_config(&server.url());
