@@ -48,6 +48,7 @@ pub mod config;
 pub mod ingest;
 pub(crate) mod metrics;
 pub mod protocol;
+pub(crate) mod report;
 pub mod sequence;
 pub mod server;
 pub mod sink;

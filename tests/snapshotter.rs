@@ -415,7 +415,12 @@ async fn a_failing_write_is_answered_as_an_error_and_retried() {
         .await
         .expect_err("write fails");
     assert_eq!(error.path(), path);
-    assert!(error.to_string().contains("disk full"), "{error}");
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(
+        cause.as_deref(),
+        Some("injected: disk full"),
+        "the cause is the source: {error}"
+    );
     let stamped = within(
         "stamp",
         snapshotter.send(Stamp {

@@ -79,7 +79,8 @@ pub enum OpenError {
     #[error("the first connect failed")]
     FirstConnect(#[source] DialError),
     /// `fail_first_connect` is set and the connection closed for good before
-    /// it was up (a terminal close code, or no retries left).
+    /// it was seen up (closed by the application meanwhile, or closed with a
+    /// terminal code right after the upgrade).
     #[error("the connection closed before it was up: {reason}")]
     ClosedFirst {
         /// Why it closed.
@@ -93,7 +94,9 @@ pub enum OpenError {
 /// Why a join did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JoinError {
-    /// The server refused the join; the topic is not kept or retried.
+    /// The server refused the join this caller waited for; the topic is
+    /// forgotten, not retried (a refusal nobody waits for is the event
+    /// `ConnectEvent::JoinRefused` instead).
     #[error("join of `{topic}` refused: {reason}")]
     Refused {
         /// The topic.
@@ -113,7 +116,8 @@ pub enum JoinError {
         response: Value,
     },
     /// No join reply within the timeout; the topic stays and is rejoined
-    /// with backoff.
+    /// with backoff (a later refusal is announced as
+    /// `ConnectEvent::JoinRefused`).
     #[error("no join reply within {after:?}")]
     Timeout {
         /// The timeout that ran out.
@@ -242,15 +246,3 @@ pub enum ProduceError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the connection is closed")]
 pub struct ConnectionClosed;
-
-/// `error` with its sources, each once: `a: b: c`.
-pub(crate) fn with_sources(error: &(dyn StdError + 'static)) -> String {
-    let mut words = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
-}

@@ -60,10 +60,10 @@ pub enum ConnectEvent {
         /// The join reply's response.
         reply: Value,
     },
-    /// The server refused a join nobody was waiting for. After a reconnect
-    /// (the topic had been joined) it is rejoined again with the Phoenix
-    /// backoff (1 s, 2 s, 5 s, then 10 s); a topic never joined (its
-    /// caller already gave up waiting) is forgotten.
+    /// The server refused a join nobody was waiting for. A rejoin after a
+    /// reconnect (the topic had been joined) is tried again with the Phoenix
+    /// backoff (1 s, 2 s, 5 s, then 10 s); a topic never joined (its caller
+    /// already gave up waiting) is forgotten.
     JoinRefused {
         /// The topic.
         topic: String,

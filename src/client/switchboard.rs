@@ -134,7 +134,7 @@ impl Switchboard {
 
     fn open_phoenix(&mut self, config: ConnectionConfig) -> PhoenixHandle {
         let shared = Shared::new(&config);
-        let correlator = Correlator::new(&shared.slots).start();
+        let correlator = Correlator::new(&shared.slots, "client").start();
         let direct = DirectWriters::default();
         let subscription = Subscription::start_for(
             shared.config.clone(),
@@ -172,7 +172,7 @@ impl Switchboard {
     fn open_producer(&mut self, mut config: ConnectionConfig) -> ProducerHandle {
         config.protocol = WireProtocol::Envelope;
         let shared = Shared::new(&config);
-        let correlator = Correlator::new(&shared.slots).start();
+        let correlator = Correlator::new(&shared.slots, "client").start();
         let producer = Producer::new(
             shared.config.clone(),
             correlator.clone(),

@@ -43,6 +43,7 @@ use super::messages::{
 };
 use super::snapshot::Snapshot;
 use super::store::{MemoryStore, SnapshotStore, StoreError};
+use crate::report::with_sources;
 
 type SharedStore = Arc<Mutex<Box<dyn SnapshotStore>>>;
 
@@ -251,7 +252,7 @@ impl Snapshotter {
         metrics::counter!("switchboard_snapshot_write_errors_total").increment(1);
         tracing::error!(
             path = %self.location.display(),
-            %error,
+            error = %with_sources(error),
             "snapshot write failed; retrying with the next change"
         );
         self.ledger.write_failed(version, error);

@@ -32,7 +32,7 @@ pub trait SnapshotStore: Send + 'static {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Reading, writing, syncing or renaming failed.
-    #[error("snapshot file {}: {source}", path.display())]
+    #[error("snapshot file {}", path.display())]
     Io {
         /// The file (or directory) the operation was on.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum StoreError {
     },
     /// The file exists but is not a snapshot. It is never silently reset:
     /// move it away (or repair it) to start over.
-    #[error("snapshot file {} is corrupt: {source}", path.display())]
+    #[error("snapshot file {} is corrupt", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,

@@ -18,7 +18,7 @@ pub enum BuildError {
     Secret(#[from] MissingSecret),
     /// The configured snapshot file exists but cannot be read (the error
     /// names the file).
-    #[error("snapshot.path: {0}")]
+    #[error("snapshot.path")]
     Snapshot(#[source] StoreError),
 }
 

@@ -19,7 +19,7 @@ pub enum StartError {
     #[error(transparent)]
     Build(#[from] BuildError),
     /// The listen address could not be bound.
-    #[error("cannot listen on {listen}: {source}")]
+    #[error("cannot listen on {listen}")]
     Bind {
         /// The configured address.
         listen: String,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use actix::Addr;
 
 use crate::config::{SnapshotConfig, SnapshotEvery};
+use crate::report::with_sources;
 use crate::sequence::{FileStore, FlushPolicy, SnapshotStore, Snapshotter, StoreError};
 
 impl From<SnapshotEvery> for FlushPolicy {
@@ -42,7 +43,10 @@ pub(crate) fn open(config: &SnapshotConfig) -> (Addr<Snapshotter>, BTreeMap<Stri
     });
     loaded.unwrap_or_else(|error| {
         metrics::counter!("switchboard_snapshot_load_errors_total").increment(1);
-        tracing::error!(%error, "snapshot not loaded; sequence state kept in memory only");
+        tracing::error!(
+            error = %with_sources(&error),
+            "snapshot not loaded; sequence state kept in memory only"
+        );
         (Snapshotter::in_memory(), BTreeMap::new())
     })
 }

@@ -139,7 +139,15 @@ impl<R: Unpin + Send + 'static, E: Failed> Outgoing<R, E> {
     /// It will never be written or answered: fail it with `error` (the slot
     /// is freed).
     pub(crate) fn fail(self, error: E) {
-        let _ = self.responder.send(Err(error));
+        self.answer(Err(error));
+    }
+
+    /// Frees the slot, then answers: a caller that sends its next request
+    /// the moment it has this answer finds the slot free.
+    fn answer(self, outcome: Result<R, E>) {
+        let Outgoing { responder, _permit } = self;
+        drop(_permit);
+        let _ = responder.send(outcome);
     }
 }
 
@@ -214,23 +222,26 @@ struct Pending<R: 'static, E: 'static> {
 pub(crate) struct Correlator<R: 'static, E: 'static = RequestError> {
     pending: HashMap<String, Pending<R, E>>,
     mailbox: usize,
+    /// `client` or `hub`: whose requests, for the metrics.
+    side: &'static str,
 }
 
 impl<R: Unpin + Send + 'static, E: Failed> Correlator<R, E> {
-    /// A correlator for the requests of `slots` (and the connection's own).
-    pub(crate) fn new(slots: &RequestSlots) -> Correlator<R, E> {
+    /// A correlator for the requests of `slots` (and the connection's own)
+    /// made by `side` (`client` or `hub`, the metrics' label).
+    pub(crate) fn new(slots: &RequestSlots, side: &'static str) -> Correlator<R, E> {
         Correlator {
             pending: HashMap::new(),
             // Room for every request in flight plus a burst of replies.
             mailbox: slots.limit() + 1024,
+            side,
         }
     }
 
     fn finish(&mut self, msg_ref: &str, outcome: Result<R, E>) -> Option<SpawnHandle> {
         let pending = self.pending.remove(msg_ref)?;
-        // The caller may have stopped waiting; that is its choice. The
-        // permit goes with the outgoing request, freeing its slot.
-        let _ = pending.outgoing.responder.send(outcome);
+        // The caller may have stopped waiting; that is its choice.
+        pending.outgoing.answer(outcome);
         Some(pending.deadline)
     }
 }
@@ -250,7 +261,8 @@ impl<R: Unpin + Send + 'static, E: Failed> Handler<Register<R, E>> for Correlato
         let msg_ref = msg.msg_ref.clone();
         let after = msg.timeout;
         let deadline = ctx.run_later(after, move |correlator, _| {
-            metrics::counter!("switchboard_request_timeouts_total").increment(1);
+            metrics::counter!("switchboard_request_timeouts_total", "side" => correlator.side)
+                .increment(1);
             correlator.finish(&msg_ref, Err(E::from(RequestError::Timeout { after })));
         });
         let pending = Pending {
@@ -275,7 +287,8 @@ impl<R: Unpin + Send + 'static, E: Failed> Handler<Resolve<R>> for Correlator<R,
                 ctx.cancel_future(deadline);
             }
             None => {
-                metrics::counter!("switchboard_late_replies_total").increment(1);
+                metrics::counter!("switchboard_late_replies_total", "side" => self.side)
+                    .increment(1);
                 tracing::debug!(msg_ref = %msg.msg_ref, "dropped a reply nobody waits for");
             }
         }

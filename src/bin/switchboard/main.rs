@@ -146,7 +146,7 @@ struct Overrides {
 
 fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, String> {
     let mut config = match path {
-        Some(path) => Config::load(&path).map_err(|e| e.to_string())?,
+        Some(path) => Config::load(&path).map_err(|e| with_sources(&e))?,
         None => Config::default(),
     };
     if let Some(listen) = overrides.listen {
@@ -169,17 +169,24 @@ fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
     };
     // Secrets and the snapshot file are checked before anything connects.
     if let Err(error) = HubService::builder(&config).check() {
-        return invalid(&error.to_string());
+        return invalid(&with_sources(&error));
     }
     switchboard::install_prometheus_recorder();
     let outcome = actix_web::rt::System::new().block_on(async move {
         let sink = switchboard::sink::from_config(&config.sink)
             .await
-            .map_err(|e| format!("sink {:?} at {}: {e}", config.sink.kind, config.sink.url))?;
+            .map_err(|e| {
+                format!(
+                    "sink {:?} at {}: {}",
+                    config.sink.kind,
+                    config.sink.url,
+                    with_sources(&e)
+                )
+            })?;
         let hub = HubService::builder(&config)
             .sink(sink)
             .start()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| with_sources(&e))?;
         println!(
             "{}",
             serde_json::json!({"listening": hub.addr().to_string(), "socket": hub.socket_url()})

@@ -78,7 +78,7 @@ pub async fn send(options: SendOptions) -> SendOutcome {
     let handle = match board.send(Open(config)).await {
         Ok(Ok(handle)) => handle,
         Ok(Err(error)) => return SendOutcome::Failed(with_sources(&error)),
-        Err(error) => return SendOutcome::Failed(error.to_string()),
+        Err(error) => return SendOutcome::Failed(with_sources(&error)),
     };
     let outcome = match handle.join(&options.topic, json!({})).await {
         Err(JoinError::Refused { response, .. } | JoinError::Unrecovered { response, .. }) => {

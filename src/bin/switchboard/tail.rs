@@ -92,7 +92,7 @@ pub async fn tail(options: TailOptions, mut out: impl Write) -> std::io::Result<
                     json!({"event": "joined", "topic": topic, "status": reply.status, "response": reply.response})
                 }
                 Err(error) => {
-                    json!({"event": "join_failed", "topic": topic, "error": error.to_string()})
+                    json!({"event": "join_failed", "topic": topic, "error": crate::with_sources(&error)})
                 }
             };
             let _ = report.send(line).await;

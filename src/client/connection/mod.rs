@@ -30,7 +30,7 @@ use self::dial::{check_url, dial_url, Framed};
 use self::reassembly::Reassembly;
 use self::state::{DialHistory, Link, LinkState};
 use super::config::ConnectionConfig;
-use super::error::{with_sources, DialError, DialErrorKind};
+use super::error::{DialError, DialErrorKind};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::refs::RefCounter;
 use crate::client::auth::{Credential, TokenCache};
@@ -39,6 +39,7 @@ use crate::client::connection::dial_budget::DialBudget;
 use crate::client::gauges::{TimerGauges, TimerGuard};
 use crate::client::link::{ForceRestart, Shutdown};
 use crate::client::peers::Peers;
+use crate::report::with_sources;
 use crate::transport::outbox::{Outbox, OutboxLimits, SlowConsumer};
 use crate::transport::RequestError;
 

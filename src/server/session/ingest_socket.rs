@@ -88,7 +88,7 @@ impl IngestSocket {
         deps.registry.add_sender(id, ctx.address().recipient());
         let slots = RequestSlots::new(deps.bidirectional.max_concurrent_requests);
         IngestSocket {
-            correlator: Correlator::new(&slots).start(),
+            correlator: Correlator::new(&slots, "hub").start(),
             slots,
             request_timeout: deps.bidirectional.request_timeout,
             requests: 0,

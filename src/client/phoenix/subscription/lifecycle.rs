@@ -170,23 +170,22 @@ impl Subscription {
                 tracing::warn!(topic = name, response = %reply.response, "join refused");
                 metrics::counter!("switchboard_client_join_refusals_total").increment(1);
                 // The handle turns the error reply into `JoinError::Refused`.
-                let told = !topic.waiters.is_empty();
+                let mut told = false;
                 for waiter in topic.waiters.drain(..) {
-                    let _ = waiter.send(Ok(reply.clone()));
+                    told |= waiter.send(Ok(reply.clone())).is_ok();
                 }
-                let first = !topic.joined_once;
-                if !told || !first {
-                    // Nobody waits for this answer (a rejoin, or a first
-                    // join whose caller already timed out): announce it.
+                if !told {
+                    // Nobody waits for this answer (a rejoin, or a join
+                    // whose caller gave up): announce it.
                     self.announcer.emit(ConnectEvent::JoinRefused {
                         topic: name.to_owned(),
                         reason: refusal_reason(&reply.response),
                         response: reply.response,
                     });
                 }
-                if first {
-                    // Never joined: the caller's error. Nothing is kept or
-                    // retried behind its back.
+                if told || !topic.joined_once {
+                    // A caller was told (its error), or the topic never
+                    // joined: nothing is kept or retried behind its back.
                     return self.drop_topic(name, not_joined(name), ctx);
                 }
                 ChannelEvent::JoinError { join_ref }

@@ -33,11 +33,20 @@ impl Subscription {
         let pending: Vec<Buffered> = topic.buffer.drain(..).collect();
         for item in pending {
             self.buffered_bytes -= item.size;
-            self.write_push(name, join_ref.as_deref(), item);
+            // A buffered send that cannot be written now is counted and
+            // dropped: its caller was answered when it was buffered.
+            let _ = self.write_push(name, join_ref.as_deref(), item);
         }
     }
 
-    pub(super) fn write_push(&mut self, topic: &str, join_ref: Option<&str>, item: Buffered) {
+    /// Writes one push; a push that waits for its reply learns a failure
+    /// through its answer, a fire-and-forget send through the `Err`.
+    pub(super) fn write_push(
+        &mut self,
+        topic: &str,
+        join_ref: Option<&str>,
+        item: Buffered,
+    ) -> Result<(), Failure> {
         let frame = phoenix::encode_parts(
             join_ref,
             Some(&item.msg_ref),
@@ -64,8 +73,10 @@ impl Subscription {
                 metrics::counter!("switchboard_client_sends_dropped_total", "reason" => "write_failed")
                     .increment(1);
                 tracing::warn!(topic, %error, "fire-and-forget send dropped");
+                return Err(error);
             }
         }
+        Ok(())
     }
 
     /// Writes now when joined, else buffers (bounded); returns the sync outcome.
@@ -96,8 +107,7 @@ impl Subscription {
         };
         if topic.state().is_joined() && self.outbox.is_some() {
             let join_ref = topic.state().join_ref().map(str::to_owned);
-            self.write_push(topic_name, join_ref.as_deref(), item);
-            return Ok(());
+            return self.write_push(topic_name, join_ref.as_deref(), item);
         }
         if topic.buffer.len() >= self.config.buffer_max_frames {
             return Err(Failure::BufferFull {
