@@ -140,6 +140,16 @@ impl EnvelopeKey {
     }
 }
 
+/// The fields of a JSON object that carries an `aspect` and a `payload`: a
+/// content envelope, complete or still to be completed (a hub restamps it,
+/// filling what a publisher left out). [`EnvelopeKey::of`] is the test of a
+/// complete one.
+pub(crate) fn envelope_body(value: &Value) -> Option<&serde_json::Map<String, Value>> {
+    let fields = value.as_object()?;
+    (fields.get("aspect").is_some_and(Value::is_string) && fields.contains_key("payload"))
+        .then_some(fields)
+}
+
 /// The producer and sequence of a content envelope, once every required
 /// field is seen to be there with its type.
 fn key_fields(value: &Value) -> Option<(&str, u64)> {

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::HistoryConfig;
 use crate::protocol::clock::unix_millis;
-use crate::protocol::content::EnvelopeKey;
+use crate::protocol::content::envelope_body;
 use crate::protocol::phoenix;
 use crate::protocol::resume::{ResumeReply, ResumeRequest};
 
@@ -81,8 +81,16 @@ impl TopicLog {
     }
 
     fn stamp(&self, topic: &str, event: &str, payload: &Value) -> Value {
-        let mut envelope = if EnvelopeKey::is_envelope(payload) {
-            payload.as_object().cloned().unwrap_or_default()
+        let mut envelope = if let Some(fields) = envelope_body(payload) {
+            // A content envelope, complete or not: completed, then restamped.
+            let mut fields = fields.clone();
+            fields
+                .entry("producer")
+                .or_insert_with(|| json!(HUB_PRODUCER));
+            fields
+                .entry("produced_at")
+                .or_insert_with(|| json!(unix_millis()));
+            fields
         } else {
             let mut wrapped = Map::new();
             wrapped.insert("aspect".to_owned(), json!(event));
@@ -285,6 +293,24 @@ mod tests {
         assert_eq!(frame[4]["payload"], json!({"n": 0}));
         assert_eq!(frame[4]["producer"], json!(HUB_PRODUCER));
         assert_eq!(frame[4]["epoch"], json!("e"));
+    }
+
+    #[test]
+    fn a_partial_envelope_is_completed_and_restamped_not_wrapped() {
+        let mut log = TopicLog::new("e".into(), 4, usize::MAX);
+        let partial = json!({"aspect": "reading", "payload": {"celsius": 21}});
+        let frame = log.append("t", "reading", &partial);
+        let value: Value = serde_json::from_str(&frame).expect("json");
+        let envelope = &value[4];
+        assert_eq!(envelope["payload"], json!({"celsius": 21}), "not wrapped");
+        assert_eq!(envelope["producer"], json!(HUB_PRODUCER));
+        assert!(envelope["produced_at"].as_u64().is_some());
+        assert_eq!(envelope["channel"], json!("t"));
+        assert_eq!(envelope["sequence"], json!(1));
+        assert!(
+            crate::protocol::content::EnvelopeKey::of(envelope).is_some(),
+            "complete now"
+        );
     }
 
     #[test]
