@@ -6,6 +6,10 @@
 //! once and in order, drops duplicates, holds early arrivals while a replay
 //! is still filling the hole before them, and reports a [`Step::Gap`] where
 //! the hub could not fill one.
+//!
+//! Its state is two facts that change apart: where the topic stands
+//! ([`Track`]: the position and the [`Phase`] of what follows it, absent
+//! until there is a position) and where its joins stand ([`Join`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -67,16 +71,51 @@ pub(crate) struct RecoveryStats {
 #[derive(Debug, Clone)]
 pub(crate) struct TopicRecovery {
     strict: bool,
-    epoch: Option<String>,
-    delivered: u64,
-    known: bool,
-    replay_top: Option<u64>,
-    hole_expected: bool,
-    recovering: bool,
-    awaiting_reply: bool,
+    /// `None` until a join reply or a first message gives the topic a position.
+    track: Option<Track>,
+    join: Join,
     held: BTreeMap<u64, Frame>,
     retired: VecDeque<String>,
     stats: RecoveryStats,
+}
+
+/// The position of a topic that has one, and what is expected after it.
+#[derive(Debug, Clone)]
+struct Track {
+    /// The last sequence delivered.
+    delivered: u64,
+    /// Its epoch. `None` only for a position restored without one: it
+    /// resumes nothing, and every epoch the hub sends differs from it.
+    epoch: Option<String>,
+    phase: Phase,
+}
+
+/// What the last join reply said about the messages after the position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing is being replayed: a hole is live, and a rejoin fills it.
+    Live,
+    /// The hub is replaying up to `top`, above the position: messages past
+    /// a hole wait for the replay to reach them.
+    Replaying { top: u64 },
+    /// The hub's history resumes past a hole (it was truncated): the first
+    /// message after the position closes it, as a gap unless it is the next
+    /// one; the replay up to `top`, when above the position, goes on from there.
+    PastHole { top: Option<u64> },
+}
+
+/// Where the topic's joins stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// No join is out and no rejoin asked for: messages are judged as they come.
+    Settled,
+    /// A rejoin was asked for (a live hole, a new epoch) and no reply with a
+    /// position has come since: it is not asked for again.
+    RejoinAsked,
+    /// A join is out: messages are held until its reply says where the
+    /// replay starts. A reply without a position leaves a rejoin that was
+    /// asked for (`rejoin_asked`) asked for.
+    Sent { rejoin_asked: bool },
 }
 
 /// Epochs remembered as past, so their late messages are dropped rather
@@ -88,13 +127,8 @@ impl TopicRecovery {
     pub(crate) fn new(strict: bool) -> TopicRecovery {
         TopicRecovery {
             strict,
-            epoch: None,
-            delivered: 0,
-            known: false,
-            replay_top: None,
-            hole_expected: false,
-            recovering: false,
-            awaiting_reply: false,
+            track: None,
+            join: Join::Settled,
             held: BTreeMap::new(),
             retired: VecDeque::new(),
             stats: RecoveryStats::default(),
@@ -103,17 +137,22 @@ impl TopicRecovery {
 
     /// A topic resuming from a stored position.
     pub(crate) fn restored(strict: bool, delivered: u64, epoch: Option<String>) -> TopicRecovery {
-        TopicRecovery {
-            epoch,
+        let track = Track {
             delivered,
-            known: true,
+            epoch,
+            phase: Phase::Live,
+        };
+        TopicRecovery {
+            track: Some(track),
             ..TopicRecovery::new(strict)
         }
     }
 
     /// The last sequence delivered and its epoch.
     pub(crate) fn position(&self) -> (u64, Option<&str>) {
-        (self.delivered, self.epoch.as_deref())
+        self.track
+            .as_ref()
+            .map_or((0, None), |track| (track.delivered, track.epoch.as_deref()))
     }
 
     /// Counters so far.
@@ -124,12 +163,17 @@ impl TopicRecovery {
 
     /// Adds `resume` to join params when there is a position to resume from.
     pub(crate) fn join_params(&self, params: &Value) -> Value {
-        let (true, Some(epoch)) = (self.known, self.epoch.as_deref()) else {
+        let Some(Track {
+            delivered,
+            epoch: Some(epoch),
+            ..
+        }) = &self.track
+        else {
             return params.clone();
         };
         let resume = ResumeRequest {
-            sequence: self.delivered,
-            epoch: epoch.to_owned(),
+            sequence: *delivered,
+            epoch: epoch.clone(),
             strict: self.strict,
         };
         resume.add_to(params)
@@ -138,7 +182,7 @@ impl TopicRecovery {
     /// A join was sent: messages are held until its reply says where the
     /// replay starts (pushes can overtake the reply on their way here).
     pub(crate) fn joining(&mut self) {
-        self.awaiting_reply = true;
+        self.join = self.join.sent();
     }
 
     /// Applies an ok join reply's `recovered`, `epoch` and `sequence`, then
@@ -146,7 +190,7 @@ impl TopicRecovery {
     /// on and what to do, in order.
     pub(crate) fn on_join_reply(&mut self, response: &Value) -> (Joined, Vec<Step>) {
         let (joined, gap) = self.apply_reply(response);
-        self.awaiting_reply = false;
+        self.join = self.join.answered(joined != Joined::NotSequenced);
         let mut steps: Vec<Step> = gap.into_iter().collect();
         let held = std::mem::take(&mut self.held);
         for (_, frame) in held {
@@ -164,47 +208,55 @@ impl TopicRecovery {
         else {
             return (Joined::NotSequenced, None);
         };
-        let epoch = epoch.as_str();
-        self.recovering = false;
-        if !self.known {
-            self.known = true;
-            self.epoch = Some(epoch.to_owned());
-            self.delivered = top;
+        let Some(track) = self.track.as_mut() else {
+            self.track = Some(Track::live(top, epoch));
             return (Joined::Fresh, None);
-        }
+        };
+        let hole = matches!(track.phase, Phase::PastHole { .. });
         if recovered {
-            self.replay_top = (top > self.delivered).then_some(top);
+            track.phase = if hole {
+                Phase::PastHole {
+                    top: (top > track.delivered).then_some(top),
+                }
+            } else {
+                Phase::Replaying { top }.at(track.delivered)
+            };
             return (Joined::Recovered, None);
         }
-        if self.epoch.as_deref() != Some(epoch) {
+        if track.epoch.as_deref() != Some(epoch.as_str()) {
             // Nothing is stitched across epochs (SEQ-4): start at the new
             // top, or at the first message of the new epoch already held.
             let first_held = self
                 .held
                 .iter()
-                .find(|(_, frame)| frame_epoch(frame) == Some(epoch))
+                .find(|(_, frame)| frame_epoch(frame) == Some(epoch.as_str()))
                 .map(|(sequence, _)| *sequence);
             let start = first_held.map_or(top, |first| first.saturating_sub(1).min(top));
             let gap = Step::Gap {
-                expected: self.delivered.saturating_add(1),
+                expected: track.next(),
                 got: start.saturating_add(1),
             };
-            if let Some(old) = self.epoch.replace(epoch.to_owned()) {
+            if let Some(old) = track.epoch.replace(epoch) {
                 if self.retired.len() == RETIRED_EPOCHS {
                     self.retired.pop_front();
                 }
                 self.retired.push_back(old);
             }
-            self.delivered = start;
-            self.replay_top = None;
+            track.delivered = start;
+            track.phase = if hole {
+                Phase::PastHole { top: None }
+            } else {
+                Phase::Live
+            };
             self.stats.gaps += 1;
             return (Joined::Unrecovered, Some(gap));
         }
         // Same epoch, history truncated: the replay starts past a hole. (A
         // top below the position cannot come from one hub epoch; the
         // position is kept, never lowered, and what follows is judged by it.)
-        self.replay_top = (top > self.delivered).then_some(top);
-        self.hole_expected = true;
+        track.phase = Phase::PastHole {
+            top: (top > track.delivered).then_some(top),
+        };
         (Joined::Unrecovered, None)
     }
 
@@ -215,7 +267,7 @@ impl TopicRecovery {
             return vec![Step::Deliver(frame)];
         };
         let epoch = epoch.to_owned();
-        if self.awaiting_reply {
+        if let Join::Sent { .. } = self.join {
             if self.held.len() < MAX_HELD {
                 self.held.insert(sequence, frame);
             } else {
@@ -224,94 +276,151 @@ impl TopicRecovery {
             }
             return Vec::new();
         }
-        if !self.known {
-            // A message before any join reply: adopt its position.
-            self.known = true;
-            self.epoch = Some(epoch.clone());
-            self.delivered = sequence.saturating_sub(1);
-        }
+        // A message before any join reply: adopt its position.
+        let track = self
+            .track
+            .get_or_insert_with(|| Track::live(sequence.saturating_sub(1), epoch.clone()));
         if self.retired.contains(&epoch) {
             self.stats.stale_epoch += 1;
             return Vec::new();
         }
-        if self.epoch.as_deref() != Some(epoch.as_str()) {
+        if track.epoch.as_deref() != Some(epoch.as_str()) {
             // The hub's history for this topic restarted under us: hold the
             // message and rejoin, which announces the change as a gap.
             if self.held.len() < MAX_HELD {
                 self.held.insert(sequence, frame);
             }
-            if self.recovering {
-                return Vec::new();
-            }
-            self.recovering = true;
-            return vec![Step::Recover];
+            return self.join.ask_rejoin().into_iter().collect();
         }
-        if sequence <= self.delivered {
+        if sequence <= track.delivered {
             self.stats.duplicates += 1;
             return Vec::new();
         }
         let mut steps = Vec::new();
-        if sequence > self.delivered.saturating_add(1) {
-            if self.hole_expected {
-                self.report_gap(sequence, &mut steps);
+        if sequence > track.next() {
+            if let Phase::PastHole { .. } = track.phase {
+                track.report_gap(sequence, &mut self.stats, &mut steps);
             } else {
                 self.held.insert(sequence, frame);
-                let replaying = self.replay_top.is_some_and(|top| self.delivered < top);
                 if self.held.len() > MAX_HELD {
-                    self.give_up_hole(&mut steps);
-                } else if !replaying && !self.recovering {
+                    track.give_up_hole(&mut self.held, &mut self.stats, &mut steps);
+                } else if track.phase == Phase::Live {
                     // A live hole (SEQ-8): ask the hub to replay it.
-                    self.recovering = true;
-                    steps.push(Step::Recover);
+                    steps.extend(self.join.ask_rejoin());
                 }
                 return steps;
             }
         }
-        self.hole_expected = false;
-        self.deliver(frame, &mut steps);
-        self.drain_held(&mut steps);
+        track.deliver(frame, &mut self.stats, &mut steps);
+        track.drain_held(&mut self.held, &mut self.stats, &mut steps);
         steps
+    }
+}
+
+impl Track {
+    /// A position taken from the hub, nothing replayed after it.
+    fn live(delivered: u64, epoch: String) -> Track {
+        Track {
+            delivered,
+            epoch: Some(epoch),
+            phase: Phase::Live,
+        }
+    }
+
+    /// The sequence that is delivered next.
+    fn next(&self) -> u64 {
+        self.delivered.saturating_add(1)
     }
 
     /// The hub will not fill what is missing: report it and carry on.
-    fn give_up_hole(&mut self, steps: &mut Vec<Step>) {
-        if let Some(&first) = self.held.keys().next() {
-            self.report_gap(first, steps);
-            self.drain_held(steps);
+    fn give_up_hole(
+        &mut self,
+        held: &mut BTreeMap<u64, Frame>,
+        stats: &mut RecoveryStats,
+        steps: &mut Vec<Step>,
+    ) {
+        if let Some(&first) = held.keys().next() {
+            self.report_gap(first, stats, steps);
+            self.drain_held(held, stats, steps);
         }
     }
 
-    fn report_gap(&mut self, got: u64, steps: &mut Vec<Step>) {
-        self.stats.gaps += 1;
+    fn report_gap(&mut self, got: u64, stats: &mut RecoveryStats, steps: &mut Vec<Step>) {
+        stats.gaps += 1;
         steps.push(Step::Gap {
-            expected: self.delivered.saturating_add(1),
+            expected: self.next(),
             got,
         });
         self.delivered = got.saturating_sub(1);
-        self.hole_expected = false;
+        self.phase = self.phase.at(self.delivered);
     }
 
-    fn deliver(&mut self, frame: Frame, steps: &mut Vec<Step>) {
-        self.delivered = self.delivered.saturating_add(1);
-        self.stats.delivered += 1;
-        if self.replay_top.is_some_and(|top| self.delivered >= top) {
-            self.replay_top = None;
-        }
+    /// Delivers the next sequence; it closes a hole that was expected, and
+    /// ends a replay that reached its top.
+    fn deliver(&mut self, frame: Frame, stats: &mut RecoveryStats, steps: &mut Vec<Step>) {
+        self.delivered = self.next();
+        stats.delivered += 1;
+        self.phase = self.phase.at(self.delivered);
         steps.push(Step::Deliver(frame));
     }
 
-    fn drain_held(&mut self, steps: &mut Vec<Step>) {
-        while let Some(entry) = self.held.first_entry() {
+    fn drain_held(
+        &mut self,
+        held: &mut BTreeMap<u64, Frame>,
+        stats: &mut RecoveryStats,
+        steps: &mut Vec<Step>,
+    ) {
+        while let Some(entry) = held.first_entry() {
             if *entry.key() <= self.delivered {
                 entry.remove();
-                self.stats.duplicates += 1;
-            } else if *entry.key() == self.delivered.saturating_add(1) {
+                stats.duplicates += 1;
+            } else if *entry.key() == self.next() {
                 let frame = entry.remove();
-                self.deliver(frame, steps);
+                self.deliver(frame, stats, steps);
             } else {
                 break;
             }
         }
+    }
+}
+
+impl Phase {
+    /// What follows a position at `delivered` once any expected hole is
+    /// behind it: the replay, while its top is still above.
+    fn at(self, delivered: u64) -> Phase {
+        match self {
+            Phase::Replaying { top } | Phase::PastHole { top: Some(top) } if top > delivered => {
+                Phase::Replaying { top }
+            }
+            _ => Phase::Live,
+        }
+    }
+}
+
+impl Join {
+    /// A join went out; one already out stays out.
+    fn sent(self) -> Join {
+        let rejoin_asked = matches!(self, Join::RejoinAsked | Join::Sent { rejoin_asked: true });
+        Join::Sent { rejoin_asked }
+    }
+
+    /// Its reply came, `sequenced` when it carried a position.
+    fn answered(self, sequenced: bool) -> Join {
+        match self {
+            Join::RejoinAsked | Join::Sent { rejoin_asked: true } if !sequenced => {
+                Join::RejoinAsked
+            }
+            _ => Join::Settled,
+        }
+    }
+
+    /// A rejoin is wanted: [`Step::Recover`], unless one is asked for or out.
+    fn ask_rejoin(&mut self) -> Option<Step> {
+        if *self != Join::Settled {
+            return None;
+        }
+        *self = Join::RejoinAsked;
+        Some(Step::Recover)
     }
 }
 
@@ -562,5 +671,101 @@ mod tests {
         let mut frame = message(1, "e");
         frame.payload = json!({"plain": true});
         assert_eq!(topic.on_message(frame.clone()), vec![Step::Deliver(frame)]);
+    }
+
+    fn phase(topic: &TopicRecovery) -> Option<Phase> {
+        topic.track.as_ref().map(|track| track.phase)
+    }
+
+    #[test]
+    fn a_position_comes_from_the_first_reply_or_message() {
+        let mut topic = TopicRecovery::new(false);
+        assert_eq!((phase(&topic), topic.position()), (None, (0, None)));
+        assert_eq!(delivered(&feed(&mut topic, &[5], "e")), vec![5]);
+        assert_eq!(
+            (phase(&topic), topic.position()),
+            (Some(Phase::Live), (5, Some("e")))
+        );
+
+        // A reply without a position gives none; a later one with it does.
+        let mut topic = TopicRecovery::new(false);
+        topic.joining();
+        assert_eq!(topic.on_join_reply(&json!({})).0, Joined::NotSequenced);
+        assert_eq!((phase(&topic), topic.join), (None, Join::Settled));
+        topic.joining();
+        assert_eq!(topic.on_join_reply(&reply(false, "e", 7)).0, Joined::Fresh);
+        assert_eq!(
+            (phase(&topic), topic.position()),
+            (Some(Phase::Live), (7, Some("e")))
+        );
+    }
+
+    #[test]
+    fn a_rejoin_is_asked_for_once_until_a_reply_with_a_position() {
+        let mut topic = TopicRecovery::restored(false, 1, Some("e".into()));
+        topic.on_join_reply(&reply(true, "e", 1));
+        assert_eq!(
+            (phase(&topic), topic.join),
+            (Some(Phase::Live), Join::Settled)
+        );
+        assert_eq!(feed(&mut topic, &[3], "e"), vec![Step::Recover]);
+        assert_eq!(topic.join, Join::RejoinAsked);
+        assert!(feed(&mut topic, &[5], "e").is_empty(), "asked for already");
+        topic.joining();
+        assert_eq!(topic.join, Join::Sent { rejoin_asked: true });
+        assert!(feed(&mut topic, &[4], "e").is_empty(), "held for the reply");
+
+        let (_, steps) = topic.on_join_reply(&reply(true, "e", 5));
+        assert!(steps.is_empty(), "3..5 wait for the replay of 2");
+        assert_eq!(topic.join, Join::Settled);
+        assert_eq!(phase(&topic), Some(Phase::Replaying { top: 5 }));
+        assert_eq!(delivered(&feed(&mut topic, &[2], "e")), vec![2, 3, 4, 5]);
+        assert_eq!(phase(&topic), Some(Phase::Live));
+        assert_eq!(
+            feed(&mut topic, &[7], "e"),
+            vec![Step::Recover],
+            "a new hole"
+        );
+    }
+
+    #[test]
+    fn a_reply_without_a_position_leaves_a_rejoin_asked_for() {
+        let mut topic = TopicRecovery::restored(false, 1, Some("e".into()));
+        topic.on_join_reply(&reply(true, "e", 1));
+        assert_eq!(feed(&mut topic, &[3], "e"), vec![Step::Recover]);
+        topic.joining();
+        assert_eq!(topic.on_join_reply(&json!({})).0, Joined::NotSequenced);
+        assert_eq!(topic.join, Join::RejoinAsked);
+        assert_eq!(phase(&topic), Some(Phase::Live), "the phase is kept too");
+        assert!(
+            feed(&mut topic, &[5], "e").is_empty(),
+            "not asked for again"
+        );
+    }
+
+    #[test]
+    fn a_truncated_history_expects_a_hole_then_replays_to_its_top() {
+        let mut topic = TopicRecovery::restored(false, 2, Some("e".into()));
+        topic.on_join_reply(&reply(false, "e", 10));
+        assert_eq!(phase(&topic), Some(Phase::PastHole { top: Some(10) }));
+        let steps = feed(&mut topic, &[8], "e");
+        assert_eq!(
+            steps[0],
+            Step::Gap {
+                expected: 3,
+                got: 8
+            }
+        );
+        assert_eq!(phase(&topic), Some(Phase::Replaying { top: 10 }));
+        // A live message overtaking the rest of the replay waits for it.
+        assert!(feed(&mut topic, &[11], "e").is_empty());
+        assert_eq!(delivered(&feed(&mut topic, &[9, 10], "e")), vec![9, 10, 11]);
+        assert_eq!(phase(&topic), Some(Phase::Live));
+
+        // The next message closes an expected hole even when it leaves none.
+        let mut topic = TopicRecovery::restored(false, 2, Some("e".into()));
+        topic.on_join_reply(&reply(false, "e", 10));
+        assert_eq!(delivered(&feed(&mut topic, &[3], "e")), vec![3]);
+        assert_eq!(phase(&topic), Some(Phase::Replaying { top: 10 }));
     }
 }
