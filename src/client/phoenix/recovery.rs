@@ -212,15 +212,10 @@ impl TopicRecovery {
             self.track = Some(Track::live(top, epoch));
             return (Joined::Fresh, None);
         };
-        let hole = matches!(track.phase, Phase::PastHole { .. });
+        // Each reply says afresh what follows the position: a hole an
+        // earlier reply expected is not carried over.
         if recovered {
-            track.phase = if hole {
-                Phase::PastHole {
-                    top: (top > track.delivered).then_some(top),
-                }
-            } else {
-                Phase::Replaying { top }.at(track.delivered)
-            };
+            track.phase = Phase::Replaying { top }.at(track.delivered);
             return (Joined::Recovered, None);
         }
         if track.epoch.as_deref() != Some(epoch.as_str()) {
@@ -243,11 +238,7 @@ impl TopicRecovery {
                 self.retired.push_back(old);
             }
             track.delivered = start;
-            track.phase = if hole {
-                Phase::PastHole { top: None }
-            } else {
-                Phase::Live
-            };
+            track.phase = Phase::Live;
             self.stats.gaps += 1;
             return (Joined::Unrecovered, Some(gap));
         }
@@ -767,5 +758,27 @@ mod tests {
         topic.on_join_reply(&reply(false, "e", 10));
         assert_eq!(delivered(&feed(&mut topic, &[3], "e")), vec![3]);
         assert_eq!(phase(&topic), Some(Phase::Replaying { top: 10 }));
+    }
+
+    #[test]
+    fn a_later_reply_replaces_the_hole_an_earlier_one_expected() {
+        // Truncated, then (a reconnect) recovered: the replay from 3 is
+        // whole, and a live message overtaking it waits for it.
+        let mut topic = TopicRecovery::restored(false, 2, Some("e".into()));
+        topic.on_join_reply(&reply(false, "e", 10));
+        topic.joining();
+        topic.on_join_reply(&reply(true, "e", 12));
+        assert_eq!(phase(&topic), Some(Phase::Replaying { top: 12 }));
+        let steps = feed(&mut topic, &[13, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "e");
+        assert!(!steps.iter().any(|step| matches!(step, Step::Gap { .. })));
+        assert_eq!(delivered(&steps), (3..=13).collect::<Vec<u64>>());
+
+        // Truncated, then a new epoch: a hole after the new top is live.
+        let mut topic = TopicRecovery::restored(false, 2, Some("e".into()));
+        topic.on_join_reply(&reply(false, "e", 10));
+        topic.joining();
+        topic.on_join_reply(&reply(false, "f", 4));
+        assert_eq!(phase(&topic), Some(Phase::Live));
+        assert_eq!(feed(&mut topic, &[6], "f"), vec![Step::Recover]);
     }
 }
