@@ -27,7 +27,12 @@ async fn phoenix_js_push_reply_round_trip() {
 
 #[actix_web::test]
 async fn phoenix_js_broadcast_to_several_members() {
-    scenario_against_default_hub("phoenix_js_broadcast", "broadcast", &["--count", "5"]).await;
+    scenario_against_default_hub(
+        "phoenix_js_broadcast_to_several_members",
+        "broadcast",
+        &["--count", "5"],
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -52,7 +57,12 @@ async fn phoenix_js_heartbeat() {
 
 #[actix_web::test]
 async fn phoenix_js_rtt_1000_sequential_pushes() {
-    scenario_against_default_hub("phoenix_js_rtt", "rtt", &["--count", "1000"]).await;
+    scenario_against_default_hub(
+        "phoenix_js_rtt_1000_sequential_pushes",
+        "rtt",
+        &["--count", "1000"],
+    )
+    .await;
 }
 
 #[actix_web::test]
