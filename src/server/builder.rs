@@ -25,7 +25,10 @@ pub enum BuildError {
 /// Builds a [`HubService`]: the config, then optionally the channels, the
 /// credentials and the sink. Defaults: `room:*` and the `[history]` patterns
 /// routed to [`RoomChannel`](super::RoomChannel), the credentials named in
-/// `[auth]`, and an in-process [`CountingSink`].
+/// `[auth]`, and an in-process [`CountingSink`]. `[sink]` is not read here,
+/// since connecting to NATS is async: pass
+/// [`sink::from_config`](crate::sink::from_config)'s sink to
+/// [`sink`](HubBuilder::sink), as `switchboard serve` does.
 ///
 /// ```no_run
 /// use switchboard::config::Config;
