@@ -1,6 +1,10 @@
 //! Per-channel sequence state for the content envelope, kept durable across
 //! restarts by the [`Snapshotter`] actor.
 //!
+//! A *channel* here is what the content envelope's `channel` names: the
+//! series one sequence counts within (a hub topic, or `producer:<name>` for
+//! the single series of an envelope producer). It is not a Phoenix channel.
+//!
 //! - Publishers [`Stamp`] each envelope with the next sequence of its
 //!   channel; a sequence is never reused, even after a crash (SEQ-1).
 //! - Receivers [`Advance`] the position of each channel to the last sequence
