@@ -2,6 +2,7 @@
 //! request/reply by id.
 
 pub(crate) mod correlator;
+pub(crate) mod frame_guard;
 pub(crate) mod outbox;
 
 pub use correlator::RequestError;

@@ -4,12 +4,14 @@
 //! Phoenix endpoint first checks the protocol version (403).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::protocol::phoenix;
 use crate::server::channel::SocketInfo;
-use crate::server::http::upgrade::{admit, refused, session_parts, upgrade};
+use crate::server::http::upgrade::{admit, guard_frames, refused, session_parts, upgrade};
 use crate::server::service::HubService;
 use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
 use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
@@ -38,6 +40,12 @@ pub(crate) async fn phoenix_socket(
         Ok(slot) => slot,
         Err(refusal) => return refused(refusal),
     };
+    let oversized = Arc::new(AtomicBool::new(false));
+    let limit = service.config().max_frame_bytes;
+    let body = match guard_frames(&req, body, limit, oversized.clone()).await {
+        Ok(body) => body,
+        Err(error) => return error.error_response(),
+    };
     let (response, session, stream) = match upgrade(&req, body, &[PHOENIX_SUBPROTOCOL], slot) {
         Ok(upgraded) => upgraded,
         Err(error) => return error.error_response(),
@@ -56,7 +64,7 @@ pub(crate) async fn phoenix_socket(
         params,
     };
     ServerSession::start(
-        session_parts(&service, session, stream, id),
+        session_parts(&service, session, stream, id, oversized),
         move |outbox, _| PhoenixSocket::new(info, deps, outbox),
     );
     response
@@ -75,6 +83,12 @@ pub(crate) async fn ingest_socket(
         Ok(slot) => slot,
         Err(refusal) => return refused(refusal),
     };
+    let oversized = Arc::new(AtomicBool::new(false));
+    let limit = service.config().max_frame_bytes;
+    let body = match guard_frames(&req, body, limit, oversized.clone()).await {
+        Ok(body) => body,
+        Err(error) => return error.error_response(),
+    };
     let (response, session, stream) = match upgrade(&req, body, &[], slot) {
         Ok(upgraded) => upgraded,
         Err(error) => return error.error_response(),
@@ -91,7 +105,7 @@ pub(crate) async fn ingest_socket(
         dedup: ingest.dedup.clone(),
     };
     ServerSession::start(
-        session_parts(&service, session, stream, id),
+        session_parts(&service, session, stream, id, oversized),
         move |outbox, ctx| IngestSocket::new(id, deps, outbox, ctx),
     );
     response

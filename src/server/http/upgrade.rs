@@ -4,18 +4,26 @@
 //! the HTTP connection.
 
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::error::PayloadError;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use futures_util::Stream;
 
 use crate::server::registry::{ConnectionSlot, SessionId};
 use crate::server::service::HubService;
 use crate::server::session::SessionParts;
 use crate::server::stats::Refusal;
+use crate::transport::frame_guard::GuardedPayload;
 use crate::transport::outbox::OutboxLimits;
+
+/// A request body as actix-http boxes it.
+type BoxedPayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
 /// Origin, credentials and capacity; a connection slot when all pass.
 /// Every refusal is counted.
@@ -91,12 +99,27 @@ impl MessageBody for SlotBody {
     }
 }
 
+/// `body` behind a frame guard of `limit` bytes (the frame limit is then
+/// enforced at each header, as the bytes arrive); `oversized` is set when
+/// it refuses.
+pub(crate) async fn guard_frames(
+    req: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+    oversized: Arc<AtomicBool>,
+) -> Result<web::Payload, actix_web::Error> {
+    let guarded: BoxedPayloadStream = Box::pin(GuardedPayload::new(body, limit, oversized));
+    let mut payload = actix_web::dev::Payload::from(guarded);
+    web::Payload::from_request(req, &mut payload).await
+}
+
 /// The transport half of a session's parts, from the hub's config.
 pub(crate) fn session_parts(
     service: &HubService,
     session: actix_ws::Session,
     stream: actix_ws::MessageStream,
     id: SessionId,
+    oversized: Arc<AtomicBool>,
 ) -> SessionParts {
     let config = service.config();
     SessionParts {
@@ -113,6 +136,7 @@ pub(crate) fn session_parts(
             max_frames: config.max_outbound_frames,
             max_bytes: config.max_outbound_bytes,
         },
+        oversized,
     }
 }
 

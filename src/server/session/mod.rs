@@ -24,6 +24,7 @@ use actix_ws::{
 use crate::server::registry::{CloseSession, Registry, SessionId};
 use crate::server::stats::{CloseCause, HubStats};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The wire protocol a session speaks: what to do with each text frame.
@@ -52,6 +53,8 @@ pub(crate) struct SessionParts {
     pub idle_timeout: Duration,
     /// Bounds of the outbound queue.
     pub limits: OutboxLimits,
+    /// Set when the inbound frame guard refused a frame at its header.
+    pub oversized: Arc<AtomicBool>,
 }
 
 /// The actor behind one inbound socket speaking `P`.
@@ -64,6 +67,7 @@ pub(crate) struct ServerSession<P: Protocol> {
     idle_timeout: Duration,
     span: tracing::Span,
     registry: Arc<Registry>,
+    oversized: Arc<AtomicBool>,
 }
 
 impl<P: Protocol> ServerSession<P> {
@@ -88,6 +92,7 @@ impl<P: Protocol> ServerSession<P> {
                 idle_timeout: parts.idle_timeout,
                 span: tracing::info_span!("session", id),
                 registry: parts.registry,
+                oversized: parts.oversized,
             }
         })
     }
@@ -181,6 +186,11 @@ impl<P: Protocol> StreamHandler<Result<AggregatedMessage, ProtocolError>> for Se
             Err(ProtocolError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
                 let why = "text frame is not valid UTF-8";
                 return self.close(ctx, CloseCause::InvalidText, CloseCode::Invalid, why);
+            }
+            // The frame guard refused a frame or message at its header.
+            Err(ProtocolError::Io(_)) if self.oversized.load(Ordering::Acquire) => {
+                let why = "frame larger than max_frame_bytes";
+                return self.close(ctx, CloseCause::FrameTooLarge, CloseCode::Size, why);
             }
             // actix-ws reports an oversized fragmented message as an I/O error.
             Err(ProtocolError::Io(error)) if error.to_string().contains("continuation size") => {
