@@ -83,7 +83,10 @@ async fn sec_1_a_huge_announced_frame_closes_1009_at_its_header_on_both_endpoint
     let mut config = test_config();
     config.server.max_frame_bytes = 64 * 1024;
     let hub = start_hub(&config);
-    for (round, path) in ["/socket/websocket?vsn=2.0.0", "/ingest"].iter().enumerate() {
+    for (round, path) in ["/socket/websocket?vsn=2.0.0", "/ingest"]
+        .iter()
+        .enumerate()
+    {
         let started = Instant::now();
         let (code, sent, grown) = announce_huge_frame(&hub, path).await;
         eprintln!(
@@ -101,4 +104,88 @@ async fn sec_1_a_huge_announced_frame_closes_1009_at_its_header_on_both_endpoint
         let closes = hub.service().stats().closes(CloseCause::FrameTooLarge);
         assert_eq!(closes, round as u64 + 1, "{path}: counted");
     }
+}
+
+/// A server that upgrades one client by hand, announces a 2^40-byte frame
+/// and streams up to 64 MiB of it; answers the close code the client sent
+/// and the peak growth of resident memory meanwhile.
+async fn hostile_server(listener: tokio::net::TcpListener) -> (Option<u16>, u64) {
+    let (mut tcp, _) = listener.accept().await.expect("accept");
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.expect("read request");
+        request.push(byte[0]);
+    }
+    let request = String::from_utf8_lossy(&request).to_string();
+    let key = request
+        .lines()
+        .find_map(|line| line.strip_prefix("sec-websocket-key: "))
+        .or_else(|| {
+            request
+                .lines()
+                .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+        })
+        .expect("a key")
+        .trim()
+        .to_owned();
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    tcp.write_all(response.as_bytes()).await.expect("101");
+    let before = resident_bytes();
+    let mut header = vec![0x81, 127];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    tcp.write_all(&header).await.expect("header");
+    let (mut read, mut write) = tcp.into_split();
+    let streamer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        let (mut sent, mut peak) = (0u64, 0u64);
+        while sent < 64 << 20 {
+            match tokio::time::timeout(Duration::from_secs(2), write.write_all(&chunk)).await {
+                Ok(Ok(())) => sent += chunk.len() as u64,
+                _ => break,
+            }
+            peak = peak.max(resident_bytes().saturating_sub(before));
+        }
+        peak
+    });
+    // The client's close frame is masked: [0x88, 0x80 | len, mask(4), code(2) ^ mask].
+    let mut close = [0u8; 8];
+    let code = tokio::time::timeout(WAIT, read.read_exact(&mut close))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .filter(|_| close[0] == 0x88)
+        .map(|_| u16::from_be_bytes([close[6] ^ close[2], close[7] ^ close[3]]));
+    drop(read);
+    (code, streamer.await.expect("streamer"))
+}
+
+#[actix_web::test]
+async fn sec_1_the_client_refuses_a_huge_announced_frame_at_its_header() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "ws://{}/socket/websocket",
+        listener.local_addr().expect("addr")
+    );
+    let server = tokio::spawn(hostile_server(listener));
+    let board = support::client::switchboard();
+    let mut config = support::client::fast_config(&url);
+    config.max_frame_bytes = 64 * 1024;
+    let _connection = support::client::open(&board, config).await;
+    let (code, grown) = tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("in time")
+        .expect("server");
+    eprintln!(
+        "client closed with {code:?}; resident +{} KiB",
+        grown / 1024
+    );
+    assert_eq!(code, Some(1009), "the client closes with 1009");
+    assert!(grown < 16 << 20, "resident memory grew {} MiB", grown >> 20);
 }

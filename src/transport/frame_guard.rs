@@ -14,8 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use actix_codec::{Decoder, Encoder};
 use actix_web::error::PayloadError;
-use bytes::Bytes;
+use actix_ws::Item;
+use awc::error::WsProtocolError as ProtocolError;
+use awc::ws::Frame;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
 /// A frame or message announced larger than the limit.
@@ -198,6 +202,65 @@ where
             },
             other => other,
         }
+    }
+}
+
+/// A WebSocket codec behind a frame guard, for sockets read through a
+/// `Framed` (the client's): a frame or fragmented message announced over the
+/// limit is refused with [`ProtocolError::Overflow`] as soon as its header
+/// is in the read buffer, before the payload is read.
+pub(crate) struct GuardedCodec<C> {
+    inner: C,
+    limit: u64,
+    /// Bytes of the fragmented message in progress.
+    message: u64,
+}
+
+impl<C> GuardedCodec<C> {
+    /// `inner` behind a guard of `limit` bytes.
+    pub(crate) fn new(inner: C, limit: usize) -> GuardedCodec<C> {
+        GuardedCodec {
+            inner,
+            limit: limit as u64,
+            message: 0,
+        }
+    }
+}
+
+impl<C> Decoder for GuardedCodec<C>
+where
+    C: Decoder<Item = Frame, Error = ProtocolError>,
+{
+    type Item = Frame;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        if let Some(header) = parse_header(&src[..src.len().min(14)]) {
+            let so_far = if header.opcode == 0 { self.message } else { 0 };
+            if header.opcode < 0x8 && so_far.saturating_add(header.length) > self.limit {
+                return Err(ProtocolError::Overflow);
+            }
+        }
+        let frame = self.inner.decode(src)?;
+        if let Some(Frame::Continuation(item)) = &frame {
+            self.message = match item {
+                Item::FirstText(chunk) | Item::FirstBinary(chunk) => chunk.len() as u64,
+                Item::Continue(chunk) => self.message + chunk.len() as u64,
+                Item::Last(_) => 0,
+            };
+        }
+        Ok(frame)
+    }
+}
+
+impl<C, I> Encoder<I> for GuardedCodec<C>
+where
+    C: Encoder<I>,
+{
+    type Error = C::Error;
+
+    fn encode(&mut self, item: I, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        self.inner.encode(item, dst)
     }
 }
 

@@ -7,9 +7,10 @@ use super::super::config::{ConnectionConfig, WireProtocol};
 use super::super::error::{DialError, DialErrorKind};
 use crate::client::auth::Credential;
 use crate::protocol::phoenix;
+use crate::transport::frame_guard::GuardedCodec;
 
-/// The socket of a successful dial.
-pub(super) type Framed = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+/// The socket of a successful dial, its frame limit enforced at each header.
+pub(super) type Framed = actix_codec::Framed<awc::BoxedSocket, GuardedCodec<awc::ws::Codec>>;
 
 /// The URL of the next dial: the configured one with the params evaluated
 /// now (and, for Phoenix, `vsn=2.0.0`).
@@ -59,10 +60,11 @@ pub(super) async fn connect(
         Credential::Bearer(token) => request.bearer_auth(token),
         Credential::Basic(user, password) => request.basic_auth(user, Some(password)),
     };
+    let limit = config.max_frame_bytes;
     request
         .connect()
         .await
-        .map(|(_, framed)| framed)
+        .map(|(_, framed)| framed.into_map_codec(|codec| GuardedCodec::new(codec, limit)))
         .map_err(classify)
 }
 

@@ -357,6 +357,15 @@ impl StreamHandler<LinkItem> for Connection {
             LinkItem::Frame(generation, _) | LinkItem::End(generation)
                 if generation != self.generation => {}
             LinkItem::Frame(_, Ok(frame)) => self.on_frame(frame, ctx),
+            LinkItem::Frame(_, Err(WsProtocolError::Overflow)) => {
+                // Refused at its header: nothing of it was read.
+                metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "too_large")
+                    .increment(1);
+                let why = "frame larger than max_frame_bytes";
+                if self.unlink(why, CloseCode::Size, ctx) {
+                    self.retry(ctx);
+                }
+            }
             LinkItem::Frame(_, Err(error)) => self.lost(&format!("read error: {error}"), ctx),
             LinkItem::End(_) => self.lost("socket closed", ctx),
         }
