@@ -513,3 +513,62 @@ async fn metrics_endpoint_exports_prometheus_text() {
         "{body}"
     );
 }
+
+#[actix_web::test]
+async fn phx_s14_a_member_cannot_send_a_reserved_event_and_no_one_receives_it() {
+    let hub = start_hub(&test_config());
+    let mut attacker = Client::to(&hub).await;
+    let mut victim = Client::to(&hub).await;
+    attacker.join("room:a", "1").await;
+    victim.join("room:a", "1").await;
+    for (n, event) in ["phx_close", "phx_error", "phx_reply", "presence_diff"]
+        .iter()
+        .enumerate()
+    {
+        let msg_ref = (n + 2).to_string();
+        attacker
+            .send(Some("1"), Some(&msg_ref), "room:a", event, json!({}))
+            .await;
+        assert_eq!(
+            attacker.recv().await,
+            json!(["1", msg_ref, "room:a", "phx_reply", error("reserved event")]),
+            "{event} is refused"
+        );
+    }
+    // The next thing the victim hears is an ordinary broadcast.
+    attacker
+        .send(Some("1"), Some("9"), "room:a", "shout", json!({"n": 1}))
+        .await;
+    let heard = victim.recv().await;
+    assert_eq!(heard, json!([null, null, "room:a", "shout", {"n": 1}]));
+    assert_eq!(
+        hub.service().stats().problems(FrameProblem::ReservedEvent),
+        4
+    );
+}
+
+#[actix_web::test]
+async fn phx_s14_no_broadcast_carries_a_reserved_event() {
+    let hub = start_hub(&test_config());
+    let mut member = Client::to(&hub).await;
+    member.join("room:a", "1").await;
+    let service = hub.service();
+    assert_eq!(service.broadcast("room:a", "phx_close", &json!({})), 0);
+    assert_eq!(service.broadcast("room:a", "presence_state", &json!({})), 0);
+    let delivered = service
+        .hub()
+        .send(Broadcast {
+            topic: "room:a".into(),
+            event: "phx_error".into(),
+            payload: json!({}),
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivered, 0, "the hub actor refuses it too");
+    assert_eq!(service.broadcast("room:a", "news", &json!({"n": 1})), 1);
+    assert_eq!(
+        member.recv().await,
+        json!([null, null, "room:a", "news", {"n": 1}]),
+        "only the ordinary broadcast arrived"
+    );
+}

@@ -71,6 +71,8 @@ pub enum ChannelErrorCode {
     UnmatchedTopic,
     /// The socket already joined as many topics as it may.
     TooManyChannels,
+    /// The event is one of the protocol's own (`phx_*`, presence).
+    ReservedEvent,
     /// Any other reason, kept verbatim.
     Other(String),
 }
@@ -86,6 +88,7 @@ impl ChannelErrorCode {
             ChannelErrorCode::RateLimited => "rate_limited",
             ChannelErrorCode::UnmatchedTopic => "unmatched topic",
             ChannelErrorCode::TooManyChannels => "too many channels joined",
+            ChannelErrorCode::ReservedEvent => "reserved event",
             ChannelErrorCode::Other(other) => other,
         }
     }
@@ -100,6 +103,7 @@ impl From<String> for ChannelErrorCode {
             "invalid" => ChannelErrorCode::Invalid,
             "rate_limited" => ChannelErrorCode::RateLimited,
             "unmatched topic" => ChannelErrorCode::UnmatchedTopic,
+            "reserved event" => ChannelErrorCode::ReservedEvent,
             "too many channels joined" => ChannelErrorCode::TooManyChannels,
             _ => ChannelErrorCode::Other(code),
         }

@@ -22,6 +22,15 @@ pub const PHX_CLOSE: &str = "phx_close";
 /// The channel crashed on the server.
 pub const PHX_ERROR: &str = "phx_error";
 
+/// Whether `event` is one of the protocol's own: phoenix.js takes a
+/// `phx_*` event (`phx_close`, `phx_error`, `phx_reply`, ...) as its
+/// channel's lifecycle, and `presence_state` / `presence_diff` as the truth
+/// about who is online. No client may send one as an event, and no
+/// broadcast or push may carry one.
+pub fn is_reserved_event(event: &str) -> bool {
+    event.starts_with("phx_") || matches!(event, "presence_state" | "presence_diff")
+}
+
 /// One decoded Phoenix V2 message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
@@ -195,6 +204,23 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_events_and_presence_are_reserved() {
+        for event in [
+            "phx_close",
+            "phx_error",
+            "phx_reply",
+            "phx_join",
+            "phx_anything",
+        ] {
+            assert!(is_reserved_event(event), "{event}");
+        }
+        assert!(is_reserved_event("presence_state") && is_reserved_event("presence_diff"));
+        for event in ["shout", "phx", "presence", "heartbeat", "PHX_CLOSE"] {
+            assert!(!is_reserved_event(event), "{event}");
+        }
+    }
     use serde_json::json;
 
     #[test]

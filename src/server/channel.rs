@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use serde_json::Value;
 
+use super::registry::refuse_reserved;
 use super::registry::{Registry, SessionId};
 use crate::protocol::phoenix;
 use crate::protocol::ChannelErrorCode;
@@ -107,7 +108,8 @@ impl ChannelContext<'_> {
     }
 
     /// Sends `event` to every member of the topic, this socket included;
-    /// returns how many members it was queued for.
+    /// returns how many members it was queued for (0 for a reserved event
+    /// name: `phx_*`, presence).
     pub fn broadcast(&self, event: &str, payload: &Value) -> usize {
         self.registry.broadcast(self.topic, event, payload, None)
     }
@@ -120,8 +122,13 @@ impl ChannelContext<'_> {
     }
 
     /// Pushes `event` to this socket only (`[join_ref, null, topic, event, payload]`).
-    /// Returns false when the socket's outbox is full.
+    /// Returns false when the socket's outbox is full, or for a reserved
+    /// event name (`phx_*`, presence).
     pub fn push(&self, event: &str, payload: &Value) -> bool {
+        if phoenix::is_reserved_event(event) {
+            refuse_reserved(self.topic, event, "push");
+            return false;
+        }
         let frame = phoenix::encode_parts(self.join_ref, None, self.topic, event, payload);
         self.outbox.push(ByteString::from(frame)).is_ok()
     }

@@ -171,6 +171,10 @@ impl Registry {
         payload: &Value,
         except: Option<SessionId>,
     ) -> usize {
+        if phoenix::is_reserved_event(event) {
+            refuse_reserved(topic, event, "broadcast");
+            return 0;
+        }
         if let Some(history) = self.history_for(topic) {
             let log = history.log(topic, |topic| self.member_count(topic) > 0);
             let mut log = history::lock(&log);
@@ -264,4 +268,11 @@ fn send_frame(
         .filter(|(id, _)| Some(**id) != except)
         .filter(|(_, outbox)| outbox.push(frame.clone()).is_ok())
         .count()
+}
+
+/// A broadcast or push of a reserved event name (it would reach phoenix.js
+/// as its channel's own lifecycle): refused, counted and logged.
+pub(crate) fn refuse_reserved(topic: &str, event: &str, path: &'static str) {
+    metrics::counter!("switchboard_reserved_events_refused_total", "path" => path).increment(1);
+    tracing::warn!(topic, event, path, "refused to send a reserved event name");
 }

@@ -130,7 +130,8 @@ impl HubService {
 
     /// Sends `[null, null, topic, event, payload]` to every member of
     /// `topic` now, without a round trip to the hub actor; returns how many
-    /// members it was queued for.
+    /// members it was queued for. A reserved event name (`phx_*`, presence)
+    /// is refused: 0, counted and logged.
     pub fn broadcast(&self, topic: &str, event: &str, payload: &serde_json::Value) -> usize {
         self.state.registry.broadcast(topic, event, payload, None)
     }

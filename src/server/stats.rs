@@ -58,6 +58,9 @@ pub enum FrameProblem {
     TooManyChannels,
     /// A channel handler failed or panicked (`phx_error` sent).
     HandlerFailed,
+    /// A client event named like one of the protocol's own (`phx_*`,
+    /// presence), refused with `reserved event`.
+    ReservedEvent,
 }
 
 impl Refusal {
@@ -95,7 +98,7 @@ impl CloseCause {
 
 impl FrameProblem {
     /// Number of variants (the last one's index + 1).
-    const COUNT: usize = FrameProblem::HandlerFailed as usize + 1;
+    const COUNT: usize = FrameProblem::ReservedEvent as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -107,6 +110,7 @@ impl FrameProblem {
             FrameProblem::UnmatchedTopic => "unmatched_topic",
             FrameProblem::TooManyChannels => "too_many_channels",
             FrameProblem::HandlerFailed => "handler_failed",
+            FrameProblem::ReservedEvent => "reserved_event",
         }
     }
 }

@@ -101,8 +101,18 @@ impl PhoenixSocket {
         match frame.event.as_str() {
             phoenix::PHX_JOIN => self.join(frame),
             phoenix::PHX_LEAVE => self.leave(frame),
+            event if phoenix::is_reserved_event(event) => self.reserved(&frame),
             _ => self.event(frame),
         }
+    }
+
+    /// A client event named like one of the protocol's own: refused,
+    /// counted, never handed to a channel.
+    fn reserved(&mut self, frame: &Frame) {
+        self.stats.frame_problem(FrameProblem::ReservedEvent);
+        tracing::debug!(topic = %frame.topic, event = %frame.event, "refused a reserved event");
+        let refused = Reply::error(&ChannelErrorCode::ReservedEvent);
+        self.reply(frame.join_ref.as_deref(), frame, refused);
     }
 
     /// Answers `invalid` when the payload is not an object; true when it is.
