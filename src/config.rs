@@ -229,8 +229,14 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest inbound frame; a larger one closes the socket with 1009.
     pub max_frame_bytes: usize,
-    /// Origins allowed to connect: empty = same origin only, `*` = any.
+    /// Origins allowed to connect besides the hub's own: exact entries
+    /// (any scheme), or `*` for any. Empty = the hub's own origin only.
     pub allowed_origins: Vec<String>,
+    /// The hub's own origin as browsers see it, e.g.
+    /// `https://chat.example.com` (behind a proxy). Unset: the address the
+    /// server is bound to (on a loopback address, `localhost`, `127.0.0.1`
+    /// and `[::1]` at that port). Never the request's `Host` header.
+    pub public_url: Option<String>,
     /// A socket with no inbound frame for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -257,6 +263,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_frame_bytes: 1024 * 1024,
             allowed_origins: Vec::new(),
+            public_url: None,
             idle_timeout: Duration::from_secs(60),
             max_channels_per_socket: 100,
             max_outbound_frames: 1024,

@@ -293,3 +293,54 @@ async fn oversized_topic_event_or_ref_is_dropped() {
     assert_eq!(hub.service().stats().problems(FrameProblem::Malformed), 3);
     assert_eq!(hub.service().topic_count(), 0);
 }
+
+/// The status of an upgrade request to `hub` carrying `origin` and `host`.
+async fn upgrade_status(hub: &RunningHub, origin: &str, host: &str) -> u16 {
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(v2_url(hub))
+            .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", origin.parse().unwrap());
+    headers.insert("host", host.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected: {other}"),
+    }
+}
+
+#[actix_web::test]
+async fn sec_3_same_origin_is_the_bound_address_not_the_host_header() {
+    let hub = start_hub(&test_config());
+    let port = hub.addr().port();
+    // The DNS-rebinding pattern: Origin and Host agree, and both lie.
+    let evil = format!("evil.example:{port}");
+    assert_eq!(
+        upgrade_status(&hub, &format!("http://{evil}"), &evil).await,
+        403
+    );
+    let loopback = format!("127.0.0.1:{port}");
+    for scheme in ["ftp", "chrome-extension"] {
+        let origin = format!("{scheme}://{loopback}");
+        assert_eq!(
+            upgrade_status(&hub, &origin, &loopback).await,
+            403,
+            "{origin}"
+        );
+    }
+    // The hub's own origin, by any loopback name, is the same origin.
+    for name in ["127.0.0.1", "localhost", "[::1]"] {
+        let origin = format!("http://{name}:{port}");
+        assert_eq!(
+            upgrade_status(&hub, &origin, &loopback).await,
+            101,
+            "{origin}"
+        );
+    }
+    assert_eq!(
+        hub.service()
+            .stats()
+            .refusals(switchboard::server::Refusal::Origin),
+        3
+    );
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::channel::ChannelRouter;
+use super::origin::Origin;
 use super::service::HubService;
 use super::snapshot;
 use crate::config::Config;
@@ -16,6 +17,13 @@ pub enum BuildError {
     /// A secret named in the config is missing.
     #[error(transparent)]
     Secret(#[from] MissingSecret),
+    /// `server.public_url` is not an origin (`http` or `https`, a host, an
+    /// optional port, no path).
+    #[error("server.public_url {url:?} is not an origin like https://chat.example.com")]
+    PublicUrl {
+        /// The configured value.
+        url: String,
+    },
     /// The configured snapshot file exists but cannot be read (the error
     /// names the file).
     #[error("snapshot.path")]
@@ -90,6 +98,7 @@ impl HubBuilder {
     /// Checks what the build would refuse (secrets, the snapshot file)
     /// without starting anything.
     pub fn check(&self) -> Result<(), BuildError> {
+        public_origin(&self.config)?;
         if self.credentials.is_none() {
             Credentials::from_config(&self.config.auth)?;
         }
@@ -108,11 +117,24 @@ impl HubBuilder {
             .router
             .unwrap_or_else(|| ChannelRouter::rooms_with_history(&self.config.history.topics));
         let sink = self.sink.unwrap_or_else(|| Arc::new(CountingSink::new()));
+        let public = public_origin(&self.config)?;
         Ok(HubService::assemble(
             &self.config,
             router,
             credentials,
             sink,
+            public,
         ))
+    }
+}
+
+/// `server.public_url` as an origin, when set.
+fn public_origin(config: &Config) -> Result<Option<Origin>, BuildError> {
+    let Some(url) = &config.server.public_url else {
+        return Ok(None);
+    };
+    match Origin::parse(url) {
+        Some(origin) if origin.is_web() => Ok(Some(origin)),
+        _ => Err(BuildError::PublicUrl { url: url.clone() }),
     }
 }

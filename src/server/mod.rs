@@ -15,6 +15,7 @@ pub(crate) mod channel;
 pub(crate) mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub(crate) mod origin;
 pub(crate) mod registry;
 pub(crate) mod serve;
 pub(crate) mod service;

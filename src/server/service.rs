@@ -18,6 +18,7 @@ use crate::ingest::{
 };
 use crate::protocol::envelope::Envelope;
 use crate::server::auth::Credentials;
+use crate::server::origin::Origin;
 use crate::sink::Sink;
 use crate::transport::RequestError;
 use tokio::sync::Semaphore;
@@ -27,6 +28,8 @@ struct HubState {
     bidirectional: BidirectionalConfig,
     ingest: IngestParts,
     credentials: Credentials,
+    /// `server.public_url`, parsed.
+    public_origin: Option<Origin>,
     router: ChannelRouter,
     registry: Arc<Registry>,
     stats: Arc<HubStats>,
@@ -83,6 +86,7 @@ impl HubService {
         router: ChannelRouter,
         credentials: Credentials,
         sink: Arc<dyn Sink>,
+        public_origin: Option<Origin>,
     ) -> HubService {
         let server = config.server.clone();
         let registry = Arc::new(
@@ -114,6 +118,7 @@ impl HubService {
                 bidirectional: config.bidirectional,
                 ingest,
                 credentials,
+                public_origin,
                 router,
                 registry,
                 stats: Arc::new(HubStats::default()),
@@ -214,6 +219,10 @@ impl HubService {
     /// The server section of the config in force.
     pub fn config(&self) -> &ServerConfig {
         &self.state.config
+    }
+
+    pub(crate) fn public_origin(&self) -> Option<&Origin> {
+        self.state.public_origin.as_ref()
     }
 
     pub(crate) fn credentials(&self) -> &Credentials {

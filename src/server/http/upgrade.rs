@@ -15,6 +15,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::server::origin::{origin_allowed, HubOrigin};
 use crate::server::registry::{ConnectionSlot, SessionId};
 use crate::server::service::HubService;
 use crate::server::session::SessionParts;
@@ -32,7 +33,20 @@ pub(crate) fn admit(
     service: &HubService,
     query_token: Option<&str>,
 ) -> Result<ConnectionSlot, Refusal> {
-    let refusal = if !origin_allowed(req, &service.config().allowed_origins) {
+    let hub = match service.public_origin() {
+        Some(public) => HubOrigin::Public(public.clone()),
+        None => HubOrigin::Bound(req.app_config().local_addr()),
+    };
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|origin| origin.to_str());
+    let allowed = match origin {
+        None => true,
+        Some(Ok(origin)) => origin_allowed(Some(origin), &hub, &service.config().allowed_origins),
+        Some(Err(_)) => false,
+    };
+    let refusal = if !allowed {
         Refusal::Origin
     } else if !service.credentials().admits(req, query_token) {
         Refusal::Unauthorized
@@ -137,61 +151,5 @@ pub(crate) fn session_parts(
             max_bytes: config.max_outbound_bytes,
         },
         oversized,
-    }
-}
-
-/// Empty list: same origin only; `*`: any; otherwise an exact match.
-/// A request without `Origin` (not from a browser) is allowed.
-pub(crate) fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin = origin.trim_end_matches('/');
-    if allowed.is_empty() {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-        return matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
-    }
-    allowed
-        .iter()
-        .any(|entry| entry == "*" || entry.trim_end_matches('/').eq_ignore_ascii_case(origin))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    fn request(origin: Option<&str>) -> HttpRequest {
-        let mut req = TestRequest::default().insert_header((header::HOST, "hub.local:4000"));
-        if let Some(origin) = origin {
-            req = req.insert_header((header::ORIGIN, origin));
-        }
-        req.to_http_request()
-    }
-
-    #[test]
-    fn same_origin_when_list_is_empty() {
-        assert!(origin_allowed(&request(Some("http://hub.local:4000")), &[]));
-        assert!(!origin_allowed(&request(Some("http://evil.example")), &[]));
-        assert!(origin_allowed(&request(None), &[]));
-    }
-
-    #[test]
-    fn star_and_exact_entries() {
-        let star = vec!["*".to_owned()];
-        assert!(origin_allowed(&request(Some("http://any.where")), &star));
-        let list = vec!["https://app.example/".to_owned()];
-        assert!(origin_allowed(&request(Some("https://app.example")), &list));
-        assert!(!origin_allowed(
-            &request(Some("https://other.example")),
-            &list
-        ));
     }
 }
