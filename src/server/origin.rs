@@ -3,8 +3,9 @@
 //! "Same origin" means the hub's own origin as configured
 //! (`server.public_url`), or else the address the server is bound to, never
 //! the request's `Host` header, which a page under a rebinding DNS name
-//! controls. On a loopback address, `localhost`, `127.0.0.1` and `[::1]` at
-//! the bound port all name the hub. Only `http` and `https` origins can be
+//! controls. On a loopback address (or bound to every address),
+//! `localhost`, `127.0.0.1` and `[::1]` at the bound port all name the hub;
+//! any other name needs `public_url`. Only `http` and `https` origins can be
 //! the same origin; anything else must be listed in `allowed_origins`
 //! (exactly), or allowed with `*`. A request without `Origin` (not from a
 //! browser) is allowed: credentials decide for it.
@@ -83,7 +84,9 @@ impl HubOrigin {
                     return false;
                 }
                 let host = origin.host.trim_start_matches('[').trim_end_matches(']');
-                if addr.ip().is_loopback() {
+                if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+                    // Bound to every address, the hub knows only its
+                    // loopback names for sure: others need `public_url`.
                     return matches!(host, "localhost" | "127.0.0.1" | "::1");
                 }
                 host.parse::<std::net::IpAddr>()
@@ -152,6 +155,9 @@ mod tests {
             &[]
         ));
         assert!(origin_allowed(None, &hub, &[]), "not from a browser");
+        let everywhere = bound("0.0.0.0:4000");
+        assert!(origin_allowed(Some("http://localhost:4000"), &everywhere, &[]));
+        assert!(!origin_allowed(Some("http://10.0.0.5:4000"), &everywhere, &[]));
         let public = bound("10.0.0.5:4000");
         assert!(origin_allowed(Some("http://10.0.0.5:4000"), &public, &[]));
         assert!(!origin_allowed(Some("http://localhost:4000"), &public, &[]));
