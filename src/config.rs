@@ -71,6 +71,10 @@ pub struct HistoryConfig {
     /// topic's history is dropped (counted; one without members first) and
     /// restarts in a new epoch.
     pub max_topics: usize,
+    /// Most messages one resume replays; a joiner further behind gets the
+    /// newest this many with `recovered: false` (a Gap it can fill by
+    /// asking for history).
+    pub max_replay: usize,
 }
 
 impl Default for HistoryConfig {
@@ -80,6 +84,7 @@ impl Default for HistoryConfig {
             size: 256,
             max_bytes: 1024 * 1024,
             max_topics: 1000,
+            max_replay: 300,
         }
     }
 }

@@ -397,3 +397,58 @@ async fn seq_8_a_live_gap_rejoins_from_the_position_and_the_replay_fills_it() {
     assert_eq!(next_sequences(&mut pushes, 4).await, vec![1, 2, 3, 4]);
     assert_quiet(&mut pushes).await;
 }
+
+#[actix_rt::test]
+async fn sec_4_a_resume_from_zero_replays_at_most_the_cap() {
+    let mut config = history_config(1000);
+    config.history.max_replay = 50;
+    let hub = start_hub(&config);
+    let mut first = Client::to(&hub).await;
+    let reply = first.join(TOPIC, "1").await;
+    let epoch = reply[4]["response"]["epoch"].clone();
+    broadcast(&hub, 1..=400).await;
+    let mut late = Client::to(&hub).await;
+    late.send(
+        Some("1"),
+        Some("1"),
+        TOPIC,
+        "phx_join",
+        json!({"resume": {"sequence": 0, "epoch": epoch, "strict": false}}),
+    )
+    .await;
+    let reply = late.recv().await;
+    assert_eq!(reply[4]["response"]["recovered"], json!(false), "{reply}");
+    assert_eq!(reply[4]["response"]["sequence"], json!(400));
+    let mut replayed = Vec::new();
+    for _ in 0..50 {
+        replayed.push(late.recv().await[4]["sequence"].as_u64().expect("sequence"));
+    }
+    assert_eq!(
+        replayed,
+        (351..=400).collect::<Vec<_>>(),
+        "the newest 50 only"
+    );
+    // Nothing more was replayed: the next frame is a live one.
+    broadcast(&hub, 401..=401).await;
+    assert_eq!(late.recv().await[4]["sequence"], json!(401));
+}
+
+#[actix_rt::test]
+async fn sec_4_a_wrong_typed_resume_is_refused_not_taken_for_a_fresh_join() {
+    let hub = start_hub(&history_config(16));
+    let mut client = Client::to(&hub).await;
+    client
+        .send(
+            Some("1"),
+            Some("1"),
+            TOPIC,
+            "phx_join",
+            json!({"resume": {"sequence": 1, "epoch": "e", "strict": "yes"}}),
+        )
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!(["1", "1", TOPIC, "phx_reply", error("invalid")])
+    );
+    assert_eq!(hub.service().member_count(TOPIC), 0);
+}

@@ -105,8 +105,10 @@ impl TopicLog {
         Value::Object(envelope)
     }
 
-    /// What a join resuming from `resume` gets (SEQ-4, SEQ-5).
-    pub(crate) fn recover(&self, resume: Option<&ResumeRequest>) -> Recovery {
+    /// What a join resuming from `resume` gets (SEQ-4, SEQ-5): at most
+    /// `max_replay` messages, the newest (a joiner further behind is not
+    /// recovered).
+    pub(crate) fn recover(&self, resume: Option<&ResumeRequest>, max_replay: usize) -> Recovery {
         let answer = |recovered, replay| Recovery {
             reply: ResumeReply {
                 recovered,
@@ -123,10 +125,16 @@ impl TopicLog {
             // Nothing is stitched across epochs.
             return answer(false, Vec::new());
         }
+        let missed = self
+            .ring
+            .iter()
+            .filter(|(sequence, _)| *sequence > resume.sequence)
+            .count();
         let replay: Vec<ByteString> = self
             .ring
             .iter()
             .filter(|(sequence, _)| *sequence > resume.sequence)
+            .skip(missed.saturating_sub(max_replay))
             .map(|(_, frame)| frame.clone())
             .collect();
         let oldest_needed = resume.sequence + 1;
@@ -135,7 +143,10 @@ impl TopicLog {
                 .ring
                 .front()
                 .is_some_and(|(oldest, _)| *oldest <= oldest_needed);
-        answer(contiguous, replay)
+        if contiguous && missed > max_replay {
+            metrics::counter!("switchboard_history_replays_capped_total").increment(1);
+        }
+        answer(contiguous && missed <= max_replay, replay)
     }
 
     /// The log's epoch.
@@ -158,12 +169,18 @@ pub(crate) struct History {
     size: usize,
     max_bytes: usize,
     max_topics: usize,
+    max_replay: usize,
     logs: DashMap<String, Arc<Mutex<TopicLog>>>,
     generation: AtomicU64,
     clock: AtomicU64,
 }
 
 impl History {
+    /// Most messages one resume replays.
+    pub(crate) fn max_replay(&self) -> usize {
+        self.max_replay
+    }
+
     /// Histories for the topics `config` names, in an epoch chosen now.
     pub(crate) fn new(config: &HistoryConfig) -> History {
         History {
@@ -172,6 +189,7 @@ impl History {
             size: config.size.max(1),
             max_bytes: config.max_bytes.max(1),
             max_topics: config.max_topics.max(1),
+            max_replay: config.max_replay,
             logs: DashMap::new(),
             generation: AtomicU64::new(0),
             clock: AtomicU64::new(0),
@@ -287,7 +305,7 @@ mod tests {
     #[test]
     fn sequences_rise_by_one_and_plain_payloads_are_wrapped() {
         let log = log_with(8, 3);
-        let recovery = log.recover(Some(&resume(0, "e")));
+        let recovery = log.recover(Some(&resume(0, "e")), usize::MAX);
         assert_eq!(sequences(&recovery), vec![1, 2, 3]);
         let frame: Value = serde_json::from_str(&recovery.replay[0]).expect("json");
         assert_eq!(frame[4]["payload"], json!({"n": 0}));
@@ -328,30 +346,49 @@ mod tests {
     #[test]
     fn contiguous_history_recovers() {
         let log = log_with(8, 6);
-        let recovery = log.recover(Some(&resume(3, "e")));
+        let recovery = log.recover(Some(&resume(3, "e")), usize::MAX);
         assert!(recovery.reply.recovered);
         assert_eq!(sequences(&recovery), vec![4, 5, 6]);
         assert_eq!(recovery.reply.sequence, 6);
-        let at_top = log.recover(Some(&resume(6, "e")));
+        let at_top = log.recover(Some(&resume(6, "e")), usize::MAX);
         assert!(at_top.reply.recovered && at_top.replay.is_empty());
+    }
+
+    #[test]
+    fn a_replay_is_capped_to_the_newest_and_then_not_recovered() {
+        let log = log_with(100, 50);
+        let capped = log.recover(Some(&resume(0, "e")), 10);
+        assert!(!capped.reply.recovered, "too far behind to be recovered");
+        assert_eq!(sequences(&capped), (41..=50).collect::<Vec<_>>());
+        let within = log.recover(Some(&resume(40, "e")), 10);
+        assert!(within.reply.recovered, "exactly the cap is recovered");
+        assert_eq!(sequences(&within).len(), 10);
     }
 
     #[test]
     fn truncated_history_does_not_recover_but_replays_what_it_has() {
         let log = log_with(3, 10);
-        let recovery = log.recover(Some(&resume(2, "e")));
+        let recovery = log.recover(Some(&resume(2, "e")), usize::MAX);
         assert!(!recovery.reply.recovered);
         assert_eq!(sequences(&recovery), vec![8, 9, 10]);
         // Exactly at the edge it still recovers.
-        assert!(log.recover(Some(&resume(7, "e"))).reply.recovered);
+        assert!(
+            log.recover(Some(&resume(7, "e")), usize::MAX)
+                .reply
+                .recovered
+        );
     }
 
     #[test]
     fn another_epoch_or_a_future_position_does_not_recover() {
         let log = log_with(8, 4);
-        let other = log.recover(Some(&resume(2, "old")));
+        let other = log.recover(Some(&resume(2, "old")), usize::MAX);
         assert!(!other.reply.recovered && other.replay.is_empty());
-        assert!(!log.recover(Some(&resume(9, "e"))).reply.recovered);
+        assert!(
+            !log.recover(Some(&resume(9, "e")), usize::MAX)
+                .reply
+                .recovered
+        );
     }
 
     #[test]
@@ -361,6 +398,7 @@ mod tests {
             size: 4,
             max_bytes: usize::MAX,
             max_topics: 2,
+            max_replay: 300,
         };
         let history = History::new(&config);
         assert!(history.covers("feed:1") && history.covers("exact"));
@@ -388,6 +426,10 @@ mod tests {
         let kept: usize = log.ring.iter().map(|(_, frame)| frame.len()).sum();
         assert!(kept <= 300, "{kept} bytes kept");
         assert_eq!(log.ring.back().map(|(sequence, _)| *sequence), Some(20));
-        assert!(!log.recover(Some(&resume(0, "e"))).reply.recovered);
+        assert!(
+            !log.recover(Some(&resume(0, "e")), usize::MAX)
+                .reply
+                .recovered
+        );
     }
 }

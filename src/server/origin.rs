@@ -156,8 +156,16 @@ mod tests {
         ));
         assert!(origin_allowed(None, &hub, &[]), "not from a browser");
         let everywhere = bound("0.0.0.0:4000");
-        assert!(origin_allowed(Some("http://localhost:4000"), &everywhere, &[]));
-        assert!(!origin_allowed(Some("http://10.0.0.5:4000"), &everywhere, &[]));
+        assert!(origin_allowed(
+            Some("http://localhost:4000"),
+            &everywhere,
+            &[]
+        ));
+        assert!(!origin_allowed(
+            Some("http://10.0.0.5:4000"),
+            &everywhere,
+            &[]
+        ));
         let public = bound("10.0.0.5:4000");
         assert!(origin_allowed(Some("http://10.0.0.5:4000"), &public, &[]));
         assert!(!origin_allowed(Some("http://localhost:4000"), &public, &[]));

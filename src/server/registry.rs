@@ -211,7 +211,7 @@ impl Registry {
     ) -> bool {
         let log = history.log(topic, |topic| self.member_count(topic) > 0);
         let log = history::lock(&log);
-        let recovery = log.recover(resume);
+        let recovery = log.recover(resume, history.max_replay());
         if !reply(&recovery) {
             return false;
         }

@@ -199,8 +199,19 @@ impl PhoenixSocket {
     /// cannot be recovered is refused with `unrecovered`.
     fn join_resuming(&self, history: &History, frame: &Frame, response: Value) -> bool {
         let resume = ResumeRequest::read(&frame.payload);
-        let strict = resume.as_ref().is_some_and(|resume| resume.strict);
         let join_ref = frame.join_ref.as_deref();
+        let asked = frame
+            .payload
+            .get("resume")
+            .is_some_and(|resume| !resume.is_null());
+        if asked && resume.is_none() {
+            // A malformed resume (`strict: "yes"`, a string sequence) is
+            // refused, never taken for a fresh join.
+            self.stats.frame_problem(FrameProblem::InvalidPayload);
+            self.reply(join_ref, frame, Reply::error(&ChannelErrorCode::Invalid));
+            return false;
+        }
+        let strict = resume.as_ref().is_some_and(|resume| resume.strict);
         let accepted = self.registry.subscribe_resuming(
             history,
             &frame.topic,
