@@ -21,6 +21,22 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// Streams up to 64 MiB of a frame's payload into `write` until the peer
+/// stops taking it; answers how much went and the peak growth of resident
+/// memory over `before` meanwhile.
+async fn stream_payload(mut write: tokio::net::tcp::OwnedWriteHalf, before: u64) -> (u64, u64) {
+    let chunk = vec![b'x'; 64 * 1024];
+    let (mut sent, mut peak) = (0u64, 0u64);
+    while sent < 64 << 20 {
+        match tokio::time::timeout(Duration::from_secs(2), write.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len() as u64,
+            _ => break, // refused or stalled: the peer stopped reading
+        }
+        peak = peak.max(resident_bytes().saturating_sub(before));
+    }
+    (sent, peak)
+}
+
 /// Upgrades a raw TCP connection to `path` by hand; answers the socket
 /// once the 101 is read.
 async fn raw_upgrade(hub: &RunningHub, path: &str) -> TcpStream {
@@ -52,19 +68,8 @@ async fn announce_huge_frame(hub: &RunningHub, path: &str) -> (Option<u16>, u64,
     header.extend_from_slice(&(1u64 << 40).to_be_bytes());
     header.extend_from_slice(&[7, 7, 7, 7]);
     tcp.write_all(&header).await.expect("header");
-    let (mut read, mut write) = tcp.into_split();
-    let streamer = tokio::spawn(async move {
-        let chunk = vec![b'x'; 64 * 1024];
-        let (mut sent, mut peak) = (0u64, 0u64);
-        while sent < 64 << 20 {
-            match tokio::time::timeout(Duration::from_secs(2), write.write_all(&chunk)).await {
-                Ok(Ok(())) => sent += chunk.len() as u64,
-                _ => break, // refused or stalled: the hub stopped reading
-            }
-            peak = peak.max(resident_bytes().saturating_sub(before));
-        }
-        (sent, peak)
-    });
+    let (mut read, write) = tcp.into_split();
+    let streamer = tokio::spawn(stream_payload(write, before));
     // The close frame: [0x88, len, code_hi, code_lo, ...].
     let mut close = [0u8; 4];
     let code = tokio::time::timeout(WAIT, read.read_exact(&mut close))
@@ -139,19 +144,8 @@ async fn hostile_server(listener: tokio::net::TcpListener) -> (Option<u16>, u64)
     let mut header = vec![0x81, 127];
     header.extend_from_slice(&(1u64 << 40).to_be_bytes());
     tcp.write_all(&header).await.expect("header");
-    let (mut read, mut write) = tcp.into_split();
-    let streamer = tokio::spawn(async move {
-        let chunk = vec![b'x'; 64 * 1024];
-        let (mut sent, mut peak) = (0u64, 0u64);
-        while sent < 64 << 20 {
-            match tokio::time::timeout(Duration::from_secs(2), write.write_all(&chunk)).await {
-                Ok(Ok(())) => sent += chunk.len() as u64,
-                _ => break,
-            }
-            peak = peak.max(resident_bytes().saturating_sub(before));
-        }
-        peak
-    });
+    let (mut read, write) = tcp.into_split();
+    let streamer = tokio::spawn(stream_payload(write, before));
     // The client's close frame is masked: [0x88, 0x80 | len, mask(4), code(2) ^ mask].
     let mut close = [0u8; 8];
     let code = tokio::time::timeout(WAIT, read.read_exact(&mut close))
@@ -161,7 +155,7 @@ async fn hostile_server(listener: tokio::net::TcpListener) -> (Option<u16>, u64)
         .filter(|_| close[0] == 0x88)
         .map(|_| u16::from_be_bytes([close[6] ^ close[2], close[7] ^ close[3]]));
     drop(read);
-    (code, streamer.await.expect("streamer"))
+    (code, streamer.await.expect("streamer").1)
 }
 
 #[actix_web::test]

@@ -4,14 +4,12 @@
 //! Phoenix endpoint first checks the protocol version (403).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::protocol::phoenix;
 use crate::server::channel::SocketInfo;
-use crate::server::http::upgrade::{admit, guard_frames, refused, session_parts, upgrade};
+use crate::server::http::upgrade::{admit, refused, session_parts, upgrade};
 use crate::server::service::HubService;
 use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
 use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
@@ -40,16 +38,12 @@ pub(crate) async fn phoenix_socket(
         Ok(slot) => slot,
         Err(refusal) => return refused(refusal),
     };
-    let oversized = Arc::new(AtomicBool::new(false));
     let limit = service.config().max_frame_bytes;
-    let body = match guard_frames(&req, body, limit, oversized.clone()).await {
-        Ok(body) => body,
-        Err(error) => return error.error_response(),
-    };
-    let (response, session, stream) = match upgrade(&req, body, &[PHOENIX_SUBPROTOCOL], slot) {
-        Ok(upgraded) => upgraded,
-        Err(error) => return error.error_response(),
-    };
+    let (response, session, stream, oversized) =
+        match upgrade(&req, body, &[PHOENIX_SUBPROTOCOL], slot, limit).await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return error.error_response(),
+        };
     let config = service.config();
     let registry = service.registry().clone();
     let id = registry.next_session_id();
@@ -83,13 +77,8 @@ pub(crate) async fn ingest_socket(
         Ok(slot) => slot,
         Err(refusal) => return refused(refusal),
     };
-    let oversized = Arc::new(AtomicBool::new(false));
     let limit = service.config().max_frame_bytes;
-    let body = match guard_frames(&req, body, limit, oversized.clone()).await {
-        Ok(body) => body,
-        Err(error) => return error.error_response(),
-    };
-    let (response, session, stream) = match upgrade(&req, body, &[], slot) {
+    let (response, session, stream, oversized) = match upgrade(&req, body, &[], slot, limit).await {
         Ok(upgraded) => upgraded,
         Err(error) => return error.error_response(),
     };

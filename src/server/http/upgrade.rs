@@ -73,23 +73,33 @@ pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
     }
 }
 
-/// An upgraded socket: the response to return, and its two halves.
-pub(crate) type Upgraded = (HttpResponse, actix_ws::Session, actix_ws::MessageStream);
+/// An upgraded socket: the response to return, its two halves, and the
+/// flag its frame guard sets when it refuses a frame.
+pub(crate) type Upgraded = (
+    HttpResponse,
+    actix_ws::Session,
+    actix_ws::MessageStream,
+    Arc<AtomicBool>,
+);
 
-/// Upgrades, selecting one of `protocols` when the client offers it. The
-/// slot is freed when actix-http drops the response body, i.e. when the TCP
+/// Upgrades, selecting one of `protocols` when the client offers it, with
+/// inbound frames over `max_frame_bytes` refused at their header. The slot
+/// is freed when actix-http drops the response body, i.e. when the TCP
 /// connection is really gone, not merely when the session stopped.
-pub(crate) fn upgrade(
+pub(crate) async fn upgrade(
     req: &HttpRequest,
     body: web::Payload,
     protocols: &[&str],
     slot: ConnectionSlot,
+    max_frame_bytes: usize,
 ) -> Result<Upgraded, actix_web::Error> {
+    let oversized = Arc::new(AtomicBool::new(false));
+    let body = guard_frames(req, body, max_frame_bytes, oversized.clone()).await?;
     let (response, session, stream) = actix_ws::handle_with_protocols(req, body, protocols)?;
     let response = response
         .map_body(|_, body| SlotBody { body, _slot: slot })
         .map_into_boxed_body();
-    Ok((response, session, stream))
+    Ok((response, session, stream, oversized))
 }
 
 /// A response body that holds a connection slot for as long as it lives.
@@ -116,7 +126,7 @@ impl MessageBody for SlotBody {
 /// `body` behind a frame guard of `limit` bytes (the frame limit is then
 /// enforced at each header, as the bytes arrive); `oversized` is set when
 /// it refuses.
-pub(crate) async fn guard_frames(
+async fn guard_frames(
     req: &HttpRequest,
     body: web::Payload,
     limit: usize,
