@@ -234,6 +234,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest inbound frame; a larger one closes the socket with 1009.
     pub max_frame_bytes: usize,
+    /// Longest query string of an upgrade request; longer ones get 414.
+    pub max_query_bytes: usize,
     /// Origins allowed to connect besides the hub's own: exact entries
     /// (any scheme), or `*` for any. Empty = the hub's own origin only.
     pub allowed_origins: Vec<String>,
@@ -267,6 +269,7 @@ impl Default for ServerConfig {
             ingest_path: "/ingest".to_owned(),
             max_connections: 10_000,
             max_frame_bytes: 1024 * 1024,
+            max_query_bytes: 4096,
             allowed_origins: Vec::new(),
             public_url: None,
             idle_timeout: Duration::from_secs(60),

@@ -344,3 +344,21 @@ async fn sec_3_same_origin_is_the_bound_address_not_the_host_header() {
         3
     );
 }
+
+#[actix_web::test]
+async fn sec_5_a_query_string_past_the_cap_is_refused_with_414_before_it_is_kept() {
+    let hub = start_hub(&test_config());
+    let long = "x".repeat(60 * 1024);
+    let phoenix = format!("{}&pad={long}", v2_url(&hub));
+    assert_eq!(refused_status(phoenix).await, 414);
+    let ingest = format!("ws://{}/ingest?pad={long}", hub.addr());
+    assert_eq!(refused_status(ingest).await, 414);
+    assert_eq!(
+        hub.service()
+            .stats()
+            .refusals(switchboard::server::Refusal::QueryTooLong),
+        2
+    );
+    // A query within the cap still connects.
+    let _fine = Client::connect(format!("{}&pad={}", v2_url(&hub), "x".repeat(1000))).await;
+}

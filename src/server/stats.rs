@@ -18,6 +18,8 @@ pub enum Refusal {
     Origin,
     /// `max_connections` reached, or the hub is draining (503).
     Capacity,
+    /// The query string is longer than `server.max_query_bytes` (414).
+    QueryTooLong,
 }
 
 /// Why the hub closed a socket.
@@ -65,7 +67,7 @@ pub enum FrameProblem {
 
 impl Refusal {
     /// Number of variants (the last one's index + 1).
-    const COUNT: usize = Refusal::Capacity as usize + 1;
+    const COUNT: usize = Refusal::QueryTooLong as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Refusal {
             Refusal::Unauthorized => "unauthorized",
             Refusal::Origin => "origin",
             Refusal::Capacity => "capacity",
+            Refusal::QueryTooLong => "query_too_long",
         }
     }
 }

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::protocol::phoenix;
 use crate::server::channel::SocketInfo;
-use crate::server::http::upgrade::{admit, refused, session_parts, upgrade};
+use crate::server::http::upgrade::{admit, query_fits, refused, session_parts, upgrade};
 use crate::server::service::HubService;
 use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
 use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
@@ -25,6 +25,9 @@ pub(crate) async fn phoenix_socket(
     body: web::Payload,
     service: web::Data<HubService>,
 ) -> HttpResponse {
+    if let Err(refusal) = query_fits(&req, &service) {
+        return refused(refusal);
+    }
     let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
@@ -70,6 +73,9 @@ pub(crate) async fn ingest_socket(
     body: web::Payload,
     service: web::Data<HubService>,
 ) -> HttpResponse {
+    if let Err(refusal) = query_fits(&req, &service) {
+        return refused(refusal);
+    }
     let token = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .ok()
         .and_then(|query| query.get("token").cloned());

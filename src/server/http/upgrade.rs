@@ -26,6 +26,16 @@ use crate::transport::outbox::OutboxLimits;
 /// A request body as actix-http boxes it.
 type BoxedPayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
+/// The query string fits `server.max_query_bytes` (checked first: it is
+/// parsed and kept per socket). A refusal is counted.
+pub(crate) fn query_fits(req: &HttpRequest, service: &HubService) -> Result<(), Refusal> {
+    if req.query_string().len() <= service.config().max_query_bytes {
+        return Ok(());
+    }
+    service.stats().refused(Refusal::QueryTooLong);
+    Err(Refusal::QueryTooLong)
+}
+
 /// Origin, credentials and capacity; a connection slot when all pass.
 /// Every refusal is counted.
 pub(crate) fn admit(
@@ -70,6 +80,7 @@ pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
             .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
             .body("missing or invalid credentials"),
         Refusal::Capacity => HttpResponse::ServiceUnavailable().body("too many connections"),
+        Refusal::QueryTooLong => HttpResponse::UriTooLong().body("query string too long"),
     }
 }
 
