@@ -236,6 +236,9 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Longest query string of an upgrade request; longer ones get 414.
     pub max_query_bytes: usize,
+    /// Environment variable holding a token that `GET /health` and
+    /// `GET /metrics` then require (`Authorization: Bearer`); unset: open.
+    pub admin_token_env: Option<String>,
     /// Origins allowed to connect besides the hub's own: exact entries
     /// (any scheme), or `*` for any. Empty = the hub's own origin only.
     pub allowed_origins: Vec<String>,
@@ -270,6 +273,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_frame_bytes: 1024 * 1024,
             max_query_bytes: 4096,
+            admin_token_env: None,
             allowed_origins: Vec::new(),
             public_url: None,
             idle_timeout: Duration::from_secs(60),

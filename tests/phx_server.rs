@@ -572,3 +572,37 @@ async fn phx_s14_no_broadcast_carries_a_reserved_event() {
         "only the ordinary broadcast arrived"
     );
 }
+
+#[actix_web::test]
+async fn sec_5_health_and_metrics_can_require_an_admin_token() {
+    switchboard::install_prometheus_recorder();
+    let hub = switchboard::server::HubService::builder(&test_config())
+        .admin_token("ops-secret")
+        .start()
+        .expect("hub starts");
+    for route in ["health", "metrics"] {
+        let url = format!("http://{}/{route}", hub.addr());
+        let anonymous = awc::Client::new().get(&url).send().await.unwrap();
+        assert_eq!(
+            anonymous.status().as_u16(),
+            401,
+            "{route} without the token"
+        );
+        let wrong = awc::Client::new()
+            .get(&url)
+            .bearer_auth("guess")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401, "{route} with a wrong token");
+        let admin = awc::Client::new()
+            .get(&url)
+            .bearer_auth("ops-secret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(admin.status().as_u16(), 200, "{route} with the token");
+    }
+    // The sockets themselves are not behind it.
+    let _client = Client::to(&hub).await;
+}

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
-use crate::config::{AuthConfig, AuthType};
+use crate::config::{AuthConfig, AuthType, ServerConfig};
 
 /// Prefix of the token entry phoenix.js puts in `Sec-WebSocket-Protocol`.
 pub(crate) const PHOENIX_TOKEN_PROTOCOL: &str = "base64url.bearer.phx.";
@@ -65,6 +65,17 @@ fn secret(key: &'static str, var: &str) -> Result<Vec<u8>, MissingSecret> {
 }
 
 impl Credentials {
+    /// The token `server.admin_token_env` names, when it names one.
+    pub(crate) fn admin(server: &ServerConfig) -> Result<Option<Credentials>, MissingSecret> {
+        match &server.admin_token_env {
+            Some(var) => Ok(Some(Credentials::Bearer(secret(
+                "server.admin_token_env",
+                var,
+            )?))),
+            None => Ok(None),
+        }
+    }
+
     /// Reads the secrets `auth` names from the environment.
     pub fn from_config(auth: &AuthConfig) -> Result<Credentials, MissingSecret> {
         Ok(match auth.kind {

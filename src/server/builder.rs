@@ -56,6 +56,7 @@ pub struct HubBuilder {
     pub(super) config: Config,
     router: Option<ChannelRouter>,
     credentials: Option<Credentials>,
+    admin_token: Option<Vec<u8>>,
     sink: Option<Arc<dyn Sink>>,
 }
 
@@ -72,6 +73,7 @@ impl HubBuilder {
             config: config.clone(),
             router: None,
             credentials: None,
+            admin_token: None,
             sink: None,
         }
     }
@@ -89,6 +91,14 @@ impl HubBuilder {
         self
     }
 
+    /// A token `GET /health` and `GET /metrics` require
+    /// (`Authorization: Bearer`), instead of the one `server.admin_token_env`
+    /// names.
+    pub fn admin_token(mut self, token: impl Into<Vec<u8>>) -> HubBuilder {
+        self.admin_token = Some(token.into());
+        self
+    }
+
     /// Where the ingest queue delivers.
     pub fn sink(mut self, sink: Arc<dyn Sink>) -> HubBuilder {
         self.sink = Some(sink);
@@ -99,6 +109,9 @@ impl HubBuilder {
     /// without starting anything.
     pub fn check(&self) -> Result<(), BuildError> {
         public_origin(&self.config)?;
+        if self.admin_token.is_none() {
+            Credentials::admin(&self.config.server)?;
+        }
         if self.credentials.is_none() {
             Credentials::from_config(&self.config.auth)?;
         }
@@ -118,12 +131,17 @@ impl HubBuilder {
             .unwrap_or_else(|| ChannelRouter::rooms_with_history(&self.config.history.topics));
         let sink = self.sink.unwrap_or_else(|| Arc::new(CountingSink::new()));
         let public = public_origin(&self.config)?;
+        let admin = match self.admin_token {
+            Some(token) => Some(Credentials::Bearer(token)),
+            None => Credentials::admin(&self.config.server)?,
+        };
         Ok(HubService::assemble(
             &self.config,
             router,
             credentials,
             sink,
             public,
+            admin,
         ))
     }
 }

@@ -30,6 +30,8 @@ struct HubState {
     credentials: Credentials,
     /// `server.public_url`, parsed.
     public_origin: Option<Origin>,
+    /// What `/health` and `/metrics` require, when anything.
+    admin: Option<Credentials>,
     router: ChannelRouter,
     registry: Arc<Registry>,
     stats: Arc<HubStats>,
@@ -87,6 +89,7 @@ impl HubService {
         credentials: Credentials,
         sink: Arc<dyn Sink>,
         public_origin: Option<Origin>,
+        admin: Option<Credentials>,
     ) -> HubService {
         let server = config.server.clone();
         let registry = Arc::new(
@@ -119,6 +122,7 @@ impl HubService {
                 ingest,
                 credentials,
                 public_origin,
+                admin,
                 router,
                 registry,
                 stats: Arc::new(HubStats::default()),
@@ -223,6 +227,14 @@ impl HubService {
 
     pub(crate) fn public_origin(&self) -> Option<&Origin> {
         self.state.public_origin.as_ref()
+    }
+
+    /// Whether `req` may read `/health` and `/metrics`.
+    pub(crate) fn admits_admin(&self, req: &actix_web::HttpRequest) -> bool {
+        self.state
+            .admin
+            .as_ref()
+            .is_none_or(|admin| admin.admits(req, None))
     }
 
     pub(crate) fn credentials(&self) -> &Credentials {

@@ -1,6 +1,7 @@
 //! Where the hub's routes are mounted in an actix-web app.
 
-use actix_web::web;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::metrics;
 use crate::server::http::endpoint;
@@ -18,7 +19,29 @@ impl HubService {
                 &self.config().ingest_path,
                 web::get().to(endpoint::ingest_socket),
             )
-            .route("/health", web::get().to(health::health))
-            .route("/metrics", web::get().to(metrics::render));
+            .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics));
     }
+}
+
+/// `GET /health`, behind `server.admin_token_env` when set.
+async fn health(req: HttpRequest, service: web::Data<HubService>) -> HttpResponse {
+    if !service.admits_admin(&req) {
+        return unauthorized();
+    }
+    health::health(service).await
+}
+
+/// `GET /metrics`, behind `server.admin_token_env` when set.
+async fn metrics(req: HttpRequest, service: web::Data<HubService>) -> HttpResponse {
+    if !service.admits_admin(&req) {
+        return unauthorized();
+    }
+    metrics::render().await
+}
+
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+        .body("this route requires the admin token")
 }
