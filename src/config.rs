@@ -297,6 +297,8 @@ pub enum AuthType {
     Bearer,
     /// HTTP basic auth.
     Basic,
+    /// Several bearer tokens, each naming a principal (`name=token,...`).
+    Tokens,
 }
 
 /// Credentials for inbound connections. Secrets come from environment
@@ -313,6 +315,9 @@ pub struct AuthConfig {
     pub basic_username_env: String,
     /// Environment variable holding the basic-auth password.
     pub basic_password_env: String,
+    /// Environment variable holding `name=token` pairs, comma separated
+    /// (`type = "tokens"`): each sender is the principal its token names.
+    pub tokens_env: String,
 }
 
 impl Default for AuthConfig {
@@ -320,6 +325,7 @@ impl Default for AuthConfig {
         AuthConfig {
             kind: AuthType::None,
             bearer_token_env: "SWITCHBOARD_TOKEN".to_owned(),
+            tokens_env: "SWITCHBOARD_TOKENS".to_owned(),
             basic_username_env: "SWITCHBOARD_USERNAME".to_owned(),
             basic_password_env: "SWITCHBOARD_PASSWORD".to_owned(),
         }
@@ -429,6 +435,7 @@ impl Config {
                 non_empty("auth.basic_username_env", &auth.basic_username_env)?;
                 non_empty("auth.basic_password_env", &auth.basic_password_env)?;
             }
+            AuthType::Tokens => non_empty("auth.tokens_env", &auth.tokens_env)?,
         }
         Ok(())
     }

@@ -211,3 +211,63 @@ async fn ingest_shares_the_pre_upgrade_checks() {
     client.send_text(data("m1", 1)).await;
     assert_eq!(next_of(&mut client, "ack").await["id"], "m1");
 }
+
+/// A data envelope carrying a content envelope of `producer` at `sequence`.
+fn sequenced(id: &str, producer: &str, sequence: u64) -> String {
+    json!({"type": "data", "id": id, "timestamp": 1, "payload": {
+        "channel": "sensors", "aspect": "reading", "sequence": sequence,
+        "produced_at": 1, "producer": producer, "payload": {"n": sequence}
+    }})
+    .to_string()
+}
+
+fn two_principals() -> Credentials {
+    Credentials::Tokens(vec![
+        ("alice".to_owned(), b"alice-token".to_vec()),
+        ("bob".to_owned(), b"bob-token".to_vec()),
+    ])
+}
+
+#[actix_web::test]
+async fn sec_2_one_credential_cannot_suppress_another_credentials_producer() {
+    let (hub, sink) = start_ingest_hub(&test_config(), two_principals());
+    let url = |token: &str| format!("{}?token={token}", ingest_url(&hub));
+    let mut bob = Client::connect(url("bob-token")).await;
+    // Bob uses Alice's producer name first, and jumps near the top.
+    for sequence in 1..=3 {
+        let id = format!("b{sequence}");
+        bob.send_text(sequenced(&id, "probe-7", sequence)).await;
+        assert_eq!(next_of(&mut bob, "ack").await["id"], id.as_str());
+    }
+    bob.send_text(sequenced("b-top", "probe-7", u64::MAX - 1))
+        .await;
+    let refused = next_of(&mut bob, "nack").await;
+    assert_eq!(
+        refused["payload"]["reason"], "sequence_out_of_window",
+        "{refused}"
+    );
+    assert_eq!(sink.stored(), 3, "the jump was not stored");
+    // Alice's own messages of that name are hers: all stored.
+    let mut alice = Client::connect(url("alice-token")).await;
+    for sequence in 1..=3 {
+        let id = format!("a{sequence}");
+        alice.send_text(sequenced(&id, "probe-7", sequence)).await;
+        assert_eq!(next_of(&mut alice, "ack").await["id"], id.as_str());
+    }
+    assert_eq!(sink.stored(), 6, "none of alice's was taken for bob's");
+    assert_eq!(hub.service().dedup_stats().out_of_window, 1);
+}
+
+#[actix_web::test]
+async fn sec_2_producer_names_are_bounded_in_length() {
+    let (hub, sink) = start_ingest_hub(&test_config(), Credentials::Open);
+    let mut client = Client::connect(ingest_url(&hub)).await;
+    let huge = "p".repeat(16 * 1024);
+    client.send_text(sequenced("m1", &huge, 1)).await;
+    let refused = next_of(&mut client, "nack").await;
+    assert_eq!(
+        refused["payload"]["reason"], "producer_too_long",
+        "{refused}"
+    );
+    assert_eq!(sink.stored(), 0);
+}

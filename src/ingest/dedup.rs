@@ -40,6 +40,21 @@ pub(crate) const MAX_ACCEPTED_WINDOW: usize = 4096;
 /// Most resends waiting on one in-flight message; more are nacked `busy`.
 const MAX_WAITERS: usize = 16;
 
+/// Most producers one principal may have tracked; a new one past it is
+/// refused (counted), so one credential cannot fill the table.
+pub(crate) const MAX_PRODUCERS_PER_PRINCIPAL: usize = 1000;
+
+/// Furthest a known producer's sequence may jump above its floor; further
+/// is refused, and the floor never moves for it.
+pub(crate) const MAX_SEQUENCE_JUMP: u64 = 1 << 20;
+
+/// The principal a scoped producer name (`principal/name`) belongs to.
+fn principal_of(producer: &str) -> &str {
+    producer
+        .split_once('/')
+        .map_or(producer, |(principal, _)| principal)
+}
+
 /// What to do with an arriving message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -52,6 +67,10 @@ pub(crate) enum Admission {
     /// The original is on its way and too many resends already wait on it:
     /// nack this one (`busy`); the sender resends it later.
     Busy,
+    /// A new producer past its principal's cap: refused.
+    TooManyProducers,
+    /// A sequence too far above the producer's floor: refused.
+    OutOfWindow,
 }
 
 struct Waiter {
@@ -100,7 +119,24 @@ impl ProducerState {
 #[derive(Default)]
 struct Table {
     producers: HashMap<String, ProducerState>,
+    /// Producers tracked per principal.
+    per_principal: HashMap<String, usize>,
     clock: u64,
+}
+
+impl Table {
+    fn forget(&mut self, producer: &str) {
+        if self.producers.remove(producer).is_none() {
+            return;
+        }
+        let principal = principal_of(producer);
+        if let Some(count) = self.per_principal.get_mut(principal) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_principal.remove(principal);
+            }
+        }
+    }
 }
 
 /// Counters of the deduplication.
@@ -114,6 +150,10 @@ pub struct DedupStats {
     pub joined_in_flight: u64,
     /// Resends nacked because too many already waited.
     pub busy: u64,
+    /// New producers refused at their principal's cap.
+    pub too_many_producers: u64,
+    /// Messages refused for a sequence too far above the floor.
+    pub out_of_window: u64,
     /// Producers forgotten at the cap.
     pub evicted: u64,
 }
@@ -175,7 +215,7 @@ impl Dedup {
         marks: BTreeMap<String, u64>,
         snapshotter: Option<Addr<Snapshotter>>,
     ) -> Arc<Dedup> {
-        let producers = marks
+        let producers: HashMap<String, ProducerState> = marks
             .into_iter()
             .take(MAX_PRODUCERS)
             .map(|(producer, floor)| {
@@ -186,9 +226,16 @@ impl Dedup {
                 (producer, state)
             })
             .collect();
+        let mut per_principal = HashMap::new();
+        for producer in producers.keys() {
+            *per_principal
+                .entry(principal_of(producer).to_owned())
+                .or_insert(0) += 1;
+        }
         Arc::new(Dedup {
             table: Mutex::new(Table {
                 producers,
+                per_principal,
                 clock: 0,
             }),
             stats: Mutex::new(DedupStats::default()),
@@ -209,14 +256,34 @@ impl Dedup {
         let mut table = lock(&self.table);
         table.clock += 1;
         let now = table.clock;
-        if !table.producers.contains_key(&key.producer)
-            && table.producers.len() >= self.max_producers
-        {
-            self.evict_one(&mut table);
+        if !table.producers.contains_key(&key.producer) {
+            let principal = principal_of(&key.producer);
+            if table.per_principal.get(principal).copied().unwrap_or(0)
+                >= MAX_PRODUCERS_PER_PRINCIPAL
+            {
+                drop(table);
+                self.count(Admission::TooManyProducers);
+                return (Admission::TooManyProducers, None);
+            }
+            if table.producers.len() >= self.max_producers {
+                self.evict_one(&mut table);
+            }
+            *table.per_principal.entry(principal.to_owned()).or_insert(0) += 1;
+            // The first message the hub sees of a producer is its lowest
+            // unacked one: everything below it was stored before.
+            let state = ProducerState {
+                floor: key.sequence.saturating_sub(1),
+                ..ProducerState::default()
+            };
+            table.producers.insert(key.producer.clone(), state);
         }
-        let state = table.producers.entry(key.producer.clone()).or_default();
+        let Some(state) = table.producers.get_mut(&key.producer) else {
+            return (Admission::Busy, None);
+        };
         state.last_seen = now;
-        let admission = if let Some(waiters) = state.in_flight.get_mut(&key.sequence) {
+        let admission = if key.sequence > state.floor.saturating_add(MAX_SEQUENCE_JUMP) {
+            Admission::OutOfWindow
+        } else if let Some(waiters) = state.in_flight.get_mut(&key.sequence) {
             if waiters.len() < MAX_WAITERS {
                 waiters.push(Waiter {
                     id: id.to_owned(),
@@ -286,6 +353,21 @@ impl Dedup {
 
     fn count(&self, admission: Admission) {
         let mut stats = lock(&self.stats);
+        let refused = match admission {
+            Admission::TooManyProducers => {
+                stats.too_many_producers += 1;
+                Some("too_many_producers")
+            }
+            Admission::OutOfWindow => {
+                stats.out_of_window += 1;
+                Some("sequence_out_of_window")
+            }
+            _ => None,
+        };
+        if let Some(reason) = refused {
+            metrics::counter!("switchboard_ingest_refused_total", "reason" => reason).increment(1);
+            return;
+        }
         let label = match admission {
             Admission::New => {
                 stats.admitted += 1;
@@ -303,6 +385,7 @@ impl Dedup {
                 stats.busy += 1;
                 "busy"
             }
+            Admission::TooManyProducers | Admission::OutOfWindow => return,
         };
         metrics::counter!("switchboard_ingest_duplicates_total", "kind" => label).increment(1);
     }
@@ -315,7 +398,7 @@ impl Dedup {
             .min_by_key(|(_, state)| state.last_seen)
             .map(|(producer, _)| producer.clone());
         if let Some(producer) = oldest {
-            table.producers.remove(&producer);
+            table.forget(&producer);
             lock(&self.stats).evicted += 1;
             metrics::counter!("switchboard_ingest_dedup_evicted_total").increment(1);
             tracing::warn!(%producer, "dedup forgot a producer: MAX_PRODUCERS reached");
@@ -451,6 +534,63 @@ mod tests {
             })
         ));
         assert_eq!(admission(&dedup, 1, &origin), Admission::New);
+    }
+
+    #[actix_rt::test]
+    async fn a_principal_has_a_producer_cap_and_a_jump_past_the_window_is_refused() {
+        let (sender, _outcomes) = mpsc::unbounded_channel();
+        let origin = Origin(sender).start().recipient();
+        let dedup = Dedup::new(BTreeMap::new(), None);
+        for n in 0..MAX_PRODUCERS_PER_PRINCIPAL {
+            let key = EnvelopeKey {
+                producer: format!("alice/p{n}"),
+                sequence: 1,
+            };
+            assert_eq!(dedup.admit(&key, "m", &origin).0, Admission::New);
+        }
+        let one_more = EnvelopeKey {
+            producer: "alice/extra".to_owned(),
+            sequence: 1,
+        };
+        assert_eq!(
+            dedup.admit(&one_more, "m", &origin).0,
+            Admission::TooManyProducers
+        );
+        let other = EnvelopeKey {
+            producer: "bob/extra".to_owned(),
+            sequence: 1,
+        };
+        assert_eq!(
+            dedup.admit(&other, "m", &origin).0,
+            Admission::New,
+            "bob's own cap"
+        );
+        let jump = EnvelopeKey {
+            producer: "bob/extra".to_owned(),
+            sequence: 2 + MAX_SEQUENCE_JUMP,
+        };
+        assert_eq!(dedup.admit(&jump, "m", &origin).0, Admission::OutOfWindow);
+        assert_eq!(dedup.stats().too_many_producers, 1);
+        assert_eq!(dedup.stats().out_of_window, 1);
+    }
+
+    #[actix_rt::test]
+    async fn a_producer_first_seen_mid_stream_starts_from_there() {
+        let (sender, _outcomes) = mpsc::unbounded_channel();
+        let origin = Origin(sender).start().recipient();
+        let dedup = Dedup::new(BTreeMap::new(), None);
+        let late = EnvelopeKey {
+            producer: "anonymous/p".to_owned(),
+            sequence: 5_000_000,
+        };
+        let (admission, ticket) = dedup.admit(&late, "m", &origin);
+        assert_eq!(
+            admission,
+            Admission::New,
+            "a hub that lost its marks takes it"
+        );
+        ticket.expect("ticket").settle(&Ok(()));
+        assert_eq!(dedup.mark("anonymous/p"), 5_000_000);
     }
 
     #[test]

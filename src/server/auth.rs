@@ -40,6 +40,9 @@ pub enum Credentials {
         /// Expected password.
         password: Vec<u8>,
     },
+    /// Any of these bearer tokens, each naming its principal: what an
+    /// ingest sender's producers belong to (`(principal, token)` pairs).
+    Tokens(Vec<(String, Vec<u8>)>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for Credentials {
             Credentials::Open => "Open",
             Credentials::Bearer(_) => "Bearer(..)",
             Credentials::Basic { .. } => "Basic(..)",
+            Credentials::Tokens(_) => "Tokens(..)",
         };
         f.write_str(kind)
     }
@@ -87,20 +91,64 @@ impl Credentials {
                 username: secret("auth.basic_username_env", &auth.basic_username_env)?,
                 password: secret("auth.basic_password_env", &auth.basic_password_env)?,
             },
+            AuthType::Tokens => {
+                let listed = secret("auth.tokens_env", &auth.tokens_env)?;
+                Credentials::Tokens(named_tokens(&String::from_utf8_lossy(&listed)))
+            }
         })
     }
 
     /// Whether `req` carries the expected credentials.
     pub fn admits(&self, req: &HttpRequest, query_token: Option<&str>) -> bool {
+        self.principal(req, query_token).is_some()
+    }
+
+    /// Who `req` authenticates as: `anonymous` without credentials,
+    /// `bearer` or `basic` for the single token or user, the token's name
+    /// for [`Credentials::Tokens`]; `None` when it does not authenticate.
+    pub(crate) fn principal(&self, req: &HttpRequest, query_token: Option<&str>) -> Option<String> {
         match self {
-            Credentials::Open => true,
+            Credentials::Open => Some("anonymous".to_owned()),
             Credentials::Bearer(expected) => bearer_tokens(req, query_token)
                 .iter()
-                .any(|token| same(token, expected)),
+                .any(|token| same(token, expected))
+                .then(|| "bearer".to_owned()),
             Credentials::Basic { username, password } => basic_pair(req)
-                .is_some_and(|(user, pass)| same(&user, username) & same(&pass, password)),
+                .is_some_and(|(user, pass)| same(&user, username) & same(&pass, password))
+                .then(|| "basic".to_owned()),
+            Credentials::Tokens(known) => {
+                let given = bearer_tokens(req, query_token);
+                // Every pair is compared, whatever matches, in constant time.
+                let mut found = None;
+                for (name, expected) in known {
+                    let matches = given
+                        .iter()
+                        .fold(false, |hit, token| hit | same(token, expected));
+                    if matches && found.is_none() {
+                        found = Some(name.clone());
+                    }
+                }
+                found
+            }
         }
     }
+}
+
+/// `name=token` pairs separated by commas (names are `[A-Za-z0-9_-]`,
+/// entries that are not such a pair are skipped).
+fn named_tokens(listed: &str) -> Vec<(String, Vec<u8>)> {
+    listed
+        .split(',')
+        .filter_map(|entry| entry.trim().split_once('='))
+        .filter(|(name, token)| {
+            !name.is_empty()
+                && !token.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(|(name, token)| (name.to_owned(), token.as_bytes().to_vec()))
+        .collect()
 }
 
 fn same(given: &[u8], expected: &[u8]) -> bool {
@@ -156,6 +204,28 @@ fn basic_pair(req: &HttpRequest) -> Option<(Vec<u8>, Vec<u8>)> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn named_tokens_name_their_principals_and_bad_entries_are_skipped() {
+        let tokens = named_tokens("alice=a-1, bob=b-2,bad name=x,=empty,carol=,dave");
+        let names: Vec<&str> = tokens.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        let credentials = Credentials::Tokens(tokens);
+        let req = |token: &str| {
+            TestRequest::default()
+                .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+                .to_http_request()
+        };
+        assert_eq!(
+            credentials.principal(&req("b-2"), None).as_deref(),
+            Some("bob")
+        );
+        assert_eq!(credentials.principal(&req("nope"), None), None);
+        assert_eq!(
+            credentials.principal(&req("nope"), Some("a-1")).as_deref(),
+            Some("alice")
+        );
+    }
 
     #[test]
     fn bearer_from_header_query_and_subprotocol() {

@@ -83,6 +83,11 @@ pub(crate) async fn ingest_socket(
         Ok(slot) => slot,
         Err(refusal) => return refused(refusal),
     };
+    // Admitted, so the credentials name a principal.
+    let principal = service
+        .credentials()
+        .principal(&req, token.as_deref())
+        .unwrap_or_else(|| "anonymous".to_owned());
     let limit = service.config().max_frame_bytes;
     let (response, session, stream, oversized) = match upgrade(&req, body, &[], slot, limit).await {
         Ok(upgraded) => upgraded,
@@ -98,6 +103,7 @@ pub(crate) async fn ingest_socket(
         outbox_frames: service.config().max_outbound_frames,
         bidirectional: service.bidirectional(),
         dedup: ingest.dedup.clone(),
+        principal,
     };
     ServerSession::start(
         session_parts(&service, session, stream, id, oversized),

@@ -50,6 +50,8 @@ pub(crate) struct IngestSocket {
     request_timeout: std::time::Duration,
     requests: u64,
     dedup: Arc<Dedup>,
+    /// Who the sender authenticated as; its producers are scoped to it.
+    principal: String,
 }
 
 /// What an ingest socket needs from the hub.
@@ -69,7 +71,12 @@ pub(crate) struct IngestDeps {
     pub bidirectional: BidirectionalConfig,
     /// Recognises resent sequenced messages.
     pub dedup: Arc<Dedup>,
+    /// Who the sender authenticated as.
+    pub principal: String,
 }
+
+/// Longest producer name a content envelope may carry.
+const MAX_PRODUCER_NAME: usize = 128;
 
 type Session = ServerSession<IngestSocket>;
 
@@ -102,6 +109,7 @@ impl IngestSocket {
             rate_limit: None,
             outbox_frames: deps.outbox_frames,
             dedup: deps.dedup,
+            principal: deps.principal,
         }
     }
 
@@ -142,6 +150,17 @@ impl IngestSocket {
         let origin = ctx.address().recipient();
         let mut ticket = None;
         if let Some(key) = EnvelopeKey::of(&payload) {
+            if key.producer.len() > MAX_PRODUCER_NAME {
+                self.stats.frame_problem(FrameProblem::InvalidPayload);
+                let why = format!("producer names are at most {MAX_PRODUCER_NAME} bytes");
+                return self.write(&Envelope::nack(id, "producer_too_long", Some(why)));
+            }
+            // Producers are the principal's own: no credential can touch
+            // another's (the floor of `alice/probe` is not `bob/probe`'s).
+            let key = EnvelopeKey {
+                producer: format!("{}/{}", self.principal, key.producer),
+                sequence: key.sequence,
+            };
             match self.dedup.admit(&key, &id, &origin) {
                 (Admission::New, claim) => ticket = claim,
                 // Stored already: ack again, store nothing.
@@ -151,6 +170,14 @@ impl IngestSocket {
                 (Admission::Busy, _) => {
                     let busy = Some("its original is still on its way".to_owned());
                     return self.write(&Envelope::nack(id, "busy", busy));
+                }
+                (Admission::TooManyProducers, _) => {
+                    let why = Some("this credential has too many producers".to_owned());
+                    return self.write(&Envelope::nack(id, "too_many_producers", why));
+                }
+                (Admission::OutOfWindow, _) => {
+                    let why = Some("the sequence jumps too far above the last stored".to_owned());
+                    return self.write(&Envelope::nack(id, "sequence_out_of_window", why));
                 }
             }
         }
