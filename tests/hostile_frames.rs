@@ -58,13 +58,14 @@ async fn raw_upgrade(hub: &RunningHub, path: &str) -> TcpStream {
     tcp
 }
 
-/// Announces a 2^40-byte text frame on `path`, streams up to 64 MiB of it,
+/// Announces a 2^40-byte frame (its first header byte `first`: 0x81 text,
+/// 0x89 ping) on `path`, streams up to 64 MiB of it,
 /// and answers the close code the hub sent, how much it streamed, and the
 /// peak growth of resident memory meanwhile.
-async fn announce_huge_frame(hub: &RunningHub, path: &str) -> (Option<u16>, u64, u64) {
+async fn announce_huge_frame(hub: &RunningHub, path: &str, first: u8) -> (Option<u16>, u64, u64) {
     let mut tcp = raw_upgrade(hub, path).await;
     let before = resident_bytes();
-    let mut header = vec![0x81, 0x80 | 127];
+    let mut header = vec![first, 0x80 | 127];
     header.extend_from_slice(&(1u64 << 40).to_be_bytes());
     header.extend_from_slice(&[7, 7, 7, 7]);
     tcp.write_all(&header).await.expect("header");
@@ -88,14 +89,14 @@ async fn sec_1_a_huge_announced_frame_closes_1009_at_its_header_on_both_endpoint
     let mut config = test_config();
     config.server.max_frame_bytes = 64 * 1024;
     let hub = start_hub(&config);
-    for (round, path) in ["/socket/websocket?vsn=2.0.0", "/ingest"]
-        .iter()
-        .enumerate()
-    {
+    let cases = ["/socket/websocket?vsn=2.0.0", "/ingest"]
+        .into_iter()
+        .flat_map(|path| [(path, 0x81u8), (path, 0x89u8)]);
+    for (round, (path, first)) in cases.enumerate() {
         let started = Instant::now();
-        let (code, sent, grown) = announce_huge_frame(&hub, path).await;
+        let (code, sent, grown) = announce_huge_frame(&hub, path, first).await;
         eprintln!(
-            "{path}: close {code:?} after {:.0} ms, {} KiB streamed, resident +{} KiB",
+            "{path} ({first:#x}): close {code:?} after {:.0} ms, {} KiB streamed, resident +{} KiB",
             started.elapsed().as_secs_f64() * 1000.0,
             sent / 1024,
             grown / 1024
@@ -114,7 +115,7 @@ async fn sec_1_a_huge_announced_frame_closes_1009_at_its_header_on_both_endpoint
 /// A server that upgrades one client by hand, announces a 2^40-byte frame
 /// and streams up to 64 MiB of it; answers the close code the client sent
 /// and the peak growth of resident memory meanwhile.
-async fn hostile_server(listener: tokio::net::TcpListener) -> (Option<u16>, u64) {
+async fn hostile_server(listener: tokio::net::TcpListener, first: u8) -> (Option<u16>, u64) {
     let (mut tcp, _) = listener.accept().await.expect("accept");
     let mut request = Vec::new();
     let mut byte = [0u8; 1];
@@ -141,7 +142,7 @@ async fn hostile_server(listener: tokio::net::TcpListener) -> (Option<u16>, u64)
     );
     tcp.write_all(response.as_bytes()).await.expect("101");
     let before = resident_bytes();
-    let mut header = vec![0x81, 127];
+    let mut header = vec![first, 127];
     header.extend_from_slice(&(1u64 << 40).to_be_bytes());
     tcp.write_all(&header).await.expect("header");
     let (mut read, write) = tcp.into_split();
@@ -160,26 +161,29 @@ async fn hostile_server(listener: tokio::net::TcpListener) -> (Option<u16>, u64)
 
 #[actix_web::test]
 async fn sec_1_the_client_refuses_a_huge_announced_frame_at_its_header() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "ws://{}/socket/websocket",
-        listener.local_addr().expect("addr")
-    );
-    let server = tokio::spawn(hostile_server(listener));
-    let board = support::client::switchboard();
-    let mut config = support::client::fast_config(&url);
-    config.max_frame_bytes = 64 * 1024;
-    let _connection = support::client::open(&board, config).await;
-    let (code, grown) = tokio::time::timeout(Duration::from_secs(30), server)
-        .await
-        .expect("in time")
-        .expect("server");
-    eprintln!(
-        "client closed with {code:?}; resident +{} KiB",
-        grown / 1024
-    );
-    assert_eq!(code, Some(1009), "the client closes with 1009");
-    assert!(grown < 16 << 20, "resident memory grew {} MiB", grown >> 20);
+    for first in [0x81u8, 0x89] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "ws://{}/socket/websocket",
+            listener.local_addr().expect("addr")
+        );
+        let server = tokio::spawn(hostile_server(listener, first));
+        let board = support::client::switchboard();
+        let mut config = support::client::fast_config(&url);
+        config.max_frame_bytes = 64 * 1024;
+        let connection = support::client::open(&board, config).await;
+        let (code, grown) = tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("in time")
+            .expect("server");
+        eprintln!(
+            "({first:#x}) client closed with {code:?}; resident +{} KiB",
+            grown / 1024
+        );
+        assert_eq!(code, Some(1009), "{first:#x}: the client closes with 1009");
+        assert!(grown < 16 << 20, "resident memory grew {} MiB", grown >> 20);
+        connection.close().await;
+    }
 }

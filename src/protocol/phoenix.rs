@@ -24,11 +24,15 @@ pub const PHX_ERROR: &str = "phx_error";
 
 /// Whether `event` is one of the protocol's own: phoenix.js takes a
 /// `phx_*` event (`phx_close`, `phx_error`, `phx_reply`, ...) as its
-/// channel's lifecycle, and `presence_state` / `presence_diff` as the truth
-/// about who is online. No client may send one as an event, and no
+/// channel's lifecycle, `chan_reply_<ref>` as the reply to its push `ref`,
+/// and `presence_state` / `presence_diff` as the truth about who is online. No client may send one as an event, and no
 /// broadcast or push may carry one.
 pub fn is_reserved_event(event: &str) -> bool {
-    event.starts_with("phx_") || matches!(event, "presence_state" | "presence_diff")
+    // phoenix.js answers a pending push on `chan_reply_<ref>`: a member must
+    // not be able to resolve another's pushes.
+    event.starts_with("phx_")
+        || event.starts_with("chan_reply_")
+        || matches!(event, "presence_state" | "presence_diff")
 }
 
 /// One decoded Phoenix V2 message.
@@ -217,6 +221,10 @@ mod tests {
             assert!(is_reserved_event(event), "{event}");
         }
         assert!(is_reserved_event("presence_state") && is_reserved_event("presence_diff"));
+        assert!(
+            is_reserved_event("chan_reply_7"),
+            "would resolve another's push 7"
+        );
         for event in ["shout", "phx", "presence", "heartbeat", "PHX_CLOSE"] {
             assert!(!is_reserved_event(event), "{event}");
         }

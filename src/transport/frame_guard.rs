@@ -94,6 +94,7 @@ impl FrameGuard {
 
     /// A whole header was read: check it, then skip its payload.
     fn frame(&mut self, frame: Header) -> Result<(), Oversized> {
+        check_control(&frame)?;
         let data = frame.opcode < 0x8;
         if data {
             // A continuation (opcode 0) adds to the message; any other
@@ -120,6 +121,23 @@ impl FrameGuard {
         };
         Ok(())
     }
+}
+
+/// Longest payload a control frame (close, ping, pong) may have, and it
+/// may not be fragmented (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: u64 = 125;
+
+/// A control frame announced past [`MAX_CONTROL_PAYLOAD`], or fragmented,
+/// is refused at its header too: the parsers behind would buffer it whole
+/// before checking.
+fn check_control(frame: &Header) -> Result<(), Oversized> {
+    if frame.opcode >= 0x8 && (frame.length > MAX_CONTROL_PAYLOAD || !frame.fin) {
+        return Err(Oversized {
+            announced: frame.length,
+            limit: MAX_CONTROL_PAYLOAD,
+        });
+    }
+    Ok(())
 }
 
 /// A frame header's fields that matter here.
@@ -236,6 +254,9 @@ where
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
         if let Some(header) = parse_header(&src[..src.len().min(14)]) {
+            if check_control(&header).is_err() {
+                return Err(ProtocolError::Overflow);
+            }
             let so_far = if header.opcode == 0 { self.message } else { 0 };
             if header.opcode < 0x8 && so_far.saturating_add(header.length) > self.limit {
                 return Err(ProtocolError::Overflow);
@@ -337,5 +358,22 @@ mod tests {
         let mut guard = FrameGuard::new(10);
         assert_eq!(guard.feed(&frame(true, 8, 100)), Ok(()));
         assert_eq!(guard.feed(&frame(true, 1, 10)), Ok(()));
+    }
+
+    #[test]
+    fn a_long_or_fragmented_control_frame_is_refused_at_its_header() {
+        let mut guard = FrameGuard::new(1 << 20);
+        let refused = guard.feed(&header(true, 9, 1 << 40)).map_err(|e| e.limit);
+        assert_eq!(refused, Err(125), "a ping announced at 2^40 bytes");
+        let mut guard = FrameGuard::new(1 << 20);
+        assert!(
+            guard.feed(&header(true, 8, 126)).is_err(),
+            "a 126-byte close"
+        );
+        let mut guard = FrameGuard::new(1 << 20);
+        assert!(
+            guard.feed(&header(false, 10, 4)).is_err(),
+            "a fragmented pong"
+        );
     }
 }
