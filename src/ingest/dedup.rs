@@ -40,19 +40,25 @@ pub(crate) const MAX_ACCEPTED_WINDOW: usize = 4096;
 /// Most resends waiting on one in-flight message; more are nacked `busy`.
 const MAX_WAITERS: usize = 16;
 
-/// Most producers one principal may have tracked; a new one past it is
-/// refused (counted), so one credential cannot fill the table.
+/// Most producers one principal may have tracked: past it, that
+/// principal's least recently seen idle producer is forgotten (counted); a
+/// new one is refused only when all of them have messages on their way. So
+/// one credential cannot fill the table, nor lock itself out.
 pub(crate) const MAX_PRODUCERS_PER_PRINCIPAL: usize = 1000;
 
-/// Furthest a known producer's sequence may jump above its floor; further
-/// is refused, and the floor never moves for it.
-pub(crate) const MAX_SEQUENCE_JUMP: u64 = 1 << 20;
+/// A producer scoped to its sender's principal: `@principal/producer`
+/// (principal names never hold `/`; the `@` tells a scoped name from one an
+/// older hub stored unscoped).
+pub(crate) fn scoped(principal: &str, producer: &str) -> String {
+    format!("@{principal}/{producer}")
+}
 
-/// The principal a scoped producer name (`principal/name`) belongs to.
+/// The principal a scoped producer name belongs to (`""` for an unscoped one).
 fn principal_of(producer: &str) -> &str {
     producer
-        .split_once('/')
-        .map_or(producer, |(principal, _)| principal)
+        .strip_prefix('@')
+        .and_then(|scoped| scoped.split_once('/'))
+        .map_or("", |(principal, _)| principal)
 }
 
 /// What to do with an arriving message.
@@ -67,10 +73,9 @@ pub(crate) enum Admission {
     /// The original is on its way and too many resends already wait on it:
     /// nack this one (`busy`); the sender resends it later.
     Busy,
-    /// A new producer past its principal's cap: refused.
+    /// A new producer while all of its principal's capped producers have
+    /// messages on their way: refused; the sender may try again.
     TooManyProducers,
-    /// A sequence too far above the producer's floor: refused.
-    OutOfWindow,
 }
 
 struct Waiter {
@@ -152,8 +157,6 @@ pub struct DedupStats {
     pub busy: u64,
     /// New producers refused at their principal's cap.
     pub too_many_producers: u64,
-    /// Messages refused for a sequence too far above the floor.
-    pub out_of_window: u64,
     /// Producers forgotten at the cap.
     pub evicted: u64,
 }
@@ -211,12 +214,28 @@ impl std::fmt::Debug for DedupTicket {
 impl Dedup {
     /// A filter starting from stored floors `marks` (at most
     /// [`MAX_PRODUCERS`] are kept), recording new floors in `snapshotter`.
+    ///
+    /// Floors an older hub stored under bare producer names are moved to
+    /// `legacy_principal` (the one principal of a single-credential hub),
+    /// so exactly-once holds across the upgrade; without one (several named
+    /// tokens) they cannot be attributed and are forgotten, with a warning.
     pub(crate) fn new(
         marks: BTreeMap<String, u64>,
         snapshotter: Option<Addr<Snapshotter>>,
+        legacy_principal: Option<&str>,
     ) -> Arc<Dedup> {
-        let producers: HashMap<String, ProducerState> = marks
+        let (scoped_marks, legacy): (Vec<_>, Vec<_>) = marks
             .into_iter()
+            .partition(|(producer, _)| producer.starts_with('@'));
+        migrate(&legacy, snapshotter.as_ref(), legacy_principal);
+        let moved = legacy_principal.into_iter().flat_map(|principal| {
+            legacy
+                .iter()
+                .map(move |(producer, floor)| (scoped(principal, producer), *floor))
+        });
+        let producers: HashMap<String, ProducerState> = scoped_marks
+            .into_iter()
+            .chain(moved)
             .take(MAX_PRODUCERS)
             .map(|(producer, floor)| {
                 let state = ProducerState {
@@ -257,33 +276,28 @@ impl Dedup {
         table.clock += 1;
         let now = table.clock;
         if !table.producers.contains_key(&key.producer) {
-            let principal = principal_of(&key.producer);
-            if table.per_principal.get(principal).copied().unwrap_or(0)
-                >= MAX_PRODUCERS_PER_PRINCIPAL
+            let principal = principal_of(&key.producer).to_owned();
+            let tracked = table.per_principal.get(&principal).copied().unwrap_or(0);
+            if tracked >= MAX_PRODUCERS_PER_PRINCIPAL
+                && !self.evict_idle(&mut table, |producer| principal_of(producer) == principal)
             {
                 drop(table);
                 self.count(Admission::TooManyProducers);
                 return (Admission::TooManyProducers, None);
             }
             if table.producers.len() >= self.max_producers {
-                self.evict_one(&mut table);
+                self.evict_idle(&mut table, |_| true);
             }
-            *table.per_principal.entry(principal.to_owned()).or_insert(0) += 1;
-            // The first message the hub sees of a producer is its lowest
-            // unacked one: everything below it was stored before.
-            let state = ProducerState {
-                floor: key.sequence.saturating_sub(1),
-                ..ProducerState::default()
-            };
-            table.producers.insert(key.producer.clone(), state);
+            *table.per_principal.entry(principal).or_insert(0) += 1;
+            table
+                .producers
+                .insert(key.producer.clone(), ProducerState::default());
         }
         let Some(state) = table.producers.get_mut(&key.producer) else {
             return (Admission::Busy, None);
         };
         state.last_seen = now;
-        let admission = if key.sequence > state.floor.saturating_add(MAX_SEQUENCE_JUMP) {
-            Admission::OutOfWindow
-        } else if let Some(waiters) = state.in_flight.get_mut(&key.sequence) {
+        let admission = if let Some(waiters) = state.in_flight.get_mut(&key.sequence) {
             if waiters.len() < MAX_WAITERS {
                 waiters.push(Waiter {
                     id: id.to_owned(),
@@ -353,19 +367,10 @@ impl Dedup {
 
     fn count(&self, admission: Admission) {
         let mut stats = lock(&self.stats);
-        let refused = match admission {
-            Admission::TooManyProducers => {
-                stats.too_many_producers += 1;
-                Some("too_many_producers")
-            }
-            Admission::OutOfWindow => {
-                stats.out_of_window += 1;
-                Some("sequence_out_of_window")
-            }
-            _ => None,
-        };
-        if let Some(reason) = refused {
-            metrics::counter!("switchboard_ingest_refused_total", "reason" => reason).increment(1);
+        if admission == Admission::TooManyProducers {
+            stats.too_many_producers += 1;
+            metrics::counter!("switchboard_ingest_refused_total", "reason" => "too_many_producers")
+                .increment(1);
             return;
         }
         let label = match admission {
@@ -385,27 +390,69 @@ impl Dedup {
                 stats.busy += 1;
                 "busy"
             }
-            Admission::TooManyProducers | Admission::OutOfWindow => return,
+            Admission::TooManyProducers => return,
         };
         metrics::counter!("switchboard_ingest_duplicates_total", "kind" => label).increment(1);
     }
 
-    fn evict_one(&self, table: &mut Table) {
+    /// Forgets the least recently seen producer among those `candidate`
+    /// picks that has nothing on its way; answers whether there was one.
+    fn evict_idle(&self, table: &mut Table, candidate: impl Fn(&str) -> bool) -> bool {
         let oldest = table
             .producers
             .iter()
-            .filter(|(_, state)| state.in_flight.is_empty())
+            .filter(|(producer, state)| state.in_flight.is_empty() && candidate(producer))
             .min_by_key(|(_, state)| state.last_seen)
             .map(|(producer, _)| producer.clone());
-        if let Some(producer) = oldest {
-            table.forget(&producer);
-            lock(&self.stats).evicted += 1;
-            metrics::counter!("switchboard_ingest_dedup_evicted_total").increment(1);
-            tracing::warn!(%producer, "dedup forgot a producer: MAX_PRODUCERS reached");
-            if let Some(snapshotter) = &self.snapshotter {
-                snapshotter.do_send(ForgetProducer { producer });
-            }
+        let Some(producer) = oldest else {
+            return false;
+        };
+        table.forget(&producer);
+        lock(&self.stats).evicted += 1;
+        metrics::counter!("switchboard_ingest_dedup_evicted_total").increment(1);
+        tracing::info!(%producer, "dedup forgot an idle producer at a cap");
+        if let Some(snapshotter) = &self.snapshotter {
+            snapshotter.do_send(ForgetProducer { producer });
         }
+        true
+    }
+}
+
+/// Moves floors stored unscoped (by an older hub) in the snapshot: under
+/// `principal` when there is one, else forgotten (logged either way).
+fn migrate(
+    legacy: &[(String, u64)],
+    snapshotter: Option<&Addr<Snapshotter>>,
+    principal: Option<&str>,
+) {
+    if legacy.is_empty() {
+        return;
+    }
+    match principal {
+        Some(principal) => tracing::info!(
+            count = legacy.len(),
+            principal,
+            "ingest floors stored unscoped are moved to the hub's principal"
+        ),
+        None => tracing::warn!(
+            count = legacy.len(),
+            "ingest floors stored unscoped cannot be told apart between several principals: \
+             forgotten, so their producers' resends may be stored again"
+        ),
+    }
+    let Some(snapshotter) = snapshotter else {
+        return;
+    };
+    for (producer, floor) in legacy {
+        if let Some(principal) = principal {
+            snapshotter.do_send(AdvanceProducer {
+                producer: scoped(principal, producer),
+                sequence: *floor,
+            });
+        }
+        snapshotter.do_send(ForgetProducer {
+            producer: producer.clone(),
+        });
     }
 }
 
@@ -445,9 +492,14 @@ mod tests {
         dedup.admit(&key(sequence), &id, origin).0
     }
 
+    /// The test producer, scoped as the ingest socket scopes it.
+    fn producer() -> String {
+        scoped("t", "p")
+    }
+
     fn key(sequence: u64) -> EnvelopeKey {
         EnvelopeKey {
-            producer: "p".into(),
+            producer: producer(),
             sequence,
         }
     }
@@ -456,7 +508,7 @@ mod tests {
     async fn seq_9_resends_are_recognised_before_and_after_acceptance() {
         let (sender, mut outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::from([("p".to_owned(), 3)]), None);
+        let dedup = Dedup::new(BTreeMap::from([(producer(), 3)]), None, None);
         assert_eq!(admission(&dedup, 2, &origin), Admission::Duplicate);
         let (admitted, ticket) = dedup.admit(&key(4), "p:4", &origin);
         assert_eq!(admitted, Admission::New);
@@ -466,7 +518,7 @@ mod tests {
         let acked = outcomes.recv().await.expect("the resend is acked");
         assert_eq!(acked.id, "p:4");
         assert_eq!(acked.result, Ok(()));
-        assert_eq!(dedup.mark("p"), 4);
+        assert_eq!(dedup.mark(&producer()), 4);
         assert_eq!(admission(&dedup, 4, &origin), Admission::Duplicate);
         let stats = dedup.stats();
         assert_eq!(
@@ -479,14 +531,14 @@ mod tests {
     async fn a_failed_message_can_be_sent_again() {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None);
+        let dedup = Dedup::new(BTreeMap::new(), None, None);
         let (_, ticket) = dedup.admit(&key(1), "p:1", &origin);
         let nack = Nack {
             reason: "queue_full",
             error: "full".into(),
         };
         ticket.expect("a ticket").settle(&Err(nack));
-        assert_eq!(dedup.mark("p"), 0);
+        assert_eq!(dedup.mark(&producer()), 0);
         assert_eq!(admission(&dedup, 1, &origin), Admission::New);
     }
 
@@ -494,12 +546,12 @@ mod tests {
     async fn an_acceptance_out_of_order_neither_hides_nor_doubles_the_earlier_one() {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::from([("p".to_owned(), 4)]), None);
+        let dedup = Dedup::new(BTreeMap::from([(producer(), 4)]), None, None);
         let (_, five) = dedup.admit(&key(5), "p:5", &origin);
         let (_, six) = dedup.admit(&key(6), "p:6", &origin);
         // 5 fails and is retried; 6 is accepted first.
         six.expect("ticket").settle(&Ok(()));
-        assert_eq!(dedup.mark("p"), 4, "the floor waits for 5");
+        assert_eq!(dedup.mark(&producer()), 4, "the floor waits for 5");
         assert_eq!(admission(&dedup, 6, &origin), Admission::Duplicate);
         assert_eq!(admission(&dedup, 5, &origin), Admission::InFlight);
         let nack = Nack {
@@ -511,14 +563,14 @@ mod tests {
         let (again, five) = dedup.admit(&key(5), "p:5", &origin);
         assert_eq!(again, Admission::New);
         five.expect("ticket").settle(&Ok(()));
-        assert_eq!(dedup.mark("p"), 6);
+        assert_eq!(dedup.mark(&producer()), 6);
     }
 
     #[actix_rt::test]
     async fn a_dropped_ticket_settles_as_abandoned() {
         let (sender, mut outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None);
+        let dedup = Dedup::new(BTreeMap::new(), None, None);
         let (_, ticket) = dedup.admit(&key(1), "p:1", &origin);
         assert_eq!(admission(&dedup, 1, &origin), Admission::InFlight);
         drop(ticket);
@@ -537,60 +589,61 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn a_principal_has_a_producer_cap_and_a_jump_past_the_window_is_refused() {
+    async fn a_principal_at_its_cap_forgets_its_idle_producers_and_never_locks_out() {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None);
+        let dedup = Dedup::new(BTreeMap::new(), None, None);
+        let mut busy = Vec::new();
         for n in 0..MAX_PRODUCERS_PER_PRINCIPAL {
             let key = EnvelopeKey {
-                producer: format!("alice/p{n}"),
+                producer: scoped("alice", &format!("p{n}")),
                 sequence: 1,
             };
-            assert_eq!(dedup.admit(&key, "m", &origin).0, Admission::New);
+            let (admission, ticket) = dedup.admit(&key, "m", &origin);
+            assert_eq!(admission, Admission::New);
+            busy.push(ticket);
         }
         let one_more = EnvelopeKey {
-            producer: "alice/extra".to_owned(),
+            producer: scoped("alice", "extra"),
             sequence: 1,
         };
         assert_eq!(
             dedup.admit(&one_more, "m", &origin).0,
-            Admission::TooManyProducers
+            Admission::TooManyProducers,
+            "every one of alice's producers has a message on its way"
         );
-        let other = EnvelopeKey {
-            producer: "bob/extra".to_owned(),
+        let bob = EnvelopeKey {
+            producer: scoped("bob", "extra"),
             sequence: 1,
         };
         assert_eq!(
-            dedup.admit(&other, "m", &origin).0,
+            dedup.admit(&bob, "m", &origin).0,
             Admission::New,
-            "bob's own cap"
+            "bob has a cap of his own"
         );
-        let jump = EnvelopeKey {
-            producer: "bob/extra".to_owned(),
-            sequence: 2 + MAX_SEQUENCE_JUMP,
-        };
-        assert_eq!(dedup.admit(&jump, "m", &origin).0, Admission::OutOfWindow);
+        // Once alice's messages settle, her idle producers make room.
+        for ticket in busy.into_iter().flatten() {
+            ticket.settle(&Ok(()));
+        }
+        assert_eq!(dedup.admit(&one_more, "m", &origin).0, Admission::New);
         assert_eq!(dedup.stats().too_many_producers, 1);
-        assert_eq!(dedup.stats().out_of_window, 1);
+        assert_eq!(dedup.stats().evicted, 1);
     }
 
-    #[actix_rt::test]
-    async fn a_producer_first_seen_mid_stream_starts_from_there() {
-        let (sender, _outcomes) = mpsc::unbounded_channel();
-        let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None);
-        let late = EnvelopeKey {
-            producer: "anonymous/p".to_owned(),
-            sequence: 5_000_000,
-        };
-        let (admission, ticket) = dedup.admit(&late, "m", &origin);
+    #[test]
+    fn floors_an_older_hub_stored_unscoped_move_to_the_single_principal() {
+        let marks = BTreeMap::from([("probe/1".to_owned(), 7), (scoped("bearer", "x"), 3)]);
+        let dedup = Dedup::new(marks.clone(), None, Some("bearer"));
+        assert_eq!(dedup.mark(&scoped("bearer", "probe/1")), 7, "moved");
+        assert_eq!(dedup.mark(&scoped("bearer", "x")), 3, "kept");
+        let several = Dedup::new(marks, None, None);
         assert_eq!(
-            admission,
-            Admission::New,
-            "a hub that lost its marks takes it"
+            several.mark(&scoped("bearer", "probe/1")),
+            0,
+            "not attributable"
         );
-        ticket.expect("ticket").settle(&Ok(()));
-        assert_eq!(dedup.mark("anonymous/p"), 5_000_000);
+        assert_eq!(principal_of(&scoped("alice", "name/with/slashes")), "alice");
+        assert_eq!(principal_of("unscoped/name"), "");
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub(crate) const PHOENIX_TOKEN_PROTOCOL: &str = "base64url.bearer.phx.";
 
 /// The hub cannot start: a secret named in the config is missing.
 #[derive(Debug, thiserror::Error)]
-#[error("{key}: environment variable {var} is not set")]
+#[error("{key}: environment variable {var} is not set, or holds no usable value")]
 pub struct MissingSecret {
     /// The config key naming the variable.
     pub key: &'static str,
@@ -93,7 +93,18 @@ impl Credentials {
             },
             AuthType::Tokens => {
                 let listed = secret("auth.tokens_env", &auth.tokens_env)?;
-                Credentials::Tokens(named_tokens(&String::from_utf8_lossy(&listed)))
+                let tokens = named_tokens(&String::from_utf8_lossy(&listed));
+                let mut distinct: Vec<&[u8]> = tokens.iter().map(|(_, t)| t.as_slice()).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if tokens.is_empty() || distinct.len() != tokens.len() {
+                    // No valid `name=token` pair, or one token under two names.
+                    return Err(MissingSecret {
+                        key: "auth.tokens_env",
+                        var: auth.tokens_env.clone(),
+                    });
+                }
+                Credentials::Tokens(tokens)
             }
         })
     }
@@ -101,6 +112,17 @@ impl Credentials {
     /// Whether `req` carries the expected credentials.
     pub fn admits(&self, req: &HttpRequest, query_token: Option<&str>) -> bool {
         self.principal(req, query_token).is_some()
+    }
+
+    /// The one principal every sender is under these credentials, if they
+    /// admit one only (all but [`Credentials::Tokens`]).
+    pub(crate) fn single_principal(&self) -> Option<&'static str> {
+        match self {
+            Credentials::Open => Some("anonymous"),
+            Credentials::Bearer(_) => Some("bearer"),
+            Credentials::Basic { .. } => Some("basic"),
+            Credentials::Tokens(_) => None,
+        }
     }
 
     /// Who `req` authenticates as: `anonymous` without credentials,

@@ -113,7 +113,7 @@ impl HubService {
             admission: queue.admission(),
             stats: queue.stats(),
             queue: queue.start(),
-            dedup: Dedup::new(marks, Some(snapshotter)),
+            dedup: Dedup::new(marks, Some(snapshotter), credentials.single_principal()),
         };
         HubService {
             state: Arc::new(HubState {

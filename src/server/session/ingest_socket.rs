@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::config::BidirectionalConfig;
+use crate::ingest::dedup::scoped;
 use crate::ingest::{
     Admission, Backpressure, Dedup, GetQueueStatus, Ingest, IngestOutcome, IngestQueue, Signal,
     Upstream,
@@ -158,7 +159,7 @@ impl IngestSocket {
             // Producers are the principal's own: no credential can touch
             // another's (the floor of `alice/probe` is not `bob/probe`'s).
             let key = EnvelopeKey {
-                producer: format!("{}/{}", self.principal, key.producer),
+                producer: scoped(&self.principal, &key.producer),
                 sequence: key.sequence,
             };
             match self.dedup.admit(&key, &id, &origin) {
@@ -172,12 +173,10 @@ impl IngestSocket {
                     return self.write(&Envelope::nack(id, "busy", busy));
                 }
                 (Admission::TooManyProducers, _) => {
-                    let why = Some("this credential has too many producers".to_owned());
+                    let why = Some(
+                        "this credential's producers all have messages on their way".to_owned(),
+                    );
                     return self.write(&Envelope::nack(id, "too_many_producers", why));
-                }
-                (Admission::OutOfWindow, _) => {
-                    let why = Some("the sequence jumps too far above the last stored".to_owned());
-                    return self.write(&Envelope::nack(id, "sequence_out_of_window", why));
                 }
             }
         }
