@@ -75,6 +75,10 @@ pub struct HistoryConfig {
     /// newest this many with `recovered: false` (a Gap it can fill by
     /// asking for history).
     pub max_replay: usize,
+    /// A topic without members and not published to for this long loses its
+    /// history (a later join starts a new epoch).
+    #[serde(with = "humantime_serde")]
+    pub idle_ttl: Duration,
 }
 
 impl Default for HistoryConfig {
@@ -85,6 +89,7 @@ impl Default for HistoryConfig {
             max_bytes: 1024 * 1024,
             max_topics: 1000,
             max_replay: 300,
+            idle_ttl: Duration::from_secs(300),
         }
     }
 }

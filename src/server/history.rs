@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use dashmap::DashMap;
@@ -45,6 +46,8 @@ pub(crate) struct TopicLog {
     capacity: usize,
     max_bytes: usize,
     last_append: u64,
+    /// When it was last published to (or made).
+    last_used: Instant,
 }
 
 impl TopicLog {
@@ -57,6 +60,7 @@ impl TopicLog {
             capacity,
             max_bytes,
             last_append: 0,
+            last_used: Instant::now(),
         }
     }
 
@@ -170,6 +174,8 @@ pub(crate) struct History {
     max_bytes: usize,
     max_topics: usize,
     max_replay: usize,
+    idle_ttl: Duration,
+    last_sweep: Mutex<Instant>,
     logs: DashMap<String, Arc<Mutex<TopicLog>>>,
     generation: AtomicU64,
     clock: AtomicU64,
@@ -190,6 +196,8 @@ impl History {
             max_bytes: config.max_bytes.max(1),
             max_topics: config.max_topics.max(1),
             max_replay: config.max_replay,
+            idle_ttl: config.idle_ttl,
+            last_sweep: Mutex::new(Instant::now()),
             logs: DashMap::new(),
             generation: AtomicU64::new(0),
             clock: AtomicU64::new(0),
@@ -219,6 +227,7 @@ impl History {
         if let Some(log) = self.logs.get(topic) {
             return log.clone();
         }
+        self.expire_idle_now(&has_members);
         if self.logs.len() >= self.max_topics {
             self.evict_one(has_members);
         }
@@ -235,6 +244,51 @@ impl History {
     /// Marks a log as just published to (for eviction order).
     pub(crate) fn touch(&self, log: &mut TopicLog) {
         log.last_append = self.clock.fetch_add(1, Ordering::Relaxed);
+        log.last_used = Instant::now();
+    }
+
+    /// Drops the histories of topics without members not published to for
+    /// `history.idle_ttl` before `now`; answers how many went. A log busy
+    /// right now (locked) is kept.
+    pub(crate) fn expire_idle(&self, now: Instant, has_members: impl Fn(&str) -> bool) -> usize {
+        let expired: Vec<String> =
+            self.logs
+                .iter()
+                .filter(|entry| !has_members(entry.key()))
+                .filter(|entry| {
+                    entry.value().try_lock().is_ok_and(|log| {
+                        now.saturating_duration_since(log.last_used) >= self.idle_ttl
+                    })
+                })
+                .map(|entry| entry.key().clone())
+                .collect();
+        for topic in &expired {
+            self.logs.remove(topic);
+            metrics::counter!("switchboard_history_topics_expired_total").increment(1);
+            tracing::debug!(%topic, "history of an idle topic without members dropped");
+        }
+        expired.len()
+    }
+
+    /// [`expire_idle`](Self::expire_idle) now, at most once per tenth of
+    /// `idle_ttl` (so a busy hub does not scan its histories per message).
+    fn expire_idle_now(&self, has_members: impl Fn(&str) -> bool) {
+        if self.idle_ttl.is_zero() {
+            return; // `idle_ttl = "0s"`: never expire
+        }
+        let now = Instant::now();
+        let due = {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+            if now.saturating_duration_since(*last) < self.idle_ttl / 10 {
+                false
+            } else {
+                *last = now;
+                true
+            }
+        };
+        if due {
+            self.expire_idle(now, has_members);
+        }
     }
 
     fn evict_one(&self, has_members: impl Fn(&str) -> bool) {
@@ -355,6 +409,29 @@ mod tests {
     }
 
     #[test]
+    fn idle_histories_without_members_expire() {
+        let config = HistoryConfig {
+            topics: vec!["feed:*".into()],
+            idle_ttl: Duration::from_secs(60),
+            ..HistoryConfig::default()
+        };
+        let history = History::new(&config);
+        let nobody = |_: &str| false;
+        history.log("feed:empty", nobody);
+        history.log("feed:busy", nobody);
+        let now = Instant::now();
+        assert_eq!(history.expire_idle(now, nobody), 0, "not idle long enough");
+        let later = now + Duration::from_secs(61);
+        let members = |topic: &str| topic == "feed:busy";
+        assert_eq!(history.expire_idle(later, members), 1);
+        assert_eq!(
+            history.topic_count(),
+            1,
+            "the topic with members keeps its history"
+        );
+    }
+
+    #[test]
     fn a_replay_is_capped_to_the_newest_and_then_not_recovered() {
         let log = log_with(100, 50);
         let capped = log.recover(Some(&resume(0, "e")), 10);
@@ -399,6 +476,7 @@ mod tests {
             max_bytes: usize::MAX,
             max_topics: 2,
             max_replay: 300,
+            idle_ttl: Duration::from_secs(300),
         };
         let history = History::new(&config);
         assert!(history.covers("feed:1") && history.covers("exact"));
