@@ -3,13 +3,11 @@
 //! Both make the checks of [`upgrade`](crate::server::http::upgrade) before upgrading; the
 //! Phoenix endpoint first checks the protocol version (403).
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::protocol::phoenix;
 use crate::server::channel::SocketInfo;
-use crate::server::http::upgrade::{admit, query_fits, refused, session_parts, upgrade};
+use crate::server::http::upgrade::{admit, query_params, refused, session_parts, upgrade};
 use crate::server::service::HubService;
 use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
 use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
@@ -25,12 +23,10 @@ pub(crate) async fn phoenix_socket(
     body: web::Payload,
     service: web::Data<HubService>,
 ) -> HttpResponse {
-    if let Err(refusal) = query_fits(&req, &service) {
-        return refused(refusal);
-    }
-    let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let params = match query_params(&req, &service) {
+        Ok(params) => params,
+        Err(refusal) => return refused(refusal),
+    };
     let stats = service.stats();
     if params.get("vsn").map(String::as_str) != Some(phoenix::VSN) {
         stats.refused(Refusal::BadVersion);
@@ -73,12 +69,10 @@ pub(crate) async fn ingest_socket(
     body: web::Payload,
     service: web::Data<HubService>,
 ) -> HttpResponse {
-    if let Err(refusal) = query_fits(&req, &service) {
-        return refused(refusal);
-    }
-    let token = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|query| query.get("token").cloned());
+    let token = match query_params(&req, &service) {
+        Ok(mut params) => params.remove("token"),
+        Err(refusal) => return refused(refusal),
+    };
     let slot = match admit(&req, &service, token.as_deref()) {
         Ok(slot) => slot,
         Err(refusal) => return refused(refusal),

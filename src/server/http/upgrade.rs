@@ -3,6 +3,7 @@
 //! unless all pass, and the connection slot then lives exactly as long as
 //! the HTTP connection.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -26,14 +27,22 @@ use crate::transport::outbox::OutboxLimits;
 /// A request body as actix-http boxes it.
 type BoxedPayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
-/// The query string fits `server.max_query_bytes` (checked first: it is
-/// parsed and kept per socket). A refusal is counted.
-pub(crate) fn query_fits(req: &HttpRequest, service: &HubService) -> Result<(), Refusal> {
-    if req.query_string().len() <= service.config().max_query_bytes {
-        return Ok(());
+/// The query parameters of an upgrade request, once its query string fits
+/// `server.max_query_bytes` (checked first: the parameters are kept per
+/// socket). A refusal is counted; a query that does not parse is empty.
+pub(crate) fn query_params(
+    req: &HttpRequest,
+    service: &HubService,
+) -> Result<HashMap<String, String>, Refusal> {
+    if req.query_string().len() > service.config().max_query_bytes {
+        service.stats().refused(Refusal::QueryTooLong);
+        return Err(Refusal::QueryTooLong);
     }
-    service.stats().refused(Refusal::QueryTooLong);
-    Err(Refusal::QueryTooLong)
+    Ok(
+        web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .unwrap_or_default(),
+    )
 }
 
 /// Origin, credentials and capacity; a connection slot when all pass.
