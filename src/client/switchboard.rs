@@ -103,12 +103,7 @@ impl Switchboard {
     }
 
     /// Starts the connection actor over `peers` and lists it in the directory.
-    fn start_connection(
-        &mut self,
-        config: ConnectionConfig,
-        peers: Peers,
-        parts: Shared,
-    ) -> ConnectionHandle {
+    fn start_connection(&mut self, peers: Peers, parts: Shared) -> ConnectionHandle {
         let id = self.next_id;
         self.next_id += 1;
         let connection_parts = ConnectionParts {
@@ -122,7 +117,7 @@ impl Switchboard {
         let connection = Supervisor::start(move |_| Connection::new(connection_parts));
         let link = ConnectionHandle {
             id,
-            url: config.url,
+            url: parts.config.url.clone(),
             shutdown: connection.clone().recipient(),
             restart: connection.recipient(),
             announcer: parts.announcer,
@@ -133,7 +128,7 @@ impl Switchboard {
     }
 
     fn open_phoenix(&mut self, config: ConnectionConfig) -> PhoenixHandle {
-        let shared = Shared::new(&config);
+        let shared = Shared::new(config);
         let correlator = Correlator::new(&shared.slots, "client").start();
         let direct = DirectWriters::default();
         let subscription = Subscription::start_for(
@@ -154,10 +149,10 @@ impl Switchboard {
             shared.refs.clone(),
             shared.positions.clone(),
         );
-        let join_wait = config.buffer_deadline + config.join_timeout;
-        let producer = Arc::from(config.producer.as_str());
+        let join_wait = shared.config.buffer_deadline + shared.config.join_timeout;
+        let producer = Arc::from(shared.config.producer.as_str());
         PhoenixHandle {
-            link: self.start_connection(config, peers, shared),
+            link: self.start_connection(peers, shared),
             subscription,
             slots,
             join_wait,
@@ -171,7 +166,7 @@ impl Switchboard {
 
     fn open_producer(&mut self, mut config: ConnectionConfig) -> ProducerHandle {
         config.protocol = WireProtocol::Envelope;
-        let shared = Shared::new(&config);
+        let shared = Shared::new(config);
         let correlator = Correlator::new(&shared.slots, "client").start();
         let producer = Producer::new(
             shared.config.clone(),
@@ -184,9 +179,9 @@ impl Switchboard {
             correlator,
         };
         let positions = shared.positions.clone();
-        let name = Arc::from(config.producer.as_str());
+        let name = Arc::from(shared.config.producer.as_str());
         ProducerHandle {
-            link: self.start_connection(config, peers, shared),
+            link: self.start_connection(peers, shared),
             producer,
             positions,
             name,
@@ -207,11 +202,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(config: &ConnectionConfig) -> Shared {
+    fn new(config: ConnectionConfig) -> Shared {
         Shared {
             positions: Positions::new(config.snapshotter.clone(), Arbiter::current()),
             slots: RequestSlots::new(config.max_concurrent_requests),
-            config: Arc::new(config.clone()),
+            config: Arc::new(config),
             announcer: Announcer::new(),
             gauges: Arc::default(),
             refs: RefCounter::default(),

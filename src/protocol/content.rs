@@ -133,11 +133,6 @@ impl EnvelopeKey {
             sequence,
         })
     }
-
-    /// Whether `value` is a content envelope (allocates nothing).
-    pub fn is_envelope(value: &Value) -> bool {
-        key_fields(value).is_some()
-    }
 }
 
 /// The fields of a JSON object that carries an `aspect` and a `payload`: a
@@ -151,8 +146,8 @@ pub(crate) fn envelope_body(value: &Value) -> Option<&serde_json::Map<String, Va
 }
 
 /// The producer and sequence of a content envelope, once every required
-/// field is seen to be there with its type.
-fn key_fields(value: &Value) -> Option<(&str, u64)> {
+/// field is seen to be there with its type (borrowed: nothing is copied).
+pub(crate) fn key_fields(value: &Value) -> Option<(&str, u64)> {
     let producer = value.get("producer")?.as_str()?;
     let sequence = value.get("sequence")?.as_u64()?;
     value.get("channel")?.as_str()?;

@@ -23,7 +23,7 @@ use crate::ingest::{
     Admission, Backpressure, Dedup, GetQueueStatus, Ingest, IngestOutcome, IngestQueue, Signal,
     Upstream,
 };
-use crate::protocol::content::EnvelopeKey;
+use crate::protocol::content::{key_fields, EnvelopeKey};
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::server::registry::{Registry, SenderRequest, SessionId};
 use crate::server::session::{Protocol, ServerSession};
@@ -150,8 +150,8 @@ impl IngestSocket {
     fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
         let origin = ctx.address().recipient();
         let mut ticket = None;
-        if let Some(key) = EnvelopeKey::of(&payload) {
-            if key.producer.len() > MAX_PRODUCER_NAME {
+        if let Some((producer, sequence)) = key_fields(&payload) {
+            if producer.len() > MAX_PRODUCER_NAME {
                 self.stats.frame_problem(FrameProblem::InvalidPayload);
                 let why = format!("producer names are at most {MAX_PRODUCER_NAME} bytes");
                 return self.write(&Envelope::nack(id, "producer_too_long", Some(why)));
@@ -159,8 +159,8 @@ impl IngestSocket {
             // Producers are the principal's own: no credential can touch
             // another's (the floor of `alice/probe` is not `bob/probe`'s).
             let key = EnvelopeKey {
-                producer: scoped(&self.principal, &key.producer),
-                sequence: key.sequence,
+                producer: scoped(&self.principal, producer),
+                sequence,
             };
             match self.dedup.admit(&key, &id, &origin) {
                 (Admission::New, claim) => ticket = claim,
