@@ -1,0 +1,285 @@
+//! Configuration: one serde [`Config`], loadable from TOML or JSON, with
+//! defaults and start-up validation whose messages name the offending key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+mod history;
+mod ingest;
+mod server;
+
+pub use history::{HistoryConfig, SnapshotConfig, SnapshotEvery};
+pub use ingest::{BackpressureConfig, BidirectionalConfig, OnFull, SinkConfig, SinkType, Subjects};
+pub use server::{AuthConfig, AuthType, ServerConfig};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file's path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or JSON for this schema.
+    #[error("cannot parse config file {path}: {message}")]
+    Parse {
+        /// The file's path.
+        path: String,
+        /// What the parser said (it names the key where it can).
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("{key} {problem}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `server.max_connections`.
+        key: &'static str,
+        /// What is wrong with it, e.g. `must be > 0`.
+        problem: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The inbound side: listen address, endpoint, limits.
+    pub server: ServerConfig,
+    /// How inbound connections authenticate.
+    pub auth: AuthConfig,
+    /// The ingest queue.
+    pub backpressure: BackpressureConfig,
+    /// Where ingested data goes.
+    pub sink: SinkConfig,
+    /// Requests the hub sends to ingest senders.
+    pub bidirectional: BidirectionalConfig,
+    /// Which hub topics keep a replayable history (resume from sequence).
+    pub history: HistoryConfig,
+    /// Where sequence state (ingest high-water marks) is persisted.
+    pub snapshot: SnapshotConfig,
+}
+
+impl Config {
+    /// Reads a file: `.json` as JSON, anything else as TOML; then validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let is_json = path.extension().is_some_and(|ext| ext == "json");
+        let config = if is_json {
+            Config::from_json(&text)
+        } else {
+            Config::from_toml(&text)
+        };
+        config
+            .map_err(|message| ConfigError::Parse {
+                path: shown,
+                message,
+            })
+            .and_then(|config| config.validated())
+    }
+
+    /// Parses TOML text (not yet validated).
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(keyed)
+    }
+
+    /// Parses JSON text (not yet validated).
+    pub fn from_json(text: &str) -> Result<Config, String> {
+        let mut json = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut json).map_err(keyed)
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        positive("server.max_connections", server.max_connections)?;
+        positive("server.max_frame_bytes", server.max_frame_bytes)?;
+        positive(
+            "server.max_channels_per_socket",
+            server.max_channels_per_socket,
+        )?;
+        positive("server.max_outbound_frames", server.max_outbound_frames)?;
+        positive("server.max_outbound_bytes", server.max_outbound_bytes)?;
+        positive("server.shutdown_batch", server.shutdown_batch)?;
+        if server.idle_timeout.is_zero() {
+            return Err(invalid("server.idle_timeout", "must be > 0"));
+        }
+        if !server.path.starts_with('/') {
+            return Err(invalid("server.path", "must start with '/'"));
+        }
+        if !server.ingest_path.starts_with('/') || server.ingest_path == server.path {
+            return Err(invalid(
+                "server.ingest_path",
+                "must start with '/' and differ from server.path",
+            ));
+        }
+        positive("backpressure.queue_size", self.backpressure.queue_size)?;
+        positive(
+            "bidirectional.max_concurrent_requests",
+            self.bidirectional.max_concurrent_requests,
+        )?;
+        if self.bidirectional.request_timeout.is_zero() {
+            return Err(invalid("bidirectional.request_timeout", "must be > 0"));
+        }
+        positive("history.size", self.history.size)?;
+        if self.history.size >= server.max_outbound_frames {
+            // A replay is queued at once: it must fit the socket's outbox.
+            return Err(invalid(
+                "history.size",
+                "must be below server.max_outbound_frames",
+            ));
+        }
+        positive("history.max_topics", self.history.max_topics)?;
+        positive("history.max_bytes", self.history.max_bytes)?;
+        if self.history.max_bytes >= server.max_outbound_bytes {
+            return Err(invalid(
+                "history.max_bytes",
+                "must be below server.max_outbound_bytes",
+            ));
+        }
+        if self.snapshot.every == SnapshotEvery::Interval(Duration::ZERO) {
+            return Err(invalid("snapshot.every", "must be \"publish\" or > 0"));
+        }
+        if self.sink.kind != SinkType::InProcess {
+            non_empty("sink.url", &self.sink.url)?;
+            non_empty("sink.subjects.data", &self.sink.subjects.data)?;
+            non_empty("sink.subjects.control", &self.sink.subjects.control)?;
+        }
+        if server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen",
+                "must be an address like 127.0.0.1:4000",
+            ));
+        }
+        let auth = &self.auth;
+        match auth.kind {
+            AuthType::None => {}
+            AuthType::Bearer => non_empty("auth.bearer_token_env", &auth.bearer_token_env)?,
+            AuthType::Basic => {
+                non_empty("auth.basic_username_env", &auth.basic_username_env)?;
+                non_empty("auth.basic_password_env", &auth.basic_password_env)?;
+            }
+            AuthType::Tokens => non_empty("auth.tokens_env", &auth.tokens_env)?,
+        }
+        Ok(())
+    }
+
+    /// Validates and returns self.
+    pub fn validated(self) -> Result<Config, ConfigError> {
+        self.validate().map(|()| self)
+    }
+}
+
+/// Prefixes a parse error with the dotted path of the key it happened at.
+fn keyed<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> String {
+    let path = error.path().to_string();
+    let inner = error.into_inner().to_string();
+    let inner = inner.trim();
+    if path == "." {
+        inner.to_owned()
+    } else {
+        format!("{path}: {inner}")
+    }
+}
+
+fn invalid(key: &'static str, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.to_owned(),
+    }
+}
+
+fn positive(key: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be > 0"));
+    }
+    Ok(())
+}
+
+fn non_empty(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn toml_durations_and_keys() {
+        let config = Config::from_toml(
+            "[server]\nidle_timeout = \"5s\"\nallowed_origins = [\"*\"]\n[auth]\ntype = \"bearer\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.auth.kind, AuthType::Bearer);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn backpressure_keys() {
+        let config =
+            Config::from_toml("[backpressure]\nqueue_size = 10\non_full = \"block\"\n").unwrap();
+        assert_eq!(config.backpressure.on_full, OnFull::Block);
+        let zero = Config::from_toml("[backpressure]\nqueue_size = 0\n").unwrap();
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "backpressure.queue_size must be > 0"
+        );
+        assert!(Config::from_toml("[backpressure]\non_full = \"explode\"\n").is_err());
+    }
+
+    #[test]
+    fn sink_section() {
+        let config = Config::from_toml(
+            "[sink]\ntype = \"jetstream\"\nurl = \"nats://127.0.0.1:4333\"\n[sink.subjects]\ndata = \"d\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sink.kind, SinkType::Jetstream);
+        assert_eq!(config.sink.subjects.data, "d");
+        assert_eq!(config.sink.subjects.control, "federated.control");
+        let log = Config::from_toml("[sink]\ntype = \"log\"\n").unwrap();
+        assert_eq!(log.sink.kind, SinkType::InProcess);
+    }
+
+    #[test]
+    fn json_is_accepted() {
+        let config = Config::from_json(r#"{"server":{"max_connections":3}}"#).unwrap();
+        assert_eq!(config.server.max_connections, 3);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let config = Config::from_toml("[server]\nmax_connections = 0\n").unwrap();
+        let message = config.validate().unwrap_err().to_string();
+        assert_eq!(message, "server.max_connections must be > 0");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let message = Config::from_toml("[server]\nmax_conections = 5\n").unwrap_err();
+        assert!(message.contains("max_conections"), "{message}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let message = Config::from_json(r#"{"server":{"idle_timeout":"soon"}}"#).unwrap_err();
+        assert!(message.starts_with("server.idle_timeout: "), "{message}");
+        let message = Config::from_toml("[server]\nidle_timeout = 5\n").unwrap_err();
+        assert!(message.starts_with("server.idle_timeout: "), "{message}");
+    }
+}

@@ -1,0 +1,117 @@
+//! `[server]` and `[auth]`: the inbound side.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The inbound (hub) side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:4000`.
+    pub listen: String,
+    /// Path of the Phoenix V2 endpoint.
+    pub path: String,
+    /// Path of the envelope v1 ingest endpoint.
+    pub ingest_path: String,
+    /// Most sockets open at once; more are refused with 503.
+    pub max_connections: usize,
+    /// Largest inbound frame; a larger one closes the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest query string of an upgrade request; longer ones get 414.
+    pub max_query_bytes: usize,
+    /// Environment variable holding a token that `GET /health` and
+    /// `GET /metrics` then require (`Authorization: Bearer`); unset: open.
+    pub admin_token_env: Option<String>,
+    /// Origins allowed to connect besides the hub's own: exact entries
+    /// (any scheme), or `*` for any. Empty = the hub's own origin only.
+    pub allowed_origins: Vec<String>,
+    /// The hub's own origin as browsers see it, e.g.
+    /// `https://chat.example.com` (behind a proxy). Unset: the address the
+    /// server is bound to (on a loopback address, `localhost`, `127.0.0.1`
+    /// and `[::1]` at that port). Never the request's `Host` header.
+    pub public_url: Option<String>,
+    /// A socket with no inbound frame for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most topics one socket may join.
+    pub max_channels_per_socket: usize,
+    /// Most frames waiting to be written to one socket; past this the socket
+    /// is closed with 1013 (try again later).
+    pub max_outbound_frames: usize,
+    /// Most bytes waiting to be written to one socket; same policy.
+    pub max_outbound_bytes: usize,
+    /// On shutdown, sockets closed per batch.
+    pub shutdown_batch: usize,
+    /// On shutdown, pause between batches.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_batch_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:4000".to_owned(),
+            path: "/socket/websocket".to_owned(),
+            ingest_path: "/ingest".to_owned(),
+            max_connections: 10_000,
+            max_frame_bytes: 1024 * 1024,
+            max_query_bytes: 4096,
+            admin_token_env: None,
+            allowed_origins: Vec::new(),
+            public_url: None,
+            idle_timeout: Duration::from_secs(60),
+            max_channels_per_socket: 100,
+            max_outbound_frames: 1024,
+            max_outbound_bytes: 4 * 1024 * 1024,
+            shutdown_batch: 100,
+            shutdown_batch_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// How a connection proves who it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    /// No credentials required.
+    #[default]
+    None,
+    /// A bearer token.
+    Bearer,
+    /// HTTP basic auth.
+    Basic,
+    /// Several bearer tokens, each naming a principal (`name=token,...`).
+    Tokens,
+}
+
+/// Credentials for inbound connections. Secrets come from environment
+/// variables named here, never from the file itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Which scheme is required.
+    #[serde(rename = "type")]
+    pub kind: AuthType,
+    /// Environment variable holding the bearer token.
+    pub bearer_token_env: String,
+    /// Environment variable holding the basic-auth user name.
+    pub basic_username_env: String,
+    /// Environment variable holding the basic-auth password.
+    pub basic_password_env: String,
+    /// Environment variable holding `name=token` pairs, comma separated
+    /// (`type = "tokens"`): each sender is the principal its token names.
+    pub tokens_env: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            kind: AuthType::None,
+            bearer_token_env: "SWITCHBOARD_TOKEN".to_owned(),
+            tokens_env: "SWITCHBOARD_TOKENS".to_owned(),
+            basic_username_env: "SWITCHBOARD_USERNAME".to_owned(),
+            basic_password_env: "SWITCHBOARD_PASSWORD".to_owned(),
+        }
+    }
+}
