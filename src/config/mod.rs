@@ -12,7 +12,7 @@ mod server;
 
 pub use history::{HistoryConfig, SnapshotConfig, SnapshotEvery};
 pub use ingest::{BackpressureConfig, BidirectionalConfig, OnFull, SinkConfig, SinkType, Subjects};
-pub use server::{AuthConfig, AuthType, ServerConfig};
+pub use server::{AuthConfig, AuthType, InboundRateConfig, OnExceed, ServerConfig};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,13 @@ impl Config {
         positive("server.max_outbound_frames", server.max_outbound_frames)?;
         positive("server.max_outbound_bytes", server.max_outbound_bytes)?;
         positive("server.shutdown_batch", server.shutdown_batch)?;
+        let rate = &server.inbound_rate;
+        if rate.bytes_per_second > 0 && rate.bytes_per_second < server.max_frame_bytes as u64 {
+            return Err(invalid(
+                "server.inbound_rate.bytes_per_second",
+                "must be 0 (no limit) or at least server.max_frame_bytes",
+            ));
+        }
         if server.idle_timeout.is_zero() {
             return Err(invalid("server.idle_timeout", "must be > 0"));
         }
@@ -281,5 +288,20 @@ mod tests {
         assert!(message.starts_with("server.idle_timeout: "), "{message}");
         let message = Config::from_toml("[server]\nidle_timeout = 5\n").unwrap_err();
         assert!(message.starts_with("server.idle_timeout: "), "{message}");
+    }
+
+    #[test]
+    fn an_inbound_byte_rate_below_one_frame_is_refused() {
+        let text = "[server.inbound_rate]\nbytes_per_second = 1000\n";
+        let message = Config::from_toml(text).unwrap().validate().unwrap_err();
+        assert!(
+            message
+                .to_string()
+                .starts_with("server.inbound_rate.bytes_per_second "),
+            "{message}"
+        );
+        let text = "[server.inbound_rate]\nbytes_per_second = 2000000\non_exceed = \"close\"\n";
+        let config = Config::from_toml(text).unwrap().validated().unwrap();
+        assert_eq!(config.server.inbound_rate.on_exceed, OnExceed::Close);
     }
 }

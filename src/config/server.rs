@@ -46,6 +46,45 @@ pub struct ServerConfig {
     /// On shutdown, pause between batches.
     #[serde(with = "humantime_serde")]
     pub shutdown_batch_interval: Duration,
+    /// An optional limit on what one socket may send (off by default).
+    pub inbound_rate: InboundRateConfig,
+}
+
+/// `[server.inbound_rate]`: the most one socket may send per second, as a
+/// token bucket holding one second's worth (so a burst of up to a second's
+/// allowance passes). Pings count as frames. 0 means no limit.
+///
+/// ```
+/// let config = switchboard::config::Config::from_toml(
+///     "[server.inbound_rate]\nframes_per_second = 100\non_exceed = \"close\"\n",
+/// )
+/// .unwrap();
+/// assert_eq!(config.server.inbound_rate.frames_per_second, 100);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboundRateConfig {
+    /// Most frames per second (0: no limit).
+    pub frames_per_second: u32,
+    /// Most bytes per second (0: no limit); at least `max_frame_bytes`
+    /// when set, so that every allowed frame can pass.
+    pub bytes_per_second: u64,
+    /// What becomes of a frame over the limit.
+    pub on_exceed: OnExceed,
+}
+
+/// What the hub does with a frame over `[server.inbound_rate]`; either way
+/// it is counted (`switchboard_frames_rejected_total{reason="rate_limited"}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExceed {
+    /// Not handled; answered with `rate_limited` where the protocol has an
+    /// answer (a Phoenix reply, an ingest nack or error reply); the socket
+    /// stays open.
+    #[default]
+    Refuse,
+    /// The socket is closed with 1008 (policy violation).
+    Close,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +105,7 @@ impl Default for ServerConfig {
             max_outbound_bytes: 4 * 1024 * 1024,
             shutdown_batch: 100,
             shutdown_batch_interval: Duration::from_millis(10),
+            inbound_rate: InboundRateConfig::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ use super::dedup::DedupTicket;
 use super::outcome::{IngestOutcome, Nack};
 use super::queue::{BoundedQueue, Level, Offered, Signal};
 use super::retry::Retry;
+use super::status::{QueueGauge, QueueStatus};
 use crate::config::OnFull;
 use crate::sink::{Sink, SinkError, SinkItem};
 
@@ -93,19 +94,6 @@ pub struct DrainReport {
     pub undelivered: u64,
 }
 
-/// A snapshot of the queue.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct QueueStatus {
-    /// Items queued.
-    pub queue_depth: usize,
-    /// Capacity.
-    pub queue_capacity: usize,
-    /// depth / capacity.
-    pub utilization: f64,
-    /// Items handed to the sink, not yet accepted.
-    pub in_flight: usize,
-}
-
 /// Counters of one queue, mirrored to the `metrics` facade.
 #[derive(Debug, Default)]
 pub struct IngestStats {
@@ -159,6 +147,7 @@ pub struct IngestQueue {
     admission: Option<Arc<Semaphore>>,
     closed: bool,
     drain: Option<DrainWait>,
+    gauge: Arc<QueueGauge>,
 }
 
 struct DrainWait {
@@ -183,6 +172,7 @@ impl IngestQueue {
             admission,
             closed: false,
             drain: None,
+            gauge: Arc::new(QueueGauge::new(config.queue_size)),
         }
     }
 
@@ -194,6 +184,12 @@ impl IngestQueue {
     /// The queue's counters.
     pub fn stats(&self) -> Arc<IngestStats> {
         self.stats.clone()
+    }
+
+    /// The queue's figures as of its last change, readable without a
+    /// message to the queue.
+    pub(crate) fn gauge(&self) -> Arc<QueueGauge> {
+        self.gauge.clone()
     }
 
     fn signal(&mut self, signal: Option<Signal>) {
@@ -237,7 +233,14 @@ impl IngestQueue {
         }
     }
 
+    /// Hands the next item to the sink when it may; then records the figures
+    /// (every change of depth or in-flight count ends in a pump).
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.hand_next(ctx);
+        self.gauge.set(self.queue.depth(), self.in_flight);
+    }
+
+    fn hand_next(&mut self, ctx: &mut Context<Self>) {
         if self.sending || self.retry.holds() || self.in_flight >= MAX_IN_FLIGHT {
             return;
         }
@@ -353,6 +356,7 @@ impl IngestQueue {
             );
         }
         let delivered = self.stats.delivered.load(Ordering::Relaxed) - wait.delivered_before;
+        self.gauge.set(0, self.in_flight);
         if undelivered > 0 {
             tracing::warn!(undelivered, "drain deadline passed");
         }
@@ -364,12 +368,7 @@ impl IngestQueue {
 
     fn status(&self) -> QueueStatus {
         let level: Level = self.queue.level();
-        QueueStatus {
-            queue_depth: level.depth,
-            queue_capacity: level.capacity,
-            utilization: level.utilization(),
-            in_flight: self.in_flight,
-        }
+        QueueStatus::of(level.depth, level.capacity, self.in_flight)
     }
 }
 

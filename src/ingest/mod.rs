@@ -5,13 +5,16 @@ pub(crate) mod ingest_queue;
 pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod retry;
+pub(crate) mod status;
 
 pub use crate::config::OnFull;
 pub use dedup::DedupStats;
 pub(crate) use dedup::{Admission, Dedup};
 pub use ingest_queue::{
     Backpressure, DrainQueue, DrainReport, GetQueueStatus, Ingest, IngestQueue, IngestStats,
-    QueueConfig, QueueStatus, Upstream,
+    QueueConfig, Upstream,
 };
 pub use outcome::{IngestOutcome, Nack};
 pub use queue::Signal;
+pub(crate) use status::QueueGauge;
+pub use status::QueueStatus;

@@ -33,4 +33,4 @@ pub use hub::{Broadcast, DrainSockets, Hub};
 pub use registry::SessionId;
 pub use serve::{RunningHub, StartError};
 pub use service::HubService;
-pub use stats::{CloseCause, FrameProblem, HubStats, Refusal};
+pub use stats::{CloseCause, FrameProblem, HubStats, Refusal, Throttle};

@@ -14,7 +14,7 @@ use super::stats::HubStats;
 use crate::config::{BidirectionalConfig, Config, ServerConfig};
 use crate::ingest::{
     Dedup, DedupStats, DrainQueue, DrainReport, GetQueueStatus, IngestQueue, IngestStats,
-    QueueConfig, QueueStatus,
+    QueueConfig, QueueGauge, QueueStatus,
 };
 use crate::protocol::envelope::Envelope;
 use crate::server::auth::Credentials;
@@ -49,6 +49,8 @@ pub(crate) struct IngestParts {
     pub stats: Arc<IngestStats>,
     /// The duplicate filter of sequenced messages (SEQ-9).
     pub dedup: Arc<Dedup>,
+    /// Its figures as of its last change.
+    pub gauge: Arc<QueueGauge>,
 }
 
 /// A hub: its config, credentials, channels, directory, counters and actor.
@@ -112,6 +114,7 @@ impl HubService {
         let ingest = IngestParts {
             admission: queue.admission(),
             stats: queue.stats(),
+            gauge: queue.gauge(),
             queue: queue.start(),
             dedup: Dedup::new(marks, Some(snapshotter), credentials.single_principal()),
         };

@@ -40,6 +40,22 @@ pub enum CloseCause {
     ProtocolError,
     /// The hub is shutting down (1012).
     Shutdown,
+    /// The peer sent faster than `server.inbound_rate` allows, under
+    /// `on_exceed = "close"` (1008).
+    RateLimited,
+}
+
+/// Why the hub stopped reading a socket for a while (TCP then pushes back
+/// on the peer); nothing is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Throttle {
+    /// Answers were backing up in the socket's outbox: the peer is not
+    /// reading them.
+    Answers,
+    /// An ingest sender owed as many acks as its outbox can hold: the sink
+    /// has to accept some first.
+    Owed,
 }
 
 /// A frame that was dropped or answered with an error instead of being routed.
@@ -63,6 +79,8 @@ pub enum FrameProblem {
     /// A client event named like one of the protocol's own (`phx_*`,
     /// presence), refused with `reserved event`.
     ReservedEvent,
+    /// Over `server.inbound_rate`: refused with `rate_limited`.
+    RateLimited,
 }
 
 impl Refusal {
@@ -83,7 +101,7 @@ impl Refusal {
 
 impl CloseCause {
     /// Number of variants (the last one's index + 1).
-    const COUNT: usize = CloseCause::Shutdown as usize + 1;
+    const COUNT: usize = CloseCause::RateLimited as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -95,13 +113,14 @@ impl CloseCause {
             CloseCause::InvalidText => "invalid_text",
             CloseCause::ProtocolError => "protocol_error",
             CloseCause::Shutdown => "shutdown",
+            CloseCause::RateLimited => "rate_limited",
         }
     }
 }
 
 impl FrameProblem {
     /// Number of variants (the last one's index + 1).
-    const COUNT: usize = FrameProblem::ReservedEvent as usize + 1;
+    const COUNT: usize = FrameProblem::RateLimited as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -114,6 +133,20 @@ impl FrameProblem {
             FrameProblem::TooManyChannels => "too_many_channels",
             FrameProblem::HandlerFailed => "handler_failed",
             FrameProblem::ReservedEvent => "reserved_event",
+            FrameProblem::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl Throttle {
+    /// Number of variants (the last one's index + 1).
+    const COUNT: usize = Throttle::Owed as usize + 1;
+
+    /// Stable metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Throttle::Answers => "answers_unread",
+            Throttle::Owed => "acks_owed",
         }
     }
 }
@@ -124,6 +157,7 @@ pub struct HubStats {
     refusals: [AtomicU64; Refusal::COUNT],
     closes: [AtomicU64; CloseCause::COUNT],
     problems: [AtomicU64; FrameProblem::COUNT],
+    throttles: [AtomicU64; Throttle::COUNT],
 }
 
 impl HubStats {
@@ -146,6 +180,18 @@ impl HubStats {
         self.problems[problem as usize].fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchboard_frames_rejected_total", "reason" => problem.label())
             .increment(1);
+    }
+
+    /// Counts a pause in reading a socket.
+    pub fn throttled(&self, throttle: Throttle) {
+        self.throttles[throttle as usize].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("switchboard_reads_paused_total", "reason" => throttle.label())
+            .increment(1);
+    }
+
+    /// How many times reading paused for `throttle`.
+    pub fn throttles(&self, throttle: Throttle) -> u64 {
+        self.throttles[throttle as usize].load(Ordering::Relaxed)
     }
 
     /// How many upgrades were refused for `refusal`.

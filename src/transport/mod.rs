@@ -4,5 +4,6 @@
 pub(crate) mod correlator;
 pub(crate) mod frame_guard;
 pub(crate) mod outbox;
+pub(crate) mod read_gate;
 
 pub use correlator::RequestError;

@@ -163,6 +163,11 @@ impl Client {
         }
     }
 
+    /// The underlying stream, owned (to split it into halves).
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     /// The underlying stream, for tests that need raw control.
     pub fn inner(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
         &mut self.ws

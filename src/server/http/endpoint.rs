@@ -58,7 +58,7 @@ pub(crate) async fn phoenix_socket(
     };
     ServerSession::start(
         session_parts(&service, session, stream, id, oversized),
-        move |outbox, _| PhoenixSocket::new(info, deps, outbox),
+        move |outbox, _, _| PhoenixSocket::new(info, deps, outbox),
     );
     response
 }
@@ -98,10 +98,12 @@ pub(crate) async fn ingest_socket(
         bidirectional: service.bidirectional(),
         dedup: ingest.dedup.clone(),
         principal,
+        gauge: ingest.gauge.clone(),
+        idle_timeout: service.config().idle_timeout,
     };
     ServerSession::start(
         session_parts(&service, session, stream, id, oversized),
-        move |outbox, ctx| IngestSocket::new(id, deps, outbox, ctx),
+        move |outbox, gate, ctx| IngestSocket::new(id, deps, outbox, gate, ctx),
     );
     response
 }

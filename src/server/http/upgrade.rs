@@ -181,5 +181,6 @@ pub(crate) fn session_parts(
             max_bytes: config.max_outbound_bytes,
         },
         oversized,
+        inbound_rate: config.inbound_rate,
     }
 }

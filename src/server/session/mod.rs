@@ -11,6 +11,7 @@
 //! are waiting for a peer that does not read; the actor, its timers and its
 //! mailbox then stall with it, and nothing can close the socket.
 
+mod inbound_rate;
 pub(crate) mod ingest_socket;
 pub(crate) mod phoenix_socket;
 
@@ -21,9 +22,13 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 
+use crate::config::{InboundRateConfig, OnExceed};
 use crate::server::registry::{CloseSession, Registry, SessionId};
+use crate::server::stats::FrameProblem;
 use crate::server::stats::{CloseCause, HubStats};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
+use crate::transport::read_gate::ReadGate;
+use inbound_rate::InboundRate;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -32,6 +37,11 @@ pub(crate) trait Protocol: Sized + Unpin + 'static {
     /// Handles one inbound text frame; never fails (bad input is counted and
     /// answered by the protocol itself).
     fn on_text(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>);
+
+    /// A text frame over the socket's inbound rate limit arrived (under
+    /// `on_exceed = "refuse"`): answer it with `rate_limited` where the
+    /// protocol can, handle nothing.
+    fn on_rate_limited(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>);
 
     /// The socket is gone: forget it wherever it was registered.
     fn on_stop(&mut self);
@@ -55,6 +65,8 @@ pub(crate) struct SessionParts {
     pub limits: OutboxLimits,
     /// Set when the inbound frame guard refused a frame at its header.
     pub oversized: Arc<AtomicBool>,
+    /// The optional inbound rate limit.
+    pub inbound_rate: InboundRateConfig,
 }
 
 /// The actor behind one inbound socket speaking `P`.
@@ -68,23 +80,28 @@ pub(crate) struct ServerSession<P: Protocol> {
     span: tracing::Span,
     registry: Arc<Registry>,
     oversized: Arc<AtomicBool>,
+    gate: ReadGate,
+    rate: Option<InboundRate>,
+    on_exceed: OnExceed,
 }
 
 impl<P: Protocol> ServerSession<P> {
     /// Starts the session actor on the current arbiter; `protocol` builds the
-    /// protocol state from the socket's outbox and the actor's context.
+    /// protocol state from the socket's outbox, the gate on its inbound
+    /// stream, and the actor's context.
     pub(crate) fn start(
         parts: SessionParts,
-        protocol: impl FnOnce(Outbox, &mut Context<ServerSession<P>>) -> P,
+        protocol: impl FnOnce(Outbox, ReadGate, &mut Context<ServerSession<P>>) -> P,
     ) -> actix::Addr<ServerSession<P>> {
         ServerSession::create(|ctx| {
             let (outbox, closer) =
                 Outbox::spawn(parts.session, parts.limits, ctx.address().recipient());
-            ctx.add_stream(parts.stream);
+            let gate = ReadGate::default();
+            ctx.add_stream(gate.wrap(parts.stream));
             let id = parts.id;
             parts.registry.add_session(id, ctx.address().recipient());
             ServerSession {
-                socket: protocol(outbox.clone(), ctx),
+                socket: protocol(outbox.clone(), gate.clone(), ctx),
                 outbox,
                 closer: Some(closer),
                 stats: parts.stats,
@@ -93,6 +110,9 @@ impl<P: Protocol> ServerSession<P> {
                 span: tracing::info_span!("session", id),
                 registry: parts.registry,
                 oversized: parts.oversized,
+                gate,
+                rate: InboundRate::new(&parts.inbound_rate, Instant::now()),
+                on_exceed: parts.inbound_rate.on_exceed,
             }
         })
     }
@@ -145,7 +165,44 @@ impl<P: Protocol> ServerSession<P> {
         self.registry.is_draining()
     }
 
+    /// Whether `message` is within the inbound rate limit (charging it).
+    fn within_rate(&mut self, message: &AggregatedMessage) -> bool {
+        let Some(rate) = &mut self.rate else {
+            return true;
+        };
+        let len = match message {
+            AggregatedMessage::Text(text) => text.len(),
+            AggregatedMessage::Binary(bytes) => bytes.len(),
+            AggregatedMessage::Ping(bytes) | AggregatedMessage::Pong(bytes) => bytes.len(),
+            AggregatedMessage::Close(_) => return true,
+        };
+        rate.admit(len, self.last_inbound)
+    }
+
+    /// A frame over the limit: refused (answered where the protocol can) or
+    /// the socket closed, per `on_exceed`; counted either way.
+    fn over_rate(&mut self, message: AggregatedMessage, ctx: &mut Context<Self>) {
+        self.stats.frame_problem(FrameProblem::RateLimited);
+        match (self.on_exceed, message) {
+            (OnExceed::Close, _) => {
+                let why = "inbound rate limit exceeded";
+                self.close(ctx, CloseCause::RateLimited, CloseCode::Policy, why);
+            }
+            (OnExceed::Refuse, AggregatedMessage::Text(text)) => {
+                self.socket.on_rate_limited(&text, ctx);
+            }
+            // A ping over the limit gets no pong; the rest needs no answer.
+            (OnExceed::Refuse, _) => {}
+        }
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.gate.is_shut() {
+            // Not read on purpose: the peer is not idle, the hub is busy
+            // (a protocol that waits on the peer bounds that wait itself).
+            self.last_inbound = Instant::now();
+            return;
+        }
         if self.last_inbound.elapsed() >= self.idle_timeout {
             let why = "no frame within the idle timeout";
             self.close(ctx, CloseCause::Idle, CloseCode::Away, why);
@@ -208,6 +265,9 @@ impl<P: Protocol> StreamHandler<Result<AggregatedMessage, ProtocolError>> for Se
             }
         };
         self.last_inbound = Instant::now();
+        if !self.within_rate(&message) {
+            return self.over_rate(message, ctx);
+        }
         match message {
             AggregatedMessage::Text(text) => self.socket.on_text(&text, ctx),
             AggregatedMessage::Binary(_) => {

@@ -351,6 +351,17 @@ impl Protocol for PhoenixSocket {
         self.handle_text(text);
     }
 
+    fn on_rate_limited(&mut self, text: &str, _: &mut Context<ServerSession<Self>>) {
+        // Answered when it has a ref to answer (phoenix.js then fails the
+        // push with `rate_limited`); anything else is only counted.
+        if let Ok(frame) = Frame::decode(text) {
+            if names_fit(&frame) && frame.msg_ref.is_some() {
+                let refused = Reply::error(&ChannelErrorCode::RateLimited);
+                self.reply(frame.join_ref.as_deref(), &frame, refused);
+            }
+        }
+    }
+
     fn on_stop(&mut self) {
         self.leave_all();
     }

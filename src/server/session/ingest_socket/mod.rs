@@ -2,16 +2,21 @@
 //!
 //! `data` goes into the hub's [`IngestQueue`]; its `ack` (or `nack`) is sent
 //! when the sink accepted it (or it was dropped). `request`s to the built-in
-//! methods (`status`, `backpressure`) are answered with a correlated `reply`.
-//! The queue's slow/resume edges reach the sender as `slow` envelopes.
-//! Invalid messages are counted by reason and nacked when an id can be read;
-//! the socket stays open. Under `block`, a full queue stops the socket from
-//! being read until there is room, so TCP pushes back on the sender.
+//! methods (`status`, `backpressure`) are answered at once with a correlated
+//! `reply`. The queue's slow/resume edges reach the sender as `slow`
+//! envelopes. Invalid messages are counted by reason and nacked when an id
+//! can be read; the socket stays open.
+//!
+//! Nothing a sender does makes its answers overflow the socket: it owes at
+//! most half its outbox, and it is not read (TCP pushes back on it) while it
+//! owes that many, while its answers back up, or, under `block`, while the
+//! queue is full.
 
 use std::sync::Arc;
 
 use actix::fut::wrap_future;
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseFuture};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler};
+use actix_ws::CloseCode;
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::{json, Value};
@@ -20,19 +25,20 @@ use tokio::sync::Semaphore;
 use crate::config::BidirectionalConfig;
 use crate::ingest::dedup::scoped;
 use crate::ingest::{
-    Admission, Backpressure, Dedup, GetQueueStatus, Ingest, IngestOutcome, IngestQueue, Signal,
+    Admission, Backpressure, Dedup, Ingest, IngestOutcome, IngestQueue, QueueGauge, Signal,
     Upstream,
 };
 use crate::protocol::content::{key_fields, EnvelopeKey};
 use crate::protocol::envelope::{self, Body, Envelope};
-use crate::server::registry::{Registry, SenderRequest, SessionId};
+use crate::server::registry::{Registry, SessionId};
 use crate::server::session::{Protocol, ServerSession};
-use crate::server::stats::{FrameProblem, HubStats};
+use crate::server::stats::{CloseCause, FrameProblem, HubStats, Throttle};
 use crate::sink::{ItemKind, SinkItem};
-use crate::transport::correlator::{
-    outcome, send_request, Correlator, FailAll, RequestSlots, Resolve,
-};
+use crate::transport::correlator::{Correlator, FailAll, RequestSlots, Resolve};
 use crate::transport::outbox::Outbox;
+use crate::transport::read_gate::ReadGate;
+
+mod requests;
 use crate::transport::RequestError;
 
 /// Per-socket state of an ingest connection.
@@ -53,6 +59,14 @@ pub(crate) struct IngestSocket {
     dedup: Arc<Dedup>,
     /// Who the sender authenticated as; its producers are scoped to it.
     principal: String,
+    gauge: Arc<QueueGauge>,
+    idle_timeout: std::time::Duration,
+    /// Answers (acks, nacks) this socket owes: data handed on, not yet
+    /// answered. At most half its outbox, so what it owes always fits.
+    owed: usize,
+    gate: ReadGate,
+    /// The gate is shut until the outbox drains (the sender reads nothing).
+    draining: bool,
 }
 
 /// What an ingest socket needs from the hub.
@@ -74,6 +88,10 @@ pub(crate) struct IngestDeps {
     pub dedup: Arc<Dedup>,
     /// Who the sender authenticated as.
     pub principal: String,
+    /// The queue's figures, for `status`.
+    pub gauge: Arc<QueueGauge>,
+    /// How long a sender may leave its answers unread.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Longest producer name a content envelope may carry.
@@ -87,6 +105,7 @@ impl IngestSocket {
         id: SessionId,
         deps: IngestDeps,
         outbox: Outbox,
+        gate: ReadGate,
         ctx: &mut Context<Session>,
     ) -> IngestSocket {
         deps.queue.do_send(Upstream {
@@ -111,6 +130,11 @@ impl IngestSocket {
             outbox_frames: deps.outbox_frames,
             dedup: deps.dedup,
             principal: deps.principal,
+            gauge: deps.gauge,
+            idle_timeout: deps.idle_timeout,
+            owed: 0,
+            gate,
+            draining: false,
         }
     }
 
@@ -131,20 +155,79 @@ impl IngestSocket {
         }
     }
 
-    fn ingest(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
-        // Answers backing up (the sender is not reading its acks): read
-        // nothing more from it until they drain, instead of closing it.
-        let high = self.outbox_frames * 3 / 4;
-        if self.outbox.backlog() >= high.max(1) {
-            let drained = self.outbox.drained_below(self.outbox_frames / 2);
-            ctx.wait(
-                wrap_future::<_, Session>(drained).map(move |(), session, ctx| {
-                    session.protocol().admit(id, payload, ctx);
-                }),
-            );
+    /// Run after every frame and every answer: shuts the gate while the
+    /// socket owes half its outbox or its answers back up (the sender does
+    /// not read them), opens it once neither holds. Reading, not closing, is
+    /// what slows a sender down: TCP pushes back on it.
+    fn pace(&mut self, ctx: &mut Context<Session>) {
+        if self.draining {
             return;
         }
-        self.admit(id, payload, ctx);
+        let budget = (self.outbox_frames / 2).max(1);
+        if self.owed >= budget {
+            if !self.gate.is_shut() {
+                self.stats.throttled(Throttle::Owed);
+                self.gate.shut();
+            }
+        } else if self.outbox.backlog() >= (self.outbox_frames * 3 / 4).max(1) {
+            self.stats.throttled(Throttle::Answers);
+            self.gate.shut();
+            self.draining = true;
+            self.await_drain(ctx);
+        } else {
+            self.gate.open();
+        }
+    }
+
+    /// Waits for the outbox to drain to half; a sender that leaves its
+    /// answers unread for an idle timeout is closed as a slow consumer.
+    fn await_drain(&mut self, ctx: &mut Context<Session>) {
+        let drained = tokio::time::timeout(
+            self.idle_timeout,
+            self.outbox.drained_below(self.outbox_frames / 2),
+        );
+        ctx.spawn(
+            wrap_future::<_, Session>(drained).map(|drained, session, ctx| {
+                session.protocol().draining = false;
+                match drained {
+                    Ok(()) => session.protocol().pace(ctx),
+                    Err(_) => session.close(
+                        ctx,
+                        CloseCause::SlowConsumer,
+                        CloseCode::Again,
+                        "answers not read within the idle timeout",
+                    ),
+                }
+            }),
+        );
+    }
+
+    fn handle(&mut self, text: &str, ctx: &mut Context<Session>) {
+        let message = match Envelope::decode(text) {
+            Ok(message) => message,
+            Err(error) => return self.invalid(text, &error),
+        };
+        match message.body {
+            Body::Data(payload) => self.admit(message.id, payload, ctx),
+            Body::Request { method, params } => self.answer(message.id, &method, &params),
+            Body::Reply(_) => {
+                // Answers a request of the hub's; a late or unknown one is
+                // dropped and counted by the correlator.
+                let msg_ref = message.id.clone();
+                self.correlator.do_send(Resolve {
+                    msg_ref,
+                    reply: message,
+                });
+            }
+            Body::Ack | Body::Nack { .. } | Body::Slow(_) => {
+                self.stats.frame_problem(FrameProblem::InvalidPayload);
+                let error = Some(format!(
+                    "`{}` is sent by the hub, not to it",
+                    message.body.type_name()
+                ));
+                self.write(&Envelope::nack(message.id, "unexpected_type", error));
+            }
+        }
     }
 
     fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
@@ -167,7 +250,10 @@ impl IngestSocket {
                 // Stored already: ack again, store nothing.
                 (Admission::Duplicate, _) => return self.write(&Envelope::ack(id)),
                 // Acked when its original is.
-                (Admission::InFlight, _) => return,
+                (Admission::InFlight, _) => {
+                    self.owed += 1;
+                    return;
+                }
                 (Admission::Busy, _) => {
                     let busy = Some("its original is still on its way".to_owned());
                     return self.write(&Envelope::nack(id, "busy", busy));
@@ -215,7 +301,8 @@ impl IngestSocket {
 
     /// Hands an entry to the queue; when its mailbox is full, waits (reading
     /// nothing meanwhile) instead of buffering without bound.
-    fn forward(&self, entry: Ingest, ctx: &mut Context<Session>) {
+    fn forward(&mut self, entry: Ingest, ctx: &mut Context<Session>) {
+        self.owed += 1;
         match self.queue.try_send(entry) {
             Ok(()) => {}
             Err(actix::dev::SendError::Full(entry)) => {
@@ -223,50 +310,9 @@ impl IngestSocket {
                 ctx.wait(wrap_future::<_, Session>(sent).map(|_, _, _| ()));
             }
             Err(actix::dev::SendError::Closed(entry)) => {
+                self.owed -= 1;
                 let error = Some("the ingest queue is gone".to_owned());
                 self.write(&Envelope::nack(entry.item.id, "shutdown", error));
-            }
-        }
-    }
-
-    fn answer(&mut self, id: String, method: String, params: Value, ctx: &mut Context<Session>) {
-        match method.as_str() {
-            "status" => {
-                let connections = self.registry.connections();
-                let status = self.queue.send(GetQueueStatus);
-                ctx.spawn(wrap_future::<_, Session>(status).map(move |status, session, _| {
-                    let reply = match status {
-                        Ok(status) => Envelope::reply_ok(
-                            id,
-                            json!({
-                                "queue_depth": status.queue_depth,
-                                "queue_capacity": status.queue_capacity,
-                                "utilization": status.utilization,
-                                "in_flight": status.in_flight,
-                                "connections": connections,
-                            }),
-                        ),
-                        Err(error) => Envelope::reply_error(id, json!({"code": "unavailable", "message": error.to_string()})),
-                    };
-                    session.protocol().write(&reply);
-                }));
-            }
-            "backpressure" => match params.get("rate_limit").and_then(Value::as_u64) {
-                Some(limit) => {
-                    self.rate_limit = Some(limit);
-                    self.write(&Envelope::reply_ok(id, json!({"rate_limit": limit})));
-                }
-                None => self.write(&Envelope::reply_error(
-                    id,
-                    json!({"code": "invalid", "message": "params.rate_limit must be a non-negative integer"}),
-                )),
-            },
-            other => {
-                self.stats.frame_problem(FrameProblem::UnmatchedTopic);
-                self.write(&Envelope::reply_error(
-                    id,
-                    json!({"code": "not_found", "message": format!("unknown method `{other}`")}),
-                ));
             }
         }
     }
@@ -274,31 +320,27 @@ impl IngestSocket {
 
 impl Protocol for IngestSocket {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Session>) {
-        let message = match Envelope::decode(text) {
-            Ok(message) => message,
-            Err(error) => return self.invalid(text, &error),
+        self.handle(text, ctx);
+        self.pace(ctx);
+    }
+
+    fn on_rate_limited(&mut self, text: &str, ctx: &mut Context<Session>) {
+        let Ok(message) = Envelope::decode(text) else {
+            return;
         };
+        let why = "over the socket's inbound rate limit";
         match message.body {
-            Body::Data(payload) => self.ingest(message.id, payload, ctx),
-            Body::Request { method, params } => self.answer(message.id, method, params, ctx),
-            Body::Reply(_) => {
-                // Answers a request of the hub's; a late or unknown one is
-                // dropped and counted by the correlator.
-                let msg_ref = message.id.clone();
-                self.correlator.do_send(Resolve {
-                    msg_ref,
-                    reply: message,
-                });
+            Body::Data(_) => {
+                let why = Some(why.to_owned());
+                self.write(&Envelope::nack(message.id, "rate_limited", why));
             }
-            Body::Ack | Body::Nack { .. } | Body::Slow(_) => {
-                self.stats.frame_problem(FrameProblem::InvalidPayload);
-                let error = Some(format!(
-                    "`{}` is sent by the hub, not to it",
-                    message.body.type_name()
-                ));
-                self.write(&Envelope::nack(message.id, "unexpected_type", error));
-            }
+            Body::Request { .. } => self.write(&Envelope::reply_error(
+                message.id,
+                json!({"code": "rate_limited", "message": why}),
+            )),
+            _ => {}
         }
+        self.pace(ctx);
     }
 
     fn on_stop(&mut self) {
@@ -316,12 +358,15 @@ impl Protocol for IngestSocket {
 impl Handler<IngestOutcome> for Session {
     type Result = ();
 
-    fn handle(&mut self, outcome: IngestOutcome, _: &mut Context<Self>) {
+    fn handle(&mut self, outcome: IngestOutcome, ctx: &mut Context<Self>) {
         let reply = match outcome.result {
             Ok(()) => Envelope::ack(outcome.id),
             Err(nack) => Envelope::nack(outcome.id, nack.reason, Some(nack.error)),
         };
-        self.protocol().write(&reply);
+        let socket = self.protocol();
+        socket.write(&reply);
+        socket.owed = socket.owed.saturating_sub(1);
+        socket.pace(ctx);
     }
 }
 
@@ -339,33 +384,5 @@ impl Handler<Backpressure> for Session {
             }
         };
         socket.write(&message);
-    }
-}
-
-impl Handler<SenderRequest> for Session {
-    type Result = ResponseFuture<Result<Envelope, RequestError>>;
-
-    fn handle(&mut self, msg: SenderRequest, _: &mut Context<Self>) -> Self::Result {
-        let socket = self.protocol();
-        socket.requests += 1;
-        let id = format!("hub-{}", socket.requests);
-        let frame = Envelope::request(id.clone(), msg.method, msg.params).encode();
-        let outbox = &socket.outbox;
-        let write = || {
-            outbox
-                .push(ByteString::from(frame))
-                .map_err(|_| RequestError::Disconnected)
-        };
-        let sent = send_request(
-            &socket.slots,
-            &socket.correlator,
-            id,
-            socket.request_timeout,
-            write,
-        );
-        match sent {
-            Ok(answer) => Box::pin(outcome(answer)),
-            Err(error) => Box::pin(async move { Err(error) }),
-        }
     }
 }
