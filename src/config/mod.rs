@@ -108,6 +108,16 @@ impl Config {
         positive("server.max_outbound_frames", server.max_outbound_frames)?;
         positive("server.max_outbound_bytes", server.max_outbound_bytes)?;
         positive("server.shutdown_batch", server.shutdown_batch)?;
+        positive("server.max_pending_upgrades", server.max_pending_upgrades)?;
+        if server.upgrade_timeout.is_zero() {
+            return Err(invalid("server.upgrade_timeout", "must be > 0"));
+        }
+        if !(1..=64 * 1024).contains(&server.max_header_bytes) {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be between 1 and 65536",
+            ));
+        }
         let rate = &server.inbound_rate;
         if rate.bytes_per_second > 0 && rate.bytes_per_second < server.max_frame_bytes as u64 {
             return Err(invalid(

@@ -20,6 +20,17 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Longest query string of an upgrade request; longer ones get 414.
     pub max_query_bytes: usize,
+    /// Most bytes of request headers (names, values and their separators)
+    /// on the hub's routes; more get 431. At most 64 KiB: beyond actix-web's
+    /// own 128 KiB buffer a request head is refused before the hub sees it.
+    pub max_header_bytes: usize,
+    /// Most connections accepted and not upgraded yet (where the hub runs
+    /// its own server); past it a new connection is shut at once.
+    pub max_pending_upgrades: usize,
+    /// A connection must send its request head within this (where the hub
+    /// runs its own server); else 408, and it is closed.
+    #[serde(with = "humantime_serde")]
+    pub upgrade_timeout: Duration,
     /// Environment variable holding a token that `GET /health` and
     /// `GET /metrics` then require (`Authorization: Bearer`); unset: open.
     pub admin_token_env: Option<String>,
@@ -96,6 +107,9 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_frame_bytes: 1024 * 1024,
             max_query_bytes: 4096,
+            max_header_bytes: 16 * 1024,
+            max_pending_upgrades: 1024,
+            upgrade_timeout: Duration::from_secs(5),
             admin_token_env: None,
             allowed_origins: Vec::new(),
             public_url: None,

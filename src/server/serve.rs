@@ -7,6 +7,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 
 use super::builder::{BuildError, HubBuilder};
+use super::http::pending::PendingUpgrades;
 use super::service::HubService;
 
 /// How long a shutdown waits for drained sockets to go before stopping anyway.
@@ -51,10 +52,14 @@ impl RunningHub {
     /// Runs `service` on an HTTP server of its own bound to `listen`.
     pub(crate) fn serve(service: HubService, listen: &str) -> Result<RunningHub, StartError> {
         let app_service = service.clone();
+        let config = service.config();
+        let pending = PendingUpgrades::new(config.max_pending_upgrades, service.stats().clone());
         let server =
             HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))
                 .disable_signals()
                 .shutdown_timeout(2)
+                .client_request_timeout(config.upgrade_timeout)
+                .on_connect(move |io, data| pending.on_connect(io, data))
                 .bind(listen)
                 .map_err(|source| StartError::Bind {
                     listen: listen.to_owned(),

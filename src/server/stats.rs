@@ -20,6 +20,12 @@ pub enum Refusal {
     Capacity,
     /// The query string is longer than `server.max_query_bytes` (414).
     QueryTooLong,
+    /// The request's headers add up to more than `server.max_header_bytes`
+    /// (431).
+    HeadersTooLarge,
+    /// `server.max_pending_upgrades` connections were already open and not
+    /// upgraded: the new one was shut at once.
+    PendingUpgrades,
 }
 
 /// Why the hub closed a socket.
@@ -85,7 +91,7 @@ pub enum FrameProblem {
 
 impl Refusal {
     /// Number of variants (the last one's index + 1).
-    const COUNT: usize = Refusal::QueryTooLong as usize + 1;
+    const COUNT: usize = Refusal::PendingUpgrades as usize + 1;
 
     /// Stable metric label.
     pub fn label(self) -> &'static str {
@@ -95,6 +101,8 @@ impl Refusal {
             Refusal::Origin => "origin",
             Refusal::Capacity => "capacity",
             Refusal::QueryTooLong => "query_too_long",
+            Refusal::HeadersTooLarge => "headers_too_large",
+            Refusal::PendingUpgrades => "pending_upgrades",
         }
     }
 }

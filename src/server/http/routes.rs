@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::metrics;
 use crate::server::http::endpoint;
 use crate::server::http::health;
+use crate::server::http::upgrade::{headers_fit, refused};
 use crate::server::service::HubService;
 
 impl HubService {
@@ -26,6 +27,9 @@ impl HubService {
 
 /// `GET /health`, behind `server.admin_token_env` when set.
 async fn health(req: HttpRequest, service: web::Data<HubService>) -> HttpResponse {
+    if let Err(refusal) = headers_fit(&req, &service) {
+        return refused(refusal);
+    }
     if !service.admits_admin(&req) {
         return unauthorized();
     }
@@ -34,6 +38,9 @@ async fn health(req: HttpRequest, service: web::Data<HubService>) -> HttpRespons
 
 /// `GET /metrics`, behind `server.admin_token_env` when set.
 async fn metrics(req: HttpRequest, service: web::Data<HubService>) -> HttpResponse {
+    if let Err(refusal) = headers_fit(&req, &service) {
+        return refused(refusal);
+    }
     if !service.admits_admin(&req) {
         return unauthorized();
     }

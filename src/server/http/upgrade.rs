@@ -16,6 +16,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::server::http::pending::PendingUpgrade;
 use crate::server::origin::{origin_allowed, HubOrigin};
 use crate::server::registry::{ConnectionSlot, SessionId};
 use crate::server::service::HubService;
@@ -27,13 +28,30 @@ use crate::transport::outbox::OutboxLimits;
 /// A request body as actix-http boxes it.
 type BoxedPayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
-/// The query parameters of an upgrade request, once its query string fits
+/// Refuses (431, counted) a request whose headers add up to more than
+/// `server.max_header_bytes`: names, values, and 4 bytes of separators each.
+pub(crate) fn headers_fit(req: &HttpRequest, service: &HubService) -> Result<(), Refusal> {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > service.config().max_header_bytes {
+        service.stats().refused(Refusal::HeadersTooLarge);
+        return Err(Refusal::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// The query parameters of an upgrade request, once its headers fit
+/// `server.max_header_bytes` and its query string fits
 /// `server.max_query_bytes` (checked first: the parameters are kept per
 /// socket). A refusal is counted; a query that does not parse is empty.
 pub(crate) fn query_params(
     req: &HttpRequest,
     service: &HubService,
 ) -> Result<HashMap<String, String>, Refusal> {
+    headers_fit(req, service)?;
     if req.query_string().len() > service.config().max_query_bytes {
         service.stats().refused(Refusal::QueryTooLong);
         return Err(Refusal::QueryTooLong);
@@ -90,6 +108,12 @@ pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
             .body("missing or invalid credentials"),
         Refusal::Capacity => HttpResponse::ServiceUnavailable().body("too many connections"),
         Refusal::QueryTooLong => HttpResponse::UriTooLong().body("query string too long"),
+        Refusal::HeadersTooLarge => {
+            HttpResponse::build(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                .body("request headers too large")
+        }
+        // Shut at accept; never answered over HTTP.
+        Refusal::PendingUpgrades => HttpResponse::ServiceUnavailable().finish(),
     }
 }
 
@@ -116,6 +140,9 @@ pub(crate) async fn upgrade(
     let oversized = Arc::new(AtomicBool::new(false));
     let body = guard_frames(req, body, max_frame_bytes, oversized.clone()).await?;
     let (response, session, stream) = actix_ws::handle_with_protocols(req, body, protocols)?;
+    if let Some(pending) = req.conn_data::<PendingUpgrade>() {
+        pending.upgraded();
+    }
     let response = response
         .map_body(|_, body| SlotBody { body, _slot: slot })
         .map_into_boxed_body();
