@@ -84,6 +84,11 @@ pub struct SnapshotConfig {
     pub path: Option<std::path::PathBuf>,
     /// The flush policy.
     pub every: SnapshotEvery,
+    /// An ingest producer with no message for this long is forgotten (its
+    /// floor leaves the table and the file); `0s` keeps producers until a
+    /// cap evicts them. A producer that comes back after it starts afresh.
+    #[serde(with = "humantime_serde")]
+    pub producer_retention: Duration,
 }
 
 impl Default for SnapshotConfig {
@@ -91,6 +96,7 @@ impl Default for SnapshotConfig {
         SnapshotConfig {
             path: None,
             every: SnapshotEvery::Interval(Duration::from_secs(1)),
+            producer_retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

@@ -116,7 +116,12 @@ impl HubService {
             stats: queue.stats(),
             gauge: queue.gauge(),
             queue: queue.start(),
-            dedup: Dedup::new(marks, Some(snapshotter), credentials.single_principal()),
+            dedup: Dedup::new(
+                marks,
+                Some(snapshotter),
+                credentials.single_principal(),
+                config.snapshot.producer_retention,
+            ),
         };
         HubService {
             state: Arc::new(HubState {

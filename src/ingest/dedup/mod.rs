@@ -18,24 +18,25 @@
 //! the floor may be stored once more (JetStream drops those by their
 //! `Nats-Msg-Id`), but none is lost.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use actix::{Addr, Recipient};
 
 use super::outcome::{IngestOutcome, Nack};
 use crate::protocol::content::EnvelopeKey;
 use crate::sequence::{AdvanceProducer, ForgetProducer, Snapshotter};
+use legacy::migrate;
+use producer::{ProducerState, Waiter};
+
+mod legacy;
+mod producer;
 
 /// Most producers tracked; past it the least recently seen idle one is
 /// forgotten (counted), and a very late resend of its messages could reach
 /// the sink again.
 pub(crate) const MAX_PRODUCERS: usize = 100_000;
-
-/// Most accepted sequences kept above a producer's floor. Past it the floor
-/// jumps to the oldest of them: the holes below are sequences that were
-/// never sent, since a sent one is in flight or retried until settled.
-pub(crate) const MAX_ACCEPTED_WINDOW: usize = 4096;
 
 /// Most resends waiting on one in-flight message; more are nacked `busy`.
 const MAX_WAITERS: usize = 16;
@@ -78,55 +79,13 @@ pub(crate) enum Admission {
     TooManyProducers,
 }
 
-struct Waiter {
-    id: String,
-    origin: Recipient<IngestOutcome>,
-}
-
-#[derive(Default)]
-struct ProducerState {
-    floor: u64,
-    accepted: BTreeSet<u64>,
-    in_flight: HashMap<u64, Vec<Waiter>>,
-    last_seen: u64,
-}
-
-impl ProducerState {
-    fn is_duplicate(&self, sequence: u64) -> bool {
-        sequence <= self.floor || self.accepted.contains(&sequence)
-    }
-
-    /// Records an acceptance; answers whether the floor rose.
-    fn accept(&mut self, sequence: u64) -> bool {
-        if self.is_duplicate(sequence) {
-            return false;
-        }
-        self.accepted.insert(sequence);
-        let before = self.floor;
-        // The floor never passes a message still in flight.
-        let lowest_in_flight = self.in_flight.keys().min().copied().unwrap_or(u64::MAX);
-        while let Some(&next) = self.accepted.first() {
-            let contiguous = next == self.floor.saturating_add(1);
-            let forced = self.accepted.len() > MAX_ACCEPTED_WINDOW && next < lowest_in_flight;
-            if !(contiguous || forced) {
-                break;
-            }
-            if forced && !contiguous {
-                metrics::counter!("switchboard_ingest_dedup_window_full_total").increment(1);
-            }
-            self.floor = next;
-            self.accepted.pop_first();
-        }
-        self.floor != before
-    }
-}
-
-#[derive(Default)]
 struct Table {
     producers: HashMap<String, ProducerState>,
     /// Producers tracked per principal.
     per_principal: HashMap<String, usize>,
     clock: u64,
+    /// When producers past their retention were last looked for.
+    swept_at: Instant,
 }
 
 impl Table {
@@ -159,6 +118,9 @@ pub struct DedupStats {
     pub too_many_producers: u64,
     /// Producers forgotten at the cap.
     pub evicted: u64,
+    /// Producers forgotten after `snapshot.producer_retention` without a
+    /// message.
+    pub expired: u64,
 }
 
 /// The hub-wide duplicate filter. Cheap to share (`Arc`).
@@ -167,6 +129,7 @@ pub(crate) struct Dedup {
     stats: Mutex<DedupStats>,
     snapshotter: Option<Addr<Snapshotter>>,
     max_producers: usize,
+    retention: Duration,
 }
 
 /// An admitted message's claim on the filter: settled with the message's
@@ -219,11 +182,16 @@ impl Dedup {
     /// `legacy_principal` (the one principal of a single-credential hub),
     /// so exactly-once holds across the upgrade; without one (several named
     /// tokens) they cannot be attributed and are forgotten, with a warning.
+    ///
+    /// A producer not seen for `retention` (and with nothing on its way) is
+    /// forgotten; `Duration::ZERO` keeps producers until a cap evicts them.
     pub(crate) fn new(
         marks: BTreeMap<String, u64>,
         snapshotter: Option<Addr<Snapshotter>>,
         legacy_principal: Option<&str>,
+        retention: Duration,
     ) -> Arc<Dedup> {
+        let now = Instant::now();
         let (scoped_marks, legacy): (Vec<_>, Vec<_>) = marks
             .into_iter()
             .partition(|(producer, _)| producer.starts_with('@'));
@@ -237,13 +205,7 @@ impl Dedup {
             .into_iter()
             .chain(moved)
             .take(MAX_PRODUCERS)
-            .map(|(producer, floor)| {
-                let state = ProducerState {
-                    floor,
-                    ..ProducerState::default()
-                };
-                (producer, state)
-            })
+            .map(|(producer, floor)| (producer, ProducerState::at_floor(floor, now)))
             .collect();
         let mut per_principal = HashMap::new();
         for producer in producers.keys() {
@@ -256,10 +218,12 @@ impl Dedup {
                 producers,
                 per_principal,
                 clock: 0,
+                swept_at: now,
             }),
             stats: Mutex::new(DedupStats::default()),
             snapshotter,
             max_producers: MAX_PRODUCERS,
+            retention,
         })
     }
 
@@ -272,7 +236,20 @@ impl Dedup {
         id: &str,
         origin: &Recipient<IngestOutcome>,
     ) -> (Admission, Option<DedupTicket>) {
+        self.admit_at(key, id, origin, Instant::now())
+    }
+
+    /// [`Dedup::admit`] at `now`.
+    fn admit_at(
+        self: &Arc<Self>,
+        key: &EnvelopeKey,
+        id: &str,
+        origin: &Recipient<IngestOutcome>,
+        now: Instant,
+    ) -> (Admission, Option<DedupTicket>) {
         let mut table = lock(&self.table);
+        self.expire(&mut table, now);
+        let seen_at = now;
         table.clock += 1;
         let now = table.clock;
         if !table.producers.contains_key(&key.producer) {
@@ -291,12 +268,13 @@ impl Dedup {
             *table.per_principal.entry(principal).or_insert(0) += 1;
             table
                 .producers
-                .insert(key.producer.clone(), ProducerState::default());
+                .insert(key.producer.clone(), ProducerState::at_floor(0, seen_at));
         }
         let Some(state) = table.producers.get_mut(&key.producer) else {
             return (Admission::Busy, None);
         };
         state.last_seen = now;
+        state.seen_at = seen_at;
         let admission = if let Some(waiters) = state.in_flight.get_mut(&key.sequence) {
             if waiters.len() < MAX_WAITERS {
                 waiters.push(Waiter {
@@ -395,6 +373,38 @@ impl Dedup {
         metrics::counter!("switchboard_ingest_duplicates_total", "kind" => label).increment(1);
     }
 
+    /// Forgets the producers not seen for the retention that have nothing on
+    /// their way; looks at most once per tenth of the retention.
+    fn expire(&self, table: &mut Table, now: Instant) {
+        if self.retention.is_zero() || now.duration_since(table.swept_at) < self.retention / 10 {
+            return;
+        }
+        table.swept_at = now;
+        let expired: Vec<String> = table
+            .producers
+            .iter()
+            .filter(|(_, state)| {
+                state.in_flight.is_empty() && now.duration_since(state.seen_at) >= self.retention
+            })
+            .map(|(producer, _)| producer.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = expired.len(),
+            "dedup forgot producers past their retention"
+        );
+        lock(&self.stats).expired += expired.len() as u64;
+        metrics::counter!("switchboard_ingest_dedup_expired_total").increment(expired.len() as u64);
+        for producer in expired {
+            table.forget(&producer);
+            if let Some(snapshotter) = &self.snapshotter {
+                snapshotter.do_send(ForgetProducer { producer });
+            }
+        }
+    }
+
     /// Forgets the least recently seen producer among those `candidate`
     /// picks that has nothing on its way; answers whether there was one.
     fn evict_idle(&self, table: &mut Table, candidate: impl Fn(&str) -> bool) -> bool {
@@ -415,44 +425,6 @@ impl Dedup {
             snapshotter.do_send(ForgetProducer { producer });
         }
         true
-    }
-}
-
-/// Moves floors stored unscoped (by an older hub) in the snapshot: under
-/// `principal` when there is one, else forgotten (logged either way).
-fn migrate(
-    legacy: &[(String, u64)],
-    snapshotter: Option<&Addr<Snapshotter>>,
-    principal: Option<&str>,
-) {
-    if legacy.is_empty() {
-        return;
-    }
-    match principal {
-        Some(principal) => tracing::info!(
-            count = legacy.len(),
-            principal,
-            "ingest floors stored unscoped are moved to the hub's principal"
-        ),
-        None => tracing::warn!(
-            count = legacy.len(),
-            "ingest floors stored unscoped cannot be told apart between several principals: \
-             forgotten, so their producers' resends may be stored again"
-        ),
-    }
-    let Some(snapshotter) = snapshotter else {
-        return;
-    };
-    for (producer, floor) in legacy {
-        if let Some(principal) = principal {
-            snapshotter.do_send(AdvanceProducer {
-                producer: scoped(principal, producer),
-                sequence: *floor,
-            });
-        }
-        snapshotter.do_send(ForgetProducer {
-            producer: producer.clone(),
-        });
     }
 }
 
@@ -483,6 +455,8 @@ mod tests {
         }
     }
 
+    const DAY: Duration = Duration::from_secs(86_400);
+
     fn admission(
         dedup: &Arc<Dedup>,
         sequence: u64,
@@ -508,7 +482,7 @@ mod tests {
     async fn seq_9_resends_are_recognised_before_and_after_acceptance() {
         let (sender, mut outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::from([(producer(), 3)]), None, None);
+        let dedup = Dedup::new(BTreeMap::from([(producer(), 3)]), None, None, DAY);
         assert_eq!(admission(&dedup, 2, &origin), Admission::Duplicate);
         let (admitted, ticket) = dedup.admit(&key(4), "p:4", &origin);
         assert_eq!(admitted, Admission::New);
@@ -531,7 +505,7 @@ mod tests {
     async fn a_failed_message_can_be_sent_again() {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None, None);
+        let dedup = Dedup::new(BTreeMap::new(), None, None, DAY);
         let (_, ticket) = dedup.admit(&key(1), "p:1", &origin);
         let nack = Nack {
             reason: "queue_full",
@@ -546,7 +520,7 @@ mod tests {
     async fn an_acceptance_out_of_order_neither_hides_nor_doubles_the_earlier_one() {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::from([(producer(), 4)]), None, None);
+        let dedup = Dedup::new(BTreeMap::from([(producer(), 4)]), None, None, DAY);
         let (_, five) = dedup.admit(&key(5), "p:5", &origin);
         let (_, six) = dedup.admit(&key(6), "p:6", &origin);
         // 5 fails and is retried; 6 is accepted first.
@@ -570,7 +544,7 @@ mod tests {
     async fn a_dropped_ticket_settles_as_abandoned() {
         let (sender, mut outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None, None);
+        let dedup = Dedup::new(BTreeMap::new(), None, None, DAY);
         let (_, ticket) = dedup.admit(&key(1), "p:1", &origin);
         assert_eq!(admission(&dedup, 1, &origin), Admission::InFlight);
         drop(ticket);
@@ -592,7 +566,7 @@ mod tests {
     async fn a_principal_at_its_cap_forgets_its_idle_producers_and_never_locks_out() {
         let (sender, _outcomes) = mpsc::unbounded_channel();
         let origin = Origin(sender).start().recipient();
-        let dedup = Dedup::new(BTreeMap::new(), None, None);
+        let dedup = Dedup::new(BTreeMap::new(), None, None, DAY);
         let mut busy = Vec::new();
         for n in 0..MAX_PRODUCERS_PER_PRINCIPAL {
             let key = EnvelopeKey {
@@ -633,10 +607,10 @@ mod tests {
     #[test]
     fn floors_an_older_hub_stored_unscoped_move_to_the_single_principal() {
         let marks = BTreeMap::from([("probe/1".to_owned(), 7), (scoped("bearer", "x"), 3)]);
-        let dedup = Dedup::new(marks.clone(), None, Some("bearer"));
+        let dedup = Dedup::new(marks.clone(), None, Some("bearer"), DAY);
         assert_eq!(dedup.mark(&scoped("bearer", "probe/1")), 7, "moved");
         assert_eq!(dedup.mark(&scoped("bearer", "x")), 3, "kept");
-        let several = Dedup::new(marks, None, None);
+        let several = Dedup::new(marks, None, None, DAY);
         assert_eq!(
             several.mark(&scoped("bearer", "probe/1")),
             0,
@@ -644,18 +618,6 @@ mod tests {
         );
         assert_eq!(principal_of(&scoped("alice", "name/with/slashes")), "alice");
         assert_eq!(principal_of("unscoped/name"), "");
-    }
-
-    #[test]
-    fn a_full_window_lets_the_floor_jump_over_sequences_never_sent() {
-        let mut state = ProducerState::default();
-        // Sequence 1 was burned by its publisher; 2.. are accepted.
-        for sequence in 2..=(MAX_ACCEPTED_WINDOW as u64 + 2) {
-            state.accept(sequence);
-        }
-        assert!(state.floor >= 2, "the floor moved past the hole");
-        assert!(state.accepted.len() <= MAX_ACCEPTED_WINDOW);
-        assert!(state.is_duplicate(MAX_ACCEPTED_WINDOW as u64 + 2));
     }
 
     #[test]
@@ -673,5 +635,54 @@ mod tests {
             None
         );
         assert_eq!(EnvelopeKey::of(&json!({"n": 1})), None);
+    }
+
+    #[actix_rt::test]
+    async fn idle_producers_expire_after_the_retention_unless_in_flight() {
+        let (sender, _outcomes) = mpsc::unbounded_channel();
+        let origin = Origin(sender).start().recipient();
+        let start = Instant::now();
+        let dedup = Dedup::new(BTreeMap::from([(producer(), 3)]), None, None, DAY);
+        let busy = EnvelopeKey {
+            producer: scoped("t", "busy"),
+            sequence: 1,
+        };
+        let (_, on_its_way) = dedup.admit_at(&busy, "b:1", &origin, start);
+        let seen = start + DAY / 2;
+        assert_eq!(
+            dedup.admit_at(&key(3), "p:3", &origin, seen).0,
+            Admission::Duplicate
+        );
+        // A retention after its last message the producer is forgotten: its
+        // sequences are new again. The one with a message on its way stays.
+        let later = seen + DAY;
+        assert_eq!(
+            dedup.admit_at(&key(3), "p:3", &origin, later).0,
+            Admission::New
+        );
+        assert_eq!(dedup.stats().expired, 1);
+        assert_eq!(
+            dedup.admit_at(&busy, "b:1", &origin, later).0,
+            Admission::InFlight
+        );
+        drop(on_its_way);
+    }
+
+    #[actix_rt::test]
+    async fn a_zero_retention_keeps_producers() {
+        let (sender, _outcomes) = mpsc::unbounded_channel();
+        let origin = Origin(sender).start().recipient();
+        let dedup = Dedup::new(
+            BTreeMap::from([(producer(), 3)]),
+            None,
+            None,
+            Duration::ZERO,
+        );
+        let much_later = Instant::now() + 1000 * DAY;
+        assert_eq!(
+            dedup.admit_at(&key(3), "p:3", &origin, much_later).0,
+            Admission::Duplicate
+        );
+        assert_eq!(dedup.stats().expired, 0);
     }
 }
