@@ -116,6 +116,7 @@ fn small_outbox_hub() -> (HubService, SocketAddr, Arc<CountingSink>) {
     let mut config = test_config();
     config.server.max_outbound_frames = 16;
     config.history.size = 8;
+    config.history.max_replay = 8;
     config.history.max_bytes = 64 * 1024;
     let sink = CountingSink::new();
     sink.pause();
@@ -251,4 +252,75 @@ async fn sec_6_an_ingest_sender_over_the_inbound_rate_is_closed_when_configured(
     assert_eq!(client.expect_close().await, Some(1008));
     assert_eq!(service.stats().closes(CloseCause::RateLimited), 1);
     assert_eq!(service.stats().problems(FrameProblem::RateLimited), 1);
+}
+
+#[actix_web::test]
+async fn sec_4_rejoins_with_replays_are_paced_not_closed() {
+    const TOPICS: usize = 10;
+    const KEPT: u64 = 300;
+    let mut config = test_config();
+    config.history.topics = vec!["room:feed:*".to_owned()];
+    config.history.size = KEPT as usize;
+    let service = HubService::builder(&config).build().expect("hub");
+    let addr = one_worker(service.clone());
+    let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0");
+    let topic = |n: usize| format!("room:feed:{n}");
+    // Each topic's epoch, from a join that then leaves.
+    let mut first = Client::connect(url.as_str()).await;
+    let mut epochs = Vec::new();
+    for n in 0..TOPICS {
+        let jr = n.to_string();
+        first
+            .send(Some(&jr), Some(&jr), &topic(n), "phx_join", json!({}))
+            .await;
+        let reply = loop {
+            let frame = first.recv().await;
+            if frame[3] == "phx_reply" && frame[1] == jr.as_str() {
+                break frame;
+            }
+        };
+        epochs.push(reply[4]["response"]["epoch"].clone());
+        let leave = json!({});
+        first
+            .send(Some(&jr), Some("leave"), &topic(n), "phx_leave", leave)
+            .await;
+    }
+    for n in 0..TOPICS {
+        for k in 1..=KEPT {
+            service.broadcast(&topic(n), "news", &json!({ "k": k }));
+        }
+    }
+    // Ten resumes from zero at once: 3,000 replayed frames, three times
+    // the socket's outbox, for a client that reads them all.
+    let mut late = Client::connect(url.as_str()).await;
+    for (n, epoch) in epochs.iter().enumerate() {
+        let resume = json!({"resume": {"sequence": 0, "epoch": epoch, "strict": false}});
+        late.send(
+            Some(&n.to_string()),
+            Some(&n.to_string()),
+            &topic(n),
+            "phx_join",
+            resume,
+        )
+        .await;
+    }
+    let (mut replies, mut replayed) = (0, 0);
+    while replies < TOPICS || replayed < TOPICS as u64 * KEPT {
+        let frame = late.recv().await;
+        match frame[3].as_str() {
+            Some("phx_reply") => {
+                assert_eq!(frame[4]["status"], "ok", "{frame}");
+                replies += 1;
+            }
+            Some("news") => replayed += 1,
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+    }
+    assert_eq!(service.stats().closes(CloseCause::SlowConsumer), 0);
+    assert!(
+        service
+            .stats()
+            .throttles(switchboard::server::Throttle::Answers)
+            > 0
+    );
 }

@@ -153,6 +153,14 @@ impl Config {
                 "must be below server.max_outbound_frames",
             ));
         }
+        if self.history.max_replay > server.max_outbound_frames / 2 {
+            // One resume's replay must fit the half of the outbox a socket
+            // may fill before it is no longer read.
+            return Err(invalid(
+                "history.max_replay",
+                "must be at most half of server.max_outbound_frames",
+            ));
+        }
         positive("history.max_topics", self.history.max_topics)?;
         positive("history.max_bytes", self.history.max_bytes)?;
         if self.history.max_bytes >= server.max_outbound_bytes {

@@ -1,11 +1,11 @@
-//! A gate on a socket's inbound stream: while it is shut the socket is not
-//! read (TCP then pushes back on the peer), yet the actor that owns it keeps
-//! handling its mailbox and timers, unlike `ctx.wait`. A protocol shuts it
-//! when answering more would overflow what it may hold, and opens it again
-//! from whatever event frees room.
+//! A gate on a socket's inbound stream: while anything holds it the socket
+//! is not read (TCP then pushes back on the peer), yet the actor that owns
+//! it keeps handling its mailbox and timers, unlike `ctx.wait`. Each reason
+//! to stop reading holds it on its own ([`Hold`]) and releases it from
+//! whatever event frees room; reading resumes once none holds it.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -18,28 +18,44 @@ pub(crate) struct ReadGate {
     shared: Arc<Shared>,
 }
 
+/// Why a socket is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Hold {
+    /// Its outbox is filling: the peer reads slower than it asks.
+    Drain = 1,
+    /// It owes as many answers as it may (an ingest sender's acks).
+    Owed = 2,
+}
+
 #[derive(Default)]
 struct Shared {
-    shut: AtomicBool,
+    holds: AtomicU8,
     reader: AtomicWaker,
 }
 
 impl ReadGate {
-    /// Stops reading after the frame in hand.
-    pub(crate) fn shut(&self) {
-        self.shared.shut.store(true, Ordering::Release);
+    /// Stops reading after the frame in hand, for `hold`.
+    pub(crate) fn hold(&self, hold: Hold) {
+        self.shared.holds.fetch_or(hold as u8, Ordering::AcqRel);
     }
 
-    /// Reads again.
-    pub(crate) fn open(&self) {
-        if self.shared.shut.swap(false, Ordering::AcqRel) {
+    /// `hold` no longer applies; reads again when nothing else holds.
+    pub(crate) fn release(&self, hold: Hold) {
+        let before = self.shared.holds.fetch_and(!(hold as u8), Ordering::AcqRel);
+        if before == hold as u8 {
             self.shared.reader.wake();
         }
     }
 
-    /// Whether reading is stopped.
+    /// Whether `hold` holds the gate.
+    pub(crate) fn is_held(&self, hold: Hold) -> bool {
+        self.shared.holds.load(Ordering::Acquire) & hold as u8 != 0
+    }
+
+    /// Whether reading is stopped, for any reason.
     pub(crate) fn is_shut(&self) -> bool {
-        self.shared.shut.load(Ordering::Acquire)
+        self.shared.holds.load(Ordering::Acquire) != 0
     }
 
     /// `stream`, read only while the gate is open.
@@ -79,15 +95,19 @@ mod tests {
     use futures_util::StreamExt;
 
     #[tokio::test]
-    async fn a_shut_gate_holds_items_until_opened() {
+    async fn a_held_gate_reads_nothing_until_every_hold_is_released() {
         let gate = ReadGate::default();
         let mut gated = gate.wrap(futures_util::stream::iter([1, 2]));
         assert_eq!(gated.next().await, Some(1));
-        gate.shut();
-        let held = tokio::time::timeout(std::time::Duration::from_millis(20), gated.next()).await;
-        assert!(held.is_err(), "nothing is read while shut");
+        gate.hold(Hold::Drain);
+        gate.hold(Hold::Owed);
+        let quick = std::time::Duration::from_millis(20);
+        gate.release(Hold::Drain);
+        let held = tokio::time::timeout(quick, gated.next()).await;
+        assert!(held.is_err(), "still held for what it owes");
+        assert!(gate.is_held(Hold::Owed) && !gate.is_held(Hold::Drain));
         let opener = gate.clone();
-        tokio::spawn(async move { opener.open() });
+        tokio::spawn(async move { opener.release(Hold::Owed) });
         assert_eq!(gated.next().await, Some(2));
         assert!(!gate.is_shut());
     }

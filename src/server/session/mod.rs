@@ -17,17 +17,17 @@ pub(crate) mod phoenix_socket;
 
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, StreamHandler};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler};
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 
 use crate::config::{InboundRateConfig, OnExceed};
 use crate::server::registry::{CloseSession, Registry, SessionId};
-use crate::server::stats::FrameProblem;
 use crate::server::stats::{CloseCause, HubStats};
+use crate::server::stats::{FrameProblem, Throttle};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
-use crate::transport::read_gate::ReadGate;
+use crate::transport::read_gate::{Hold, ReadGate};
 use inbound_rate::InboundRate;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -83,6 +83,8 @@ pub(crate) struct ServerSession<P: Protocol> {
     gate: ReadGate,
     rate: Option<InboundRate>,
     on_exceed: OnExceed,
+    /// Capacity of the outbox, in frames.
+    outbox_frames: usize,
 }
 
 impl<P: Protocol> ServerSession<P> {
@@ -113,6 +115,7 @@ impl<P: Protocol> ServerSession<P> {
                 gate,
                 rate: InboundRate::new(&parts.inbound_rate, Instant::now()),
                 on_exceed: parts.inbound_rate.on_exceed,
+                outbox_frames: parts.limits.max_frames,
             }
         })
     }
@@ -165,6 +168,34 @@ impl<P: Protocol> ServerSession<P> {
         self.registry.is_draining()
     }
 
+    /// Run after every inbound frame: while the outbox is half full the
+    /// socket is not read, until the peer has read it down to a quarter; so
+    /// a peer that asks faster than it reads (joins with replays, requests)
+    /// is slowed by TCP instead of overflowing its outbox. One that reads
+    /// nothing for `idle_timeout` is closed as a slow consumer.
+    fn pace(&mut self, ctx: &mut Context<Self>) {
+        if self.gate.is_held(Hold::Drain) || self.outbox.backlog() * 2 < self.outbox_frames {
+            return;
+        }
+        self.stats.throttled(Throttle::Answers);
+        self.gate.hold(Hold::Drain);
+        let drained = tokio::time::timeout(
+            self.idle_timeout,
+            self.outbox.drained_below((self.outbox_frames / 4).max(1)),
+        );
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(drained).map(
+                |drained, session, ctx| match drained {
+                    Ok(()) => session.gate.release(Hold::Drain),
+                    Err(_) => {
+                        let why = "answers not read within the idle timeout";
+                        session.close(ctx, CloseCause::SlowConsumer, CloseCode::Again, why);
+                    }
+                },
+            ),
+        );
+    }
+
     /// Whether `message` is within the inbound rate limit (charging it).
     fn within_rate(&mut self, message: &AggregatedMessage) -> bool {
         let Some(rate) = &mut self.rate else {
@@ -198,8 +229,8 @@ impl<P: Protocol> ServerSession<P> {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if self.gate.is_shut() {
-            // Not read on purpose: the peer is not idle, the hub is busy
-            // (a protocol that waits on the peer bounds that wait itself).
+            // Not read on purpose: the peer is not idle (a wait on the peer
+            // itself is bounded by `pace`).
             self.last_inbound = Instant::now();
             return;
         }
@@ -281,9 +312,10 @@ impl<P: Protocol> StreamHandler<Result<AggregatedMessage, ProtocolError>> for Se
             AggregatedMessage::Pong(_) => {}
             AggregatedMessage::Close(reason) => {
                 tracing::debug!(parent: &self.span, ?reason, "peer closed");
-                self.close_with(ctx, reason);
+                return self.close_with(ctx, reason);
             }
         }
+        self.pace(ctx);
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {

@@ -8,15 +8,14 @@
 //! can be read; the socket stays open.
 //!
 //! Nothing a sender does makes its answers overflow the socket: it owes at
-//! most half its outbox, and it is not read (TCP pushes back on it) while it
-//! owes that many, while its answers back up, or, under `block`, while the
-//! queue is full.
+//! most a quarter of its outbox, and it is not read (TCP pushes back on it)
+//! while it owes that many, while its outbox is half full (the session's
+//! rule), or, under `block`, while the queue is full.
 
 use std::sync::Arc;
 
 use actix::fut::wrap_future;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler};
-use actix_ws::CloseCode;
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::{json, Value};
@@ -32,11 +31,11 @@ use crate::protocol::content::{key_fields, EnvelopeKey};
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::server::registry::{Registry, SessionId};
 use crate::server::session::{Protocol, ServerSession};
-use crate::server::stats::{CloseCause, FrameProblem, HubStats, Throttle};
+use crate::server::stats::{FrameProblem, HubStats, Throttle};
 use crate::sink::{ItemKind, SinkItem};
 use crate::transport::correlator::{Correlator, FailAll, RequestSlots, Resolve};
 use crate::transport::outbox::Outbox;
-use crate::transport::read_gate::ReadGate;
+use crate::transport::read_gate::{Hold, ReadGate};
 
 mod requests;
 use crate::transport::RequestError;
@@ -60,13 +59,10 @@ pub(crate) struct IngestSocket {
     /// Who the sender authenticated as; its producers are scoped to it.
     principal: String,
     gauge: Arc<QueueGauge>,
-    idle_timeout: std::time::Duration,
     /// Answers (acks, nacks) this socket owes: data handed on, not yet
-    /// answered. At most half its outbox, so what it owes always fits.
+    /// answered. At most a quarter of its outbox, so what it owes fits.
     owed: usize,
     gate: ReadGate,
-    /// The gate is shut until the outbox drains (the sender reads nothing).
-    draining: bool,
 }
 
 /// What an ingest socket needs from the hub.
@@ -90,8 +86,6 @@ pub(crate) struct IngestDeps {
     pub principal: String,
     /// The queue's figures, for `status`.
     pub gauge: Arc<QueueGauge>,
-    /// How long a sender may leave its answers unread.
-    pub idle_timeout: std::time::Duration,
 }
 
 /// Longest producer name a content envelope may carry.
@@ -131,10 +125,8 @@ impl IngestSocket {
             dedup: deps.dedup,
             principal: deps.principal,
             gauge: deps.gauge,
-            idle_timeout: deps.idle_timeout,
             owed: 0,
             gate,
-            draining: false,
         }
     }
 
@@ -155,51 +147,19 @@ impl IngestSocket {
         }
     }
 
-    /// Run after every frame and every answer: shuts the gate while the
-    /// socket owes half its outbox or its answers back up (the sender does
-    /// not read them), opens it once neither holds. Reading, not closing, is
-    /// what slows a sender down: TCP pushes back on it.
-    fn pace(&mut self, ctx: &mut Context<Session>) {
-        if self.draining {
-            return;
+    /// Run after every frame and every answer: the socket is not read
+    /// while it owes a quarter of its outbox in answers (the session also
+    /// stops reading while the outbox is half full), so what it owes always
+    /// fits. Reading, not closing, is what slows a sender down: TCP pushes
+    /// back on it.
+    fn pace(&mut self) {
+        let budget = (self.outbox_frames / 4).max(1);
+        if self.owed < budget {
+            self.gate.release(Hold::Owed);
+        } else if !self.gate.is_held(Hold::Owed) {
+            self.stats.throttled(Throttle::Owed);
+            self.gate.hold(Hold::Owed);
         }
-        let budget = (self.outbox_frames / 2).max(1);
-        if self.owed >= budget {
-            if !self.gate.is_shut() {
-                self.stats.throttled(Throttle::Owed);
-                self.gate.shut();
-            }
-        } else if self.outbox.backlog() >= (self.outbox_frames * 3 / 4).max(1) {
-            self.stats.throttled(Throttle::Answers);
-            self.gate.shut();
-            self.draining = true;
-            self.await_drain(ctx);
-        } else {
-            self.gate.open();
-        }
-    }
-
-    /// Waits for the outbox to drain to half; a sender that leaves its
-    /// answers unread for an idle timeout is closed as a slow consumer.
-    fn await_drain(&mut self, ctx: &mut Context<Session>) {
-        let drained = tokio::time::timeout(
-            self.idle_timeout,
-            self.outbox.drained_below(self.outbox_frames / 2),
-        );
-        ctx.spawn(
-            wrap_future::<_, Session>(drained).map(|drained, session, ctx| {
-                session.protocol().draining = false;
-                match drained {
-                    Ok(()) => session.protocol().pace(ctx),
-                    Err(_) => session.close(
-                        ctx,
-                        CloseCause::SlowConsumer,
-                        CloseCode::Again,
-                        "answers not read within the idle timeout",
-                    ),
-                }
-            }),
-        );
     }
 
     fn handle(&mut self, text: &str, ctx: &mut Context<Session>) {
@@ -321,10 +281,10 @@ impl IngestSocket {
 impl Protocol for IngestSocket {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Session>) {
         self.handle(text, ctx);
-        self.pace(ctx);
+        self.pace();
     }
 
-    fn on_rate_limited(&mut self, text: &str, ctx: &mut Context<Session>) {
+    fn on_rate_limited(&mut self, text: &str, _: &mut Context<Session>) {
         let Ok(message) = Envelope::decode(text) else {
             return;
         };
@@ -340,7 +300,7 @@ impl Protocol for IngestSocket {
             )),
             _ => {}
         }
-        self.pace(ctx);
+        self.pace();
     }
 
     fn on_stop(&mut self) {
@@ -358,7 +318,7 @@ impl Protocol for IngestSocket {
 impl Handler<IngestOutcome> for Session {
     type Result = ();
 
-    fn handle(&mut self, outcome: IngestOutcome, ctx: &mut Context<Self>) {
+    fn handle(&mut self, outcome: IngestOutcome, _: &mut Context<Self>) {
         let reply = match outcome.result {
             Ok(()) => Envelope::ack(outcome.id),
             Err(nack) => Envelope::nack(outcome.id, nack.reason, Some(nack.error)),
@@ -366,7 +326,7 @@ impl Handler<IngestOutcome> for Session {
         let socket = self.protocol();
         socket.write(&reply);
         socket.owed = socket.owed.saturating_sub(1);
-        socket.pace(ctx);
+        socket.pace();
     }
 }
 
