@@ -18,7 +18,7 @@
 //! the floor may be stored once more (JetStream drops those by their
 //! `Nats-Msg-Id`), but none is lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -81,8 +81,9 @@ pub(crate) enum Admission {
 
 struct Table {
     producers: HashMap<String, ProducerState>,
-    /// Producers tracked per principal.
-    per_principal: HashMap<String, usize>,
+    /// The producers of each principal (so that its cap looks at its own,
+    /// at most [`MAX_PRODUCERS_PER_PRINCIPAL`], not at the whole table).
+    per_principal: HashMap<String, HashSet<String>>,
     clock: u64,
     /// When producers past their retention were last looked for.
     swept_at: Instant,
@@ -94,9 +95,9 @@ impl Table {
             return;
         }
         let principal = principal_of(producer);
-        if let Some(count) = self.per_principal.get_mut(principal) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(own) = self.per_principal.get_mut(principal) {
+            own.remove(producer);
+            if own.is_empty() {
                 self.per_principal.remove(principal);
             }
         }
@@ -207,11 +208,12 @@ impl Dedup {
             .take(MAX_PRODUCERS)
             .map(|(producer, floor)| (producer, ProducerState::at_floor(floor, now)))
             .collect();
-        let mut per_principal = HashMap::new();
+        let mut per_principal: HashMap<String, HashSet<String>> = HashMap::new();
         for producer in producers.keys() {
-            *per_principal
+            per_principal
                 .entry(principal_of(producer).to_owned())
-                .or_insert(0) += 1;
+                .or_default()
+                .insert(producer.clone());
         }
         Arc::new(Dedup {
             table: Mutex::new(Table {
@@ -254,18 +256,22 @@ impl Dedup {
         let now = table.clock;
         if !table.producers.contains_key(&key.producer) {
             let principal = principal_of(&key.producer).to_owned();
-            let tracked = table.per_principal.get(&principal).copied().unwrap_or(0);
+            let tracked = table.per_principal.get(&principal).map_or(0, HashSet::len);
             if tracked >= MAX_PRODUCERS_PER_PRINCIPAL
-                && !self.evict_idle(&mut table, |producer| principal_of(producer) == principal)
+                && !self.evict_idle(&mut table, Some(&principal))
             {
                 drop(table);
                 self.count(Admission::TooManyProducers);
                 return (Admission::TooManyProducers, None);
             }
             if table.producers.len() >= self.max_producers {
-                self.evict_idle(&mut table, |_| true);
+                self.evict_idle(&mut table, None);
             }
-            *table.per_principal.entry(principal).or_insert(0) += 1;
+            table
+                .per_principal
+                .entry(principal)
+                .or_default()
+                .insert(key.producer.clone());
             table
                 .producers
                 .insert(key.producer.clone(), ProducerState::at_floor(0, seen_at));
@@ -405,15 +411,28 @@ impl Dedup {
         }
     }
 
-    /// Forgets the least recently seen producer among those `candidate`
-    /// picks that has nothing on its way; answers whether there was one.
-    fn evict_idle(&self, table: &mut Table, candidate: impl Fn(&str) -> bool) -> bool {
-        let oldest = table
-            .producers
-            .iter()
-            .filter(|(producer, state)| state.in_flight.is_empty() && candidate(producer))
-            .min_by_key(|(_, state)| state.last_seen)
-            .map(|(producer, _)| producer.clone());
+    /// Forgets the least recently seen producer with nothing on its way,
+    /// among `principal`'s own (or all, at the table's cap); answers whether
+    /// there was one.
+    fn evict_idle(&self, table: &mut Table, principal: Option<&str>) -> bool {
+        fn idle<'a>((producer, state): (&'a String, &ProducerState)) -> Option<(u64, &'a String)> {
+            state
+                .in_flight
+                .is_empty()
+                .then_some((state.last_seen, producer))
+        }
+        let oldest = match principal {
+            Some(principal) => table
+                .per_principal
+                .get(principal)
+                .into_iter()
+                .flatten()
+                .filter_map(|producer| table.producers.get_key_value(producer))
+                .filter_map(idle)
+                .min(),
+            None => table.producers.iter().filter_map(idle).min(),
+        }
+        .map(|(_, producer)| producer.clone());
         let Some(producer) = oldest else {
             return false;
         };
