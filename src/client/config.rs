@@ -7,6 +7,7 @@ use actix::Addr;
 
 use crate::client::auth::ClientAuth;
 use crate::client::backoff::ReconnectPolicy;
+use crate::client::tls::TlsOptions;
 use crate::sequence::Snapshotter;
 
 /// Extra query parameters, computed again before every dial (PHX-C1).
@@ -35,6 +36,8 @@ pub struct ConnectionConfig {
     pub params: Option<ParamsProvider>,
     /// Credentials presented on every dial.
     pub auth: ClientAuth,
+    /// How a `wss://` server's certificate is checked.
+    pub tls: TlsOptions,
     /// Redial policy.
     pub reconnect: ReconnectPolicy,
     /// When true, a failed first dial fails `Open` instead of retrying.
@@ -78,6 +81,7 @@ impl ConnectionConfig {
             protocol: WireProtocol::Phoenix,
             params: None,
             auth: ClientAuth::None,
+            tls: TlsOptions::default(),
             reconnect: ReconnectPolicy::default(),
             fail_first_connect: false,
             heartbeat_interval: Duration::from_secs(30),

@@ -37,6 +37,14 @@ pub enum DialErrorKind {
         /// What is wrong with it.
         reason: String,
     },
+    /// TLS cannot succeed as configured: the server's certificate is not
+    /// trusted (or not for this host), or the CA file is unusable. Not
+    /// retried: no redial can fix it.
+    #[error("TLS failed: {reason}")]
+    Tls {
+        /// What the TLS layer said.
+        reason: String,
+    },
 }
 
 /// Why a dial failed: its [`kind`](DialError::kind), and the error of the

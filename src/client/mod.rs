@@ -42,6 +42,7 @@ pub(crate) mod positions;
 pub(crate) mod producer;
 pub(crate) mod refs;
 pub(crate) mod switchboard;
+pub(crate) mod tls;
 
 pub use crate::transport::RequestError;
 pub use auth::{ClientAuth, TokenSource};
@@ -58,3 +59,4 @@ pub use phoenix::handle::PhoenixHandle;
 pub use phoenix::subscription::Incoming;
 pub use producer::handle::ProducerHandle;
 pub use switchboard::{Close, Directory, List, Open, OpenProducer, Switchboard};
+pub use tls::TlsOptions;

@@ -12,7 +12,9 @@ mod server;
 
 pub use history::{HistoryConfig, SnapshotConfig, SnapshotEvery};
 pub use ingest::{BackpressureConfig, BidirectionalConfig, OnFull, SinkConfig, SinkType, Subjects};
-pub use server::{AuthConfig, AuthType, InboundRateConfig, OnExceed, ServerConfig};
+pub use server::{
+    AuthConfig, AuthType, InboundRateConfig, OnExceed, ServerConfig, ServerTlsConfig,
+};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -59,6 +59,31 @@ pub struct ServerConfig {
     pub shutdown_batch_interval: Duration,
     /// An optional limit on what one socket may send (off by default).
     pub inbound_rate: InboundRateConfig,
+    /// TLS of the hub's own server; unset: plain `ws://` and `http://`.
+    pub tls: Option<ServerTlsConfig>,
+}
+
+/// `[server.tls]`: the hub terminates TLS itself (`wss://`, `https://`).
+/// PEM files; a bad or missing one stops the start, naming its key.
+///
+/// ```
+/// let config = switchboard::config::Config::from_toml(
+///     "[server.tls]\ncert_file = \"hub.pem\"\nkey_file = \"hub.key\"\n",
+/// )
+/// .unwrap();
+/// assert!(config.server.tls.is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_file: std::path::PathBuf,
+    /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
+    /// When set, clients must present a certificate signed by one of these
+    /// CAs (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[server.inbound_rate]`: the most one socket may send per second, as a
@@ -120,6 +145,7 @@ impl Default for ServerConfig {
             shutdown_batch: 100,
             shutdown_batch_interval: Duration::from_millis(10),
             inbound_rate: InboundRateConfig::default(),
+            tls: None,
         }
     }
 }

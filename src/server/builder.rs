@@ -28,6 +28,9 @@ pub enum BuildError {
     /// names the file).
     #[error("snapshot.path")]
     Snapshot(#[source] StoreError),
+    /// `[server.tls]` names files that do not make a TLS server.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// Builds a [`HubService`]: the config, then optionally the channels, the
@@ -114,6 +117,9 @@ impl HubBuilder {
         }
         if self.credentials.is_none() {
             Credentials::from_config(&self.config.auth)?;
+        }
+        if let Some(tls) = &self.config.server.tls {
+            super::tls::server_config(tls)?;
         }
         snapshot::check(&self.config.snapshot).map_err(BuildError::Snapshot)
     }

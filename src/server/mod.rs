@@ -22,6 +22,7 @@ pub(crate) mod service;
 pub(crate) mod session;
 pub(crate) mod snapshot;
 pub(crate) mod stats;
+pub(crate) mod tls;
 
 pub use crate::transport::RequestError;
 pub use auth::{Credentials, MissingSecret};
@@ -34,3 +35,4 @@ pub use registry::SessionId;
 pub use serve::{RunningHub, StartError};
 pub use service::HubService;
 pub use stats::{CloseCause, FrameProblem, HubStats, Refusal, Throttle};
+pub use tls::TlsError;

@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer};
 use super::builder::{BuildError, HubBuilder};
 use super::http::pending::PendingUpgrades;
 use super::service::HubService;
+use super::tls::server_config;
 
 /// How long a shutdown waits for drained sockets to go before stopping anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
@@ -34,6 +35,7 @@ pub enum StartError {
 pub struct RunningHub {
     service: HubService,
     addr: SocketAddr,
+    tls: bool,
     handle: ServerHandle,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -54,17 +56,27 @@ impl RunningHub {
         let app_service = service.clone();
         let config = service.config();
         let pending = PendingUpgrades::new(config.max_pending_upgrades, service.stats().clone());
+        let tls = config
+            .tls
+            .as_ref()
+            .map(server_config)
+            .transpose()
+            .map_err(BuildError::Tls)?;
         let server =
             HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))
                 .disable_signals()
                 .shutdown_timeout(2)
                 .client_request_timeout(config.upgrade_timeout)
-                .on_connect(move |io, data| pending.on_connect(io, data))
-                .bind(listen)
-                .map_err(|source| StartError::Bind {
-                    listen: listen.to_owned(),
-                    source,
-                })?;
+                .on_connect(move |io, data| pending.on_connect(io, data));
+        let secure = tls.is_some();
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(listen, tls),
+            None => server.bind(listen),
+        }
+        .map_err(|source| StartError::Bind {
+            listen: listen.to_owned(),
+            source,
+        })?;
         let addr = server
             .addrs()
             .first()
@@ -75,10 +87,11 @@ impl RunningHub {
             })?;
         let server = server.run();
         let handle = server.handle();
-        tracing::info!(%addr, path = %service.config().path, "hub listening");
+        tracing::info!(%addr, path = %service.config().path, tls = secure, "hub listening");
         Ok(RunningHub {
             service,
             addr,
+            tls: secure,
             handle,
             server: actix_web::rt::spawn(server),
         })
@@ -93,9 +106,11 @@ impl RunningHub {
         &self.service
     }
 
-    /// `ws://addr/path?vsn=2.0.0`, the URL phoenix.js connects to (it adds `vsn` itself).
+    /// `ws://addr/path` (`wss://` with `[server.tls]`), the URL phoenix.js
+    /// connects to (it adds `vsn` itself).
     pub fn socket_url(&self) -> String {
-        format!("ws://{}{}", self.addr, self.service.config().path)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.addr, self.service.config().path)
     }
 
     /// Graceful stop: refuse new sockets, close open ones with 1012 in

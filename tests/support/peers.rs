@@ -225,7 +225,19 @@ pub struct PhoenixPeer {
 impl PhoenixPeer {
     /// Starts `node phoenix_client.mjs <scenario> --url <url> <extra...>`.
     pub fn start(scenario: &str, url: &str, extra: &[&str]) -> PhoenixPeer {
+        PhoenixPeer::start_with_env(scenario, url, extra, &[])
+    }
+
+    /// [`PhoenixPeer::start`] with extra environment variables (e.g.
+    /// `NODE_EXTRA_CA_CERTS` for a test CA).
+    pub fn start_with_env(
+        scenario: &str,
+        url: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> PhoenixPeer {
         let mut child = Command::new("node")
+            .envs(env.iter().copied())
             .arg(peers_dir().join("phoenix_client.mjs"))
             .arg(scenario)
             .args(["--url", url])

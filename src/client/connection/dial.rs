@@ -1,11 +1,14 @@
 //! One dial: the URL it goes to, the credential it carries, the WebSocket
 //! handshake, and what a failure means.
 
-use awc::error::WsClientError;
+use std::sync::Arc;
+
+use awc::error::{ConnectError, SendRequestError, WsClientError};
 
 use super::super::config::{ConnectionConfig, WireProtocol};
 use super::super::error::{DialError, DialErrorKind};
 use crate::client::auth::Credential;
+use crate::client::tls::handshake_error;
 use crate::protocol::phoenix;
 use crate::transport::frame_guard::GuardedCodec;
 
@@ -48,10 +51,12 @@ pub(super) fn check_url(url: &str) -> Result<(), DialError> {
 /// config's connect timeout (the caller bounds the token provider too).
 pub(super) async fn connect(
     config: &ConnectionConfig,
+    tls: Arc<rustls::ClientConfig>,
     url: String,
     credential: &Credential,
 ) -> Result<Framed, DialError> {
     let client = awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(tls))
         .timeout(config.connect_timeout)
         .finish();
     let mut request = client.ws(url).max_frame_size(config.max_frame_bytes);
@@ -83,6 +88,28 @@ fn classify(error: WsClientError) -> DialError {
         WsClientError::InvalidResponseStatus(status) => DialError::new(DialErrorKind::Refused {
             status: status.as_u16(),
         }),
+        WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(io)))
+            if tls_is_terminal(&io) =>
+        {
+            let reason = io.to_string();
+            DialError::caused_by(DialErrorKind::Tls { reason }, ClientError(io.to_string()))
+        }
         other => DialError::caused_by(DialErrorKind::Connect, ClientError(other.to_string())),
     }
+}
+
+/// Whether a failed handshake failed for a reason a redial cannot change
+/// (the certificate, or what the two sides support), not the network.
+fn tls_is_terminal(error: &std::io::Error) -> bool {
+    use rustls::Error;
+    matches!(
+        handshake_error(error),
+        Some(
+            Error::InvalidCertificate(_)
+                | Error::NoCertificatesPresented
+                | Error::UnsupportedNameType
+                | Error::PeerIncompatible(_)
+                | Error::AlertReceived(_)
+        )
+    )
 }

@@ -39,6 +39,7 @@ use crate::client::connection::dial_budget::DialBudget;
 use crate::client::gauges::{TimerGauges, TimerGuard};
 use crate::client::link::{ForceRestart, Shutdown};
 use crate::client::peers::Peers;
+use crate::client::tls::client_config;
 use crate::report::with_sources;
 use crate::transport::outbox::{Outbox, OutboxLimits, SlowConsumer};
 use crate::transport::RequestError;
@@ -76,6 +77,8 @@ pub(crate) struct Connection {
     /// item of an older generation is stale.
     generation: u64,
     span: tracing::Span,
+    /// TLS settings, built at the first dial.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Connection {
@@ -90,7 +93,22 @@ impl Connection {
             history: DialHistory::default(),
             generation: 0,
             span,
+            tls: None,
         }
+    }
+
+    /// The TLS settings of every dial, built once; an unusable CA file is a
+    /// terminal dial error.
+    fn tls(&mut self, config: &ConnectionConfig) -> Result<Arc<rustls::ClientConfig>, DialError> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let tls = client_config(&config.tls).map_err(|error| {
+            let reason = error.to_string();
+            DialError::caused_by(DialErrorKind::Tls { reason }, error)
+        })?;
+        self.tls = Some(tls.clone());
+        Ok(tls)
     }
 
     /// Whether a timer or dial of `generation` still applies.
@@ -158,6 +176,13 @@ impl Connection {
             drop(guard);
             return self.dial_failed(error, ctx);
         }
+        let tls = match self.tls(&config) {
+            Ok(tls) => tls,
+            Err(error) => {
+                drop(guard);
+                return self.dial_failed(error, ctx);
+            }
+        };
         let credential = self.tokens.resolve(&config.auth);
         let generation = self.generation;
         tracing::debug!(parent: &self.span, %url, "dialling");
@@ -166,7 +191,7 @@ impl Connection {
         let attempt = async move {
             let attempt = async {
                 let credential = credential.await;
-                let outcome = dial::connect(&config, url, &credential).await;
+                let outcome = dial::connect(&config, tls, url, &credential).await;
                 (credential, outcome)
             };
             tokio::time::timeout(timeout, attempt)
@@ -236,7 +261,7 @@ impl Connection {
 
     fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
         let reason = with_sources(&error);
-        if let DialErrorKind::Url { .. } = error.kind() {
+        if let DialErrorKind::Url { .. } | DialErrorKind::Tls { .. } = error.kind() {
             // No redial can fix the configuration.
             self.parts.announcer.record_dial_error(error);
             return self.close_for_good(&reason, ctx);

@@ -7,7 +7,9 @@
 //! its request head within `server.upgrade_timeout` (actix-web's client
 //! request timeout: 408, then closed), which bounds each one in time.
 //! Applies where the hub runs its own HTTP server ([`RunningHub`]);
-//! an app that mounts the hub on its own server sets its own limits.
+//! an app that mounts the hub on its own server sets its own limits. Under
+//! TLS a connection counts once its handshake is done (actix-web bounds
+//! handshakes in time and in number per worker).
 //!
 //! [`RunningHub`]: crate::server::RunningHub
 
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix_web::dev::Extensions;
+use actix_web::rt::net::TcpStream;
 
 use crate::server::stats::{HubStats, Refusal};
 
@@ -77,7 +80,7 @@ impl PendingUpgrades {
                 data.insert(place);
             }
             None => {
-                if let Some(stream) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if let Some(stream) = tcp_of(io) {
                     // Both ways: actix-http then reads the end and drops it.
                     let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
                 }
@@ -85,6 +88,15 @@ impl PendingUpgrades {
             }
         }
     }
+}
+
+/// The TCP stream of a plain or TLS connection as `on_connect` lends it.
+fn tcp_of(io: &dyn Any) -> Option<&TcpStream> {
+    if let Some(plain) = io.downcast_ref::<TcpStream>() {
+        return Some(plain);
+    }
+    let secure = io.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()?;
+    Some(secure.get_ref().0)
 }
 
 impl PendingUpgrade {
