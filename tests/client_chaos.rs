@@ -231,3 +231,41 @@ async fn net_4_joins_precede_buffered_sends_under_latency() {
         assert_eq!(echo.payload, json!({"n": n}));
     }
 }
+
+/// `publish --rate 500` through a proxy that cuts the link every 300 ms:
+/// nothing fails, every message reaches the sink. (The figures printed are
+/// for the record; speed is the benchmark's job.) 1,500 messages, or
+/// `SWITCHBOARD_FLAP_COUNT`.
+#[actix_web::test]
+async fn net_1_publish_through_a_link_cut_every_300ms_fails_nothing() {
+    let sink = switchboard::sink::CountingSink::new();
+    let hub = switchboard::server::HubService::builder(&test_config())
+        .sink(std::sync::Arc::new(sink.clone()))
+        .start()
+        .expect("hub starts");
+    let proxy = std::sync::Arc::new(FaultProxy::start(hub.addr()));
+    let cutter = {
+        let proxy = proxy.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                proxy.cut_all(Cut::Reset);
+            }
+        })
+    };
+    let url = format!("ws://{}/ingest", proxy.addr());
+    let count: u64 = std::env::var("SWITCHBOARD_FLAP_COUNT")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1500);
+    let summary = run_publish_with(&url, count, &["--rate", "500"]).await;
+    cutter.abort();
+    eprintln!(
+        "publish {count} at 500/s, cut every 300 ms: {summary}, {} connections",
+        proxy.accepted()
+    );
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["acked"], count, "{summary}");
+    assert!(proxy.accepted() >= 3, "the link was cut: {summary}");
+    assert!(sink.stored() >= count);
+}

@@ -339,3 +339,60 @@ async fn net_9_an_invalid_url_is_terminal_not_retried() {
         .unwrap();
     assert_eq!(handle.dial_loops(), 0);
 }
+
+/// A WebSocket server that upgrades every connection, sends `greeting`
+/// (when there is one), and drops it at once.
+async fn dropping_server(greeting: Option<&'static str>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                if let Some(text) = greeting {
+                    use futures_util::SinkExt;
+                    let frame = tokio_tungstenite::tungstenite::Message::text(text);
+                    let _ = ws.send(frame).await;
+                }
+            });
+        }
+    });
+    format!("ws://{addr}/socket/websocket")
+}
+
+/// The attempt numbers of the next `count` scheduled redials.
+async fn redial_attempts(url: &str, count: usize) -> Vec<u32> {
+    let board = switchboard();
+    let mut config = fast_config(url);
+    config.reconnect.initial_interval = Duration::from_millis(10);
+    config.reconnect.max_interval = Duration::from_millis(80);
+    config.reconnect.stable_after = Duration::from_secs(5);
+    let handle = open(&board, config).await;
+    let mut events = handle.events();
+    let mut attempts = Vec::new();
+    while attempts.len() < count {
+        attempts.push(
+            wait_for(&mut events, |event| match event {
+                ConnectEvent::Reconnecting { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    attempts
+}
+
+#[actix_web::test]
+async fn net_1_a_server_that_drops_every_socket_at_once_sees_a_growing_backoff() {
+    let url = dropping_server(None).await;
+    assert_eq!(redial_attempts(&url, 5).await, [1, 2, 3, 4, 5]);
+}
+
+#[actix_web::test]
+async fn net_1_a_short_link_that_answered_redials_from_a_reset_backoff() {
+    let reply = r#"[null,"0","phoenix","phx_reply",{"status":"ok","response":{}}]"#;
+    let url = dropping_server(Some(reply)).await;
+    assert_eq!(redial_attempts(&url, 5).await, [1, 1, 1, 1, 1]);
+}

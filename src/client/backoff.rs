@@ -33,9 +33,11 @@ pub struct ReconnectPolicy {
     /// Most redial attempts before giving up; 0 retries forever (default).
     pub max_retries: u32,
     /// A connection that stayed up at least this long resets the backoff when
-    /// it drops (default 5 s). A connection that drops sooner keeps climbing,
-    /// so a server that accepts and then at once closes the socket is not
-    /// hammered at `initial_interval`. Zero resets after every connection.
+    /// it drops (default 5 s), and so does one that made progress (a frame
+    /// came back on it: a reply, an ack, a broadcast), however short it
+    /// was. One that drops sooner without a word keeps climbing, so a
+    /// server that accepts and at once closes the socket is not hammered at
+    /// `initial_interval`. Zero resets after every connection.
     #[serde(with = "humantime_serde")]
     pub stable_after: Duration,
 }
@@ -86,11 +88,16 @@ impl ReconnectPolicy {
 /// The delay before attempt `n` (1-based) is drawn uniformly from
 /// `[initial_interval, min(max_interval, initial_interval * multiplier^(n-1))]`,
 /// so the first delay is exactly `initial_interval` and the ceiling doubles
-/// (by default) up to `max_interval`.
+/// (by default) up to `max_interval`. After a connection that worked
+/// dropped, the first redial comes sooner: within a tenth of
+/// `initial_interval` (a flapping link that works is back at once; the
+/// switchboard's dial budget still paces many such redials).
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     policy: ReconnectPolicy,
     attempt: u32,
+    /// The next delay is the quick one after a connection that worked.
+    quick: bool,
 }
 
 impl Backoff {
@@ -110,7 +117,11 @@ impl Backoff {
             },
             ..policy
         };
-        Backoff { policy, attempt: 0 }
+        Backoff {
+            policy,
+            attempt: 0,
+            quick: false,
+        }
     }
 
     /// Attempts made since the last reset, i.e. how many delays were handed
@@ -144,17 +155,22 @@ impl Backoff {
     /// clamped). Counts the attempt. Returns `None`, without counting, once
     /// `max_retries` (when > 0) attempts were handed out.
     pub(crate) fn next_delay_with(&mut self, unit: f64) -> Option<Duration> {
+        let unit = if unit.is_nan() {
+            0.0
+        } else {
+            unit.clamp(0.0, 1.0)
+        };
+        if std::mem::take(&mut self.quick) {
+            // Not an attempt of the climb: the link just worked.
+            let tenth = self.policy.initial_interval.as_secs_f64() / 10.0 * unit;
+            return Some(Duration::from_secs_f64(tenth).max(MIN_DELAY));
+        }
         if self.policy.max_retries > 0 && self.attempt >= self.policy.max_retries {
             return None;
         }
         let low = self.policy.initial_interval;
         let high = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
-        let unit = if unit.is_nan() {
-            0.0
-        } else {
-            unit.clamp(0.0, 1.0)
-        };
         let span = high.saturating_sub(low).as_secs_f64() * unit;
         let delay = low.saturating_add(Duration::try_from_secs_f64(span).unwrap_or(Duration::ZERO));
         Some(delay.clamp(low, high))
@@ -170,12 +186,16 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    /// Call when a connection that was up drops, with how long it was up.
-    /// Resets only if it stayed up at least `stable_after`; a shorter
-    /// connection leaves the attempt count (and so the next ceiling) as is.
-    pub(crate) fn connection_dropped(&mut self, up_for: Duration) {
-        if up_for >= self.policy.stable_after {
+    /// Call when a connection that was up drops, with how long it was up
+    /// and whether anything came back on it. Resets if it made progress or
+    /// stayed up at least `stable_after`; a shorter, silent connection
+    /// leaves the attempt count (and so the next ceiling) as is: a flapping
+    /// link that works is redialled at once, a server that accepts and
+    /// drops is not hammered.
+    pub(crate) fn connection_dropped(&mut self, up_for: Duration, progressed: bool) {
+        if progressed || up_for >= self.policy.stable_after {
             self.reset();
+            self.quick = true;
         }
     }
 }
@@ -399,12 +419,29 @@ mod tests {
         for _ in 0..4 {
             b.next_delay_with(LOW);
         }
-        b.connection_dropped(Duration::from_millis(4_999));
+        b.connection_dropped(Duration::from_millis(4_999), false);
         assert_eq!(b.attempt(), 4);
         assert_eq!(b.ceiling(), secs(16));
-        b.connection_dropped(secs(5));
+        b.connection_dropped(secs(5), false);
         assert_eq!(b.attempt(), 0);
         assert_eq!(b.ceiling(), secs(1));
+    }
+
+    #[test]
+    fn a_short_connection_that_made_progress_resets() {
+        let mut b = Backoff::new(ReconnectPolicy::default());
+        for _ in 0..4 {
+            b.next_delay_with(LOW);
+        }
+        b.connection_dropped(Duration::from_millis(300), true);
+        assert_eq!(b.attempt(), 0);
+        // The first redial is quick, within a tenth of the initial interval,
+        // and not counted; a failure after it climbs from the start.
+        let quick = b.next_delay_with(HIGH).unwrap();
+        assert!(quick <= Duration::from_millis(100), "{quick:?}");
+        assert_eq!(b.attempt(), 0);
+        assert_eq!(b.next_delay_with(HIGH), Some(secs(1)));
+        assert_eq!(b.attempt(), 1);
     }
 
     #[test]
@@ -414,7 +451,7 @@ mod tests {
             ..ReconnectPolicy::default()
         });
         b.next_delay_with(LOW);
-        b.connection_dropped(Duration::ZERO);
+        b.connection_dropped(Duration::ZERO, false);
         assert_eq!(b.attempt(), 0);
     }
 

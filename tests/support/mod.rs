@@ -200,6 +200,11 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
 /// Runs `switchboard publish URL --count N --size 100`; asserts it exits 0
 /// and returns its JSON summary.
 pub async fn run_publish(url: &str, count: u64) -> serde_json::Value {
+    run_publish_with(url, count, &[]).await
+}
+
+/// [`run_publish`] with more arguments (e.g. `--rate`).
+pub async fn run_publish_with(url: &str, count: u64, extra: &[&str]) -> serde_json::Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
             "publish",
@@ -209,6 +214,7 @@ pub async fn run_publish(url: &str, count: u64) -> serde_json::Value {
             "--size",
             "100",
         ])
+        .args(extra)
         .output()
         .await
         .expect("publish runs");

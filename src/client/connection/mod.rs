@@ -246,6 +246,7 @@ impl Connection {
             stream,
             heartbeat,
             connected_at: Instant::now(),
+            progressed: false,
             pending_heartbeat: None,
             reassembly: Reassembly::default(),
         });
@@ -310,7 +311,8 @@ impl Connection {
             code,
             description: None,
         });
-        self.backoff.connection_dropped(link.connected_at.elapsed());
+        self.backoff
+            .connection_dropped(link.connected_at.elapsed(), link.progressed);
         tracing::info!(parent: &self.span, %reason, "disconnected");
         self.parts.peers.transport_down(RequestError::Disconnected);
         self.parts.announcer.emit(ConnectEvent::Disconnected {

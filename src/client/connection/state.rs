@@ -40,6 +40,8 @@ pub(super) struct Link {
     pub(super) heartbeat: SpawnHandle,
     /// When it came up (a stable link resets the backoff).
     pub(super) connected_at: Instant,
+    /// A text frame came back on it (so does a link that made progress).
+    pub(super) progressed: bool,
     /// The ref of the heartbeat waiting for its answer.
     pub(super) pending_heartbeat: Option<String>,
     /// A fragmented message being reassembled.

@@ -65,7 +65,11 @@ impl Connection {
         link.pending_heartbeat = None;
         match frame {
             WsFrame::Text(bytes) => match std::str::from_utf8(&bytes) {
-                Ok(text) => self.on_text(text, ctx),
+                Ok(text) => {
+                    // The server answers: this link made progress.
+                    link.progressed = true;
+                    self.on_text(text, ctx)
+                }
                 Err(_) => {
                     metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "invalid_utf8")
                         .increment(1);
