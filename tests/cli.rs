@@ -260,3 +260,152 @@ async fn tail_prints_pushes_and_connect_events_and_exits_0_on_sigterm() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Runs `switchboard <args>` to its end (bounded); returns the exit code
+/// and what it wrote to stderr.
+async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        binary().args(args).output(),
+    )
+    .await
+    .expect("it ends by itself")
+    .expect("it runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn tail_exits_2_with_a_hint_when_no_dial_can_succeed() {
+    let hub = start_hub_with_credentials(&test_config(), bearer("secret"));
+    let addr = hub.addr();
+    let wrong_path = format!("ws://{addr}/socket");
+    let (code, stderr) = run_to_end(&[
+        "tail",
+        &wrong_path,
+        "--topic",
+        "room:a",
+        "--token",
+        "secret",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("end in /websocket"),
+        "{stderr}"
+    );
+    let right = hub.socket_url();
+    let (code, stderr) = run_to_end(&["tail", &right, "--topic", "room:a"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("--token"),
+        "{stderr}"
+    );
+    let http = format!("http://{addr}/socket/websocket");
+    let (code, stderr) = run_to_end(&["tail", &http, "--topic", "room:a"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid url"), "{stderr}");
+}
+
+#[actix_web::test]
+async fn tail_gives_up_after_the_given_time_without_a_connection() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("ws://{addr}/socket/websocket")
+    };
+    let args = [
+        "tail",
+        &dead,
+        "--topic",
+        "room:a",
+        "--give-up-after",
+        "700ms",
+    ];
+    let (code, stderr) = run_to_end(&args).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--give-up-after"), "{stderr}");
+}
+
+/// Joins only with `{"key": "open", "n": 7}` in the join params.
+struct Keyed;
+
+impl switchboard::server::Channel for Keyed {
+    fn join(
+        &self,
+        _: &str,
+        payload: &Value,
+        _: &switchboard::server::SocketInfo,
+    ) -> Result<Value, switchboard::protocol::ChannelErrorCode> {
+        if payload["key"] == "open" && payload["n"] == 7 {
+            Ok(serde_json::json!({}))
+        } else {
+            Err(switchboard::protocol::ChannelErrorCode::Forbidden)
+        }
+    }
+
+    fn handle_in(
+        &self,
+        _: &str,
+        payload: &Value,
+        _: &switchboard::server::ChannelContext<'_>,
+    ) -> Result<switchboard::server::Outcome, switchboard::server::ChannelFailure> {
+        Ok(switchboard::server::Outcome::Ok(payload.clone()))
+    }
+}
+
+#[actix_web::test]
+async fn send_takes_join_params_and_basic_credentials() {
+    let router = switchboard::server::ChannelRouter::new().route("keyed:*", Keyed);
+    let hub = switchboard::server::HubService::builder(&test_config())
+        .router(router)
+        .credentials(switchboard::server::Credentials::Basic {
+            username: b"ops".to_vec(),
+            password: b"pw".to_vec(),
+        })
+        .start()
+        .expect("hub starts");
+    let url = hub.socket_url();
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            url.as_str(),
+            "--topic",
+            "keyed:1",
+            "--event",
+            "ping",
+            "--timeout",
+            "3s",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        let output = binary().args(&args).output().await.expect("send runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(send(&[
+        "--basic", "ops:pw", "--param", "key=open", "--param", "n=7",
+    ]))
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(send(&[
+        "--basic",
+        "ops:pw",
+        "--params",
+        r#"{"key":"open","n":7}"#,
+    ]))
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(send(&["--basic", "ops:pw", "--param", "key=shut"])).await;
+    assert_eq!(code, Some(1), "refused by the channel: {out}");
+    let (code, out) = run(send(&["--basic", "ops:wrong"])).await;
+    assert_eq!(code, Some(2), "refused by the hub: {out}");
+    assert!(out.contains("401"), "{out}");
+}

@@ -1,5 +1,6 @@
 //! The `switchboard` command line: a thin layer over the library.
 
+mod client_args;
 mod publish;
 mod send;
 mod tail;
@@ -40,7 +41,8 @@ enum Command {
         #[arg(long)]
         nats_url: Option<String>,
     },
-    /// Connect, join topics, print every push and connect event; reconnect forever.
+    /// Connect, join topics, print every push and connect event; reconnect
+    /// until stopped (exit 2 at once when no dial can succeed as given).
     Tail(TailOptions),
     /// Send N data envelopes to an ingest endpoint, wait for every ack, print a JSON summary.
     Publish(PublishOptions),
@@ -85,14 +87,14 @@ fn tail(options: TailOptions) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async move {
         tokio::select! {
             tailed = tail::tail(options, std::io::stdout()) => tailed,
-            signal = wait_for_signal() => signal,
+            signal = wait_for_signal() => signal.map_err(tail::TailError::Output),
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchboard: {error}");
-            ExitCode::from(1)
+            ExitCode::from(error.exit_code())
         }
     }
 }
@@ -116,10 +118,12 @@ fn send(options: SendOptions) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
 
-/// `--sink`: the command line's spelling of [`SinkType`].
+/// `--sink`: the config file's spelling of [`SinkType`] (`in-process` is
+/// taken too).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SinkArg {
     /// In the hub's own process.
+    #[value(name = "in_process", alias = "in-process")]
     InProcess,
     /// NATS core publish.
     Nats,

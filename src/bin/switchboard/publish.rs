@@ -7,7 +7,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::tail::cli_config;
+use crate::client_args::ConnectArgs;
 use switchboard::client::{OpenProducer, ProduceError, Switchboard};
 
 /// What to publish (also the `publish` subcommand's arguments).
@@ -24,9 +24,8 @@ pub struct PublishOptions {
     /// Approximate payload size in bytes.
     #[arg(long, default_value_t = 100)]
     pub size: usize,
-    /// Bearer token.
-    #[arg(long)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Most envelopes awaiting their ack at once (keep it under the hub's
     /// backpressure.queue_size, 1000 by default).
     #[arg(long, default_value_t = 500)]
@@ -66,7 +65,7 @@ impl PublishSummary {
 
 /// Publishes and returns the summary; `Err` when no connection could be made.
 pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> {
-    let mut config = cli_config(&options.url, options.token.as_deref());
+    let mut config = options.connect.config(&options.url);
     config.fail_first_connect = true;
     config.buffer_max_frames = options.window.max(1) * 2;
     config.buffer_max_bytes = (options.size + 256) * config.buffer_max_frames;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix::Actor;
 use serde_json::{json, Value};
 
-use crate::tail::cli_config;
+use crate::client_args::{terminal, ConnectArgs, JoinArgs};
 use crate::with_sources;
 use switchboard::client::{JoinError, Open, Switchboard};
 use switchboard::protocol::phoenix::{Reply, ReplyStatus};
@@ -54,9 +54,10 @@ pub struct SendOptions {
     /// JSON payload.
     #[arg(long, default_value = "{}", value_parser = parse_json)]
     pub payload: Value,
-    /// Bearer token.
-    #[arg(long)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
     /// Reply timeout (also bounds the connect and the join).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -68,7 +69,7 @@ fn parse_json(text: &str) -> Result<Value, String> {
 
 /// Connects (once, no retries), joins, pushes, and reports the reply.
 pub async fn send(options: SendOptions) -> SendOutcome {
-    let mut config = cli_config(&options.url, options.token.as_deref());
+    let mut config = options.connect.config(&options.url);
     config.fail_first_connect = true;
     config.connect_timeout = options.timeout;
     config.join_timeout = options.timeout;
@@ -77,10 +78,13 @@ pub async fn send(options: SendOptions) -> SendOutcome {
     let board = Switchboard::default().start();
     let handle = match board.send(Open(config)).await {
         Ok(Ok(handle)) => handle,
-        Ok(Err(error)) => return SendOutcome::Failed(with_sources(&error)),
+        Ok(Err(error)) => {
+            let reason = terminal(&error).unwrap_or_else(|| with_sources(&error));
+            return SendOutcome::Failed(reason);
+        }
         Err(error) => return SendOutcome::Failed(with_sources(&error)),
     };
-    let outcome = match handle.join(&options.topic, json!({})).await {
+    let outcome = match handle.join(&options.topic, options.join.payload()).await {
         Err(JoinError::Refused { response, .. } | JoinError::Unrecovered { response, .. }) => {
             SendOutcome::Refused(Reply {
                 status: ReplyStatus::Error,

@@ -1,12 +1,16 @@
 //! `switchboard tail`: connect, join, print every push and connect event.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
-use actix::Actor;
+use actix::{Actor, Addr};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use switchboard::client::{ClientAuth, ConnectionConfig, Incoming, Open, Switchboard, TokenSource};
+use crate::client_args::{terminal, ConnectArgs, JoinArgs};
+use switchboard::client::{
+    ConnectEvent, ConnectionConfig, ConnectionStatus, Incoming, Open, PhoenixHandle, Switchboard,
+};
 
 /// Bound of the queue between the subscription and the printer.
 const PRINT_QUEUE: usize = 1024;
@@ -19,21 +23,40 @@ pub struct TailOptions {
     /// Topic to join (repeatable).
     #[arg(long = "topic", required = true)]
     pub topics: Vec<String>,
-    /// Bearer token.
-    #[arg(long)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
     /// One JSON object per line (otherwise a readable line).
     #[arg(long)]
     pub json: bool,
+    /// Exit (code 2) once no connection has been up for this long.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub give_up_after: Option<Duration>,
 }
 
-/// A connection config for the CLI: Phoenix defaults, optional bearer token.
-pub fn cli_config(url: &str, token: Option<&str>) -> ConnectionConfig {
-    let mut config = ConnectionConfig::new(url);
-    if let Some(token) = token {
-        config.auth = ClientAuth::Bearer(TokenSource::Static(token.to_owned()));
+/// Why `tail` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    /// Writing to the output failed (exit 1).
+    #[error("cannot write: {0}")]
+    Output(#[from] std::io::Error),
+    /// No connection can succeed as given (exit 2).
+    #[error("{0}")]
+    Terminal(String),
+    /// `--give-up-after` passed without a connection (exit 2).
+    #[error("no connection for {0:?} (--give-up-after)")]
+    GaveUp(Duration),
+}
+
+impl TailError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TailError::Output(_) => 1,
+            TailError::Terminal(_) | TailError::GaveUp(_) => 2,
+        }
     }
-    config
 }
 
 fn line(json_lines: bool, value: Value) -> String {
@@ -54,18 +77,52 @@ fn line(json_lines: bool, value: Value) -> String {
     format!("{event} {}", rest.join(" "))
 }
 
+/// Opens the connection: a first dial that no retry can fix ends `tail`
+/// (exit 2); one that failed for the network is retried forever.
+async fn open(
+    board: &Addr<Switchboard>,
+    config: ConnectionConfig,
+) -> Result<PhoenixHandle, TailError> {
+    let mut first = config.clone();
+    first.fail_first_connect = true;
+    let gone = |error: actix::MailboxError| TailError::Terminal(error.to_string());
+    match board.send(Open(first)).await.map_err(gone)? {
+        Ok(handle) => Ok(handle),
+        Err(error) => match terminal(&error) {
+            Some(reason) => Err(TailError::Terminal(reason)),
+            None => board
+                .send(Open(config))
+                .await
+                .map_err(gone)?
+                .map_err(|error| TailError::Terminal(crate::with_sources(&error))),
+        },
+    }
+}
+
 /// Runs until the process is stopped (reconnecting forever), printing one
-/// line per event to `out`.
-pub async fn tail(options: TailOptions, mut out: impl Write) -> std::io::Result<()> {
+/// line per event to `out`; ends early on a terminal error, or after
+/// `--give-up-after` without a connection.
+pub async fn tail(options: TailOptions, mut out: impl Write) -> Result<(), TailError> {
     let board = Switchboard::default().start();
-    let config = cli_config(&options.url, options.token.as_deref());
-    let handle = board
-        .send(Open(config))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(std::io::Error::other)?;
+    let give_up = options.give_up_after;
+    let config = options.connect.config(&options.url);
+    let opened = match give_up {
+        Some(after) => tokio::time::timeout(after, open(&board, config))
+            .await
+            .map_err(|_| TailError::GaveUp(after))?,
+        None => open(&board, config).await,
+    };
+    let handle = opened?;
     let mut events = handle.events();
+    let connected = handle.status() == ConnectionStatus::Connected;
+    let mut down_since = (!connected).then(Instant::now);
+    if connected {
+        // Up before the events were watched: say so, as a later connect would.
+        let event = serde_json::to_value(ConnectEvent::Connected).unwrap_or(Value::Null);
+        writeln!(out, "{}", line(options.json, event))?;
+    }
     let (pushes, mut printed) = mpsc::channel::<Value>(PRINT_QUEUE);
+    let params = options.join.payload();
     for topic in &options.topics {
         let mut incoming = handle.incoming(topic, None, PRINT_QUEUE);
         let forward = pushes.clone();
@@ -86,8 +143,9 @@ pub async fn tail(options: TailOptions, mut out: impl Write) -> std::io::Result<
         let joining = handle.clone();
         let report = pushes.clone();
         let topic = topic.clone();
+        let params = params.clone();
         actix::spawn(async move {
-            let line = match joining.join(&topic, json!({})).await {
+            let line = match joining.join(&topic, params).await {
                 Ok(reply) => {
                     json!({"event": "joined", "topic": topic, "status": reply.status, "response": reply.response})
                 }
@@ -99,13 +157,33 @@ pub async fn tail(options: TailOptions, mut out: impl Write) -> std::io::Result<
         });
     }
     loop {
+        let deadline = match (give_up, down_since) {
+            (Some(after), Some(since)) => since + after,
+            // Far enough never to fire.
+            _ => Instant::now() + Duration::from_secs(86_400 * 365),
+        };
         let value = tokio::select! {
             event = events.recv() => match event {
-                Ok(event) => serde_json::to_value(&event).unwrap_or(Value::Null),
+                Ok(ConnectEvent::Closed { reason }) => return Err(TailError::Terminal(reason)),
+                Ok(event) => {
+                    match event {
+                        ConnectEvent::Connected => down_since = None,
+                        ConnectEvent::Disconnected { .. } => {
+                            down_since.get_or_insert_with(Instant::now);
+                        }
+                        _ => {}
+                    }
+                    serde_json::to_value(&event).unwrap_or(Value::Null)
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => json!({"event": "lagged", "missed": missed}),
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(TailError::Terminal("the connection is gone".to_owned()))
+                }
             },
             Some(value) = printed.recv() => value,
+            () = tokio::time::sleep_until(deadline.into()) => {
+                return Err(TailError::GaveUp(give_up.unwrap_or_default()));
+            }
         };
         writeln!(out, "{}", line(options.json, value))?;
         out.flush()?;
