@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod client_mode;
 mod history;
 mod ingest;
 mod server;
 
+pub use client_mode::{ClientModeConfig, Mode};
 pub use history::{HistoryConfig, SnapshotConfig, SnapshotEvery};
 pub use ingest::{BackpressureConfig, BidirectionalConfig, OnFull, SinkConfig, SinkType, Subjects};
 pub use server::{
@@ -49,6 +51,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `server` (the default) or `client`: also pull from `[client]`.
+    pub mode: Mode,
     /// The inbound side: listen address, endpoint, limits.
     pub server: ServerConfig,
     /// How inbound connections authenticate.
@@ -63,6 +67,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Where sequence state (ingest high-water marks) is persisted.
     pub snapshot: SnapshotConfig,
+    /// The remote hub pulled from under `mode = "client"`.
+    pub client: ClientModeConfig,
 }
 
 impl Config {
@@ -184,6 +190,22 @@ impl Config {
                 "server.listen",
                 "must be an address like 127.0.0.1:4000",
             ));
+        }
+        if self.mode == Mode::Client {
+            let client = &self.client;
+            if !(client.url.starts_with("ws://") || client.url.starts_with("wss://")) {
+                return Err(invalid(
+                    "client.url",
+                    "must be a ws:// or wss:// URL when mode = \"client\"",
+                ));
+            }
+            if client.topics.is_empty() {
+                return Err(invalid("client.topics", "must name at least one topic"));
+            }
+            client
+                .reconnect
+                .validate("")
+                .map_err(|problem| invalid("client.reconnect", &problem))?;
         }
         let auth = &self.auth;
         match auth.kind {

@@ -6,7 +6,7 @@ use super::channel::ChannelRouter;
 use super::origin::Origin;
 use super::service::HubService;
 use super::snapshot;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::sequence::StoreError;
 use crate::server::auth::{Credentials, MissingSecret};
 use crate::sink::{CountingSink, Sink};
@@ -141,14 +141,11 @@ impl HubBuilder {
             Some(token) => Some(Credentials::Bearer(token)),
             None => Credentials::admin(&self.config.server)?,
         };
-        Ok(HubService::assemble(
-            &self.config,
-            router,
-            credentials,
-            sink,
-            public,
-            admin,
-        ))
+        let service = HubService::assemble(&self.config, router, credentials, sink, public, admin);
+        if self.config.mode == Mode::Client {
+            service.start_pull(&self.config.client);
+        }
+        Ok(service)
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
 pub(crate) mod origin;
+pub(crate) mod pull;
 pub(crate) mod registry;
 pub(crate) mod serve;
 pub(crate) mod service;

@@ -19,12 +19,15 @@ use crate::ingest::{
 use crate::protocol::envelope::Envelope;
 use crate::server::auth::Credentials;
 use crate::server::origin::Origin;
+use crate::server::pull::Pull;
 use crate::sink::Sink;
 use crate::transport::RequestError;
 use tokio::sync::Semaphore;
 
 struct HubState {
     config: ServerConfig,
+    /// Client mode's pulling side, once started.
+    pull: std::sync::OnceLock<Arc<Pull>>,
     bidirectional: BidirectionalConfig,
     ingest: IngestParts,
     credentials: Credentials,
@@ -126,6 +129,7 @@ impl HubService {
         HubService {
             state: Arc::new(HubState {
                 config: server,
+                pull: std::sync::OnceLock::new(),
                 bidirectional: config.bidirectional,
                 ingest,
                 credentials,
@@ -206,6 +210,18 @@ impl HubService {
 
     pub(crate) fn ingest(&self) -> &IngestParts {
         &self.state.ingest
+    }
+
+    /// Starts pulling from `[client]` (client mode); once.
+    pub(crate) fn start_pull(&self, config: &crate::config::ClientModeConfig) {
+        self.state
+            .pull
+            .get_or_init(|| Pull::start(config, &self.state.ingest));
+    }
+
+    /// Client mode's pulling side, when the hub is in client mode.
+    pub(crate) fn pull(&self) -> Option<&Pull> {
+        self.state.pull.get().map(Arc::as_ref)
     }
 
     /// The ingest queue's counters.

@@ -1,28 +1,48 @@
-//! `GET /health`: `{healthy, status, details{connections, topics}}`.
+//! `GET /health`: `{healthy, status, details{mode, connections, topics,
+//! queue, client}}`; `client` (the remote URL and whether a socket to it is
+//! up) only in client mode, where exhausted redials make it unhealthy.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::server::pull::PullHealth;
 use crate::server::HubService;
 
 /// The health report of a hub.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub(crate) struct Health {
     /// False once the hub is draining.
     pub healthy: bool,
-    /// `serving` or `draining`.
+    /// `serving`, `draining`, or in client mode `connected`,
+    /// `connecting`, `gave_up`.
     pub status: &'static str,
     /// Live figures.
     pub details: HealthDetails,
 }
 
 /// Live figures of a hub.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub(crate) struct HealthDetails {
+    /// `server`, or `client` when it also pulls from a remote hub.
+    pub mode: &'static str,
     /// Sockets open now.
     pub connections: usize,
     /// Topics with at least one member.
     pub topics: usize,
+    /// The ingest queue.
+    pub queue: QueueHealth,
+    /// Client mode: the remote hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<PullHealth>,
+}
+
+/// The ingest queue's depth and utilization.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct QueueHealth {
+    /// Items queued.
+    pub depth: usize,
+    /// depth / capacity.
+    pub utilization: f64,
 }
 
 impl Health {
@@ -30,12 +50,27 @@ impl Health {
     pub(crate) fn of(service: &HubService) -> Health {
         let registry = service.registry();
         let draining = registry.is_draining();
+        let client = service.pull().map(|pull| pull.health());
+        let status = match &client {
+            _ if draining => "draining",
+            None => "serving",
+            Some(pull) if pull.gave_up => "gave_up",
+            Some(pull) if pull.connected => "connected",
+            Some(_) => "connecting",
+        };
+        let queue = service.ingest().gauge.read();
         Health {
-            healthy: !draining,
-            status: if draining { "draining" } else { "serving" },
+            healthy: !draining && !client.as_ref().is_some_and(|pull| pull.gave_up),
+            status,
             details: HealthDetails {
+                mode: if client.is_some() { "client" } else { "server" },
                 connections: registry.connections(),
                 topics: registry.topic_count(),
+                queue: QueueHealth {
+                    depth: queue.queue_depth,
+                    utilization: queue.utilization,
+                },
+                client,
             },
         }
     }

@@ -1,0 +1,48 @@
+//! `mode` and `[client]`: a hub that also pulls, dialling out to a remote
+//! hub's recoverable topics and feeding what they broadcast into its own
+//! ingest queue and sink.
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::ReconnectPolicy;
+
+/// What the hub does besides serving its endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Serve only: data arrives from senders on `/ingest`.
+    #[default]
+    Server,
+    /// Also pull from `[client] url`.
+    Client,
+}
+
+/// `[client]`: the remote hub to pull from, under the client's supervision
+/// (backoff, heartbeat, rejoin and resume from the last position).
+///
+/// ```
+/// let config = switchboard::config::Config::from_toml(
+///     "mode = \"client\"\n[client]\nurl = \"wss://cloud.example.com/socket/websocket\"\n\
+///      topics = [\"room:feed:edge-7\"]\n[client.reconnect]\nmax_retries = 10\n",
+/// )
+/// .unwrap();
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientModeConfig {
+    /// The remote hub's Phoenix socket URL (`ws://` or `wss://`).
+    pub url: String,
+    /// Recoverable topics to pull; every broadcast on them becomes one
+    /// ingested item (id `topic:sequence`).
+    pub topics: Vec<String>,
+    /// Environment variable holding the bearer token to present; unset:
+    /// none.
+    pub token_env: Option<String>,
+    /// A PEM file of CA certificates trusted for `wss://` besides the
+    /// platform's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Redial policy (`max_retries = 0` retries forever; past a finite
+    /// one `/health` turns unhealthy).
+    pub reconnect: ReconnectPolicy,
+}
