@@ -91,8 +91,10 @@ fn classify(error: WsClientError) -> DialError {
         WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(io)))
             if tls_is_terminal(&io) =>
         {
-            let reason = io.to_string();
-            DialError::caused_by(DialErrorKind::Tls { reason }, ClientError(io.to_string()))
+            // The reason is the TLS layer's own words; nothing below it.
+            DialError::new(DialErrorKind::Tls {
+                reason: io.to_string(),
+            })
         }
         other => DialError::caused_by(DialErrorKind::Connect, ClientError(other.to_string())),
     }

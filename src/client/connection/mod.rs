@@ -104,8 +104,9 @@ impl Connection {
             return Ok(tls.clone());
         }
         let tls = client_config(&config.tls).map_err(|error| {
-            let reason = error.to_string();
-            DialError::caused_by(DialErrorKind::Tls { reason }, error)
+            DialError::new(DialErrorKind::Tls {
+                reason: error.to_string(),
+            })
         })?;
         self.tls = Some(tls.clone());
         Ok(tls)
