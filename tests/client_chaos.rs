@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr};
 use serde_json::json;
 use support::client::*;
-use support::fault_proxy::{Cut, FaultProxy};
+use support::fault_proxy::{cut_every, Cut, FaultProxy};
 use support::*;
 use switchboard::client::{ConnectEvent, ConnectionStatus, PhoenixHandle, Switchboard};
 use tokio::sync::broadcast;
@@ -244,15 +244,7 @@ async fn net_1_publish_through_a_link_cut_every_300ms_fails_nothing() {
         .start()
         .expect("hub starts");
     let proxy = std::sync::Arc::new(FaultProxy::start(hub.addr()));
-    let cutter = {
-        let proxy = proxy.clone();
-        actix_web::rt::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                proxy.cut_all(Cut::Reset);
-            }
-        })
-    };
+    let cutter = cut_every(proxy.clone(), Duration::from_millis(300));
     let url = format!("ws://{}/ingest", proxy.addr());
     let count: u64 = std::env::var("SWITCHBOARD_FLAP_COUNT")
         .ok()

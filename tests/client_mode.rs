@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fault_proxy::{Cut, FaultProxy};
+use support::fault_proxy::{cut_every, FaultProxy};
 use support::*;
 use switchboard::config::{Mode, OnFull};
 use switchboard::server::HubService;
@@ -63,15 +63,7 @@ async fn net_12_a_client_mode_hub_stores_every_pulled_message_once_across_cuts()
     assert_eq!(report["details"]["client"]["connected"], true, "{report}");
     assert_eq!(report["status"], "connected");
 
-    let cutter = {
-        let proxy = proxy.clone();
-        actix_web::rt::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                proxy.cut_all(Cut::Reset);
-            }
-        })
-    };
+    let cutter = cut_every(proxy.clone(), Duration::from_millis(300));
     // 10,000 broadcasts at about 2,000 a second, so that a cut leaves the
     // puller well within what one resume replays.
     for n in 1..=COUNT {

@@ -207,15 +207,7 @@ async fn sec_6_frames_over_the_inbound_rate_are_refused_and_the_socket_lives() {
     let (service, addr) = rate_limited_hub(OnExceed::Refuse);
     let mut client = Client::connect(format!("ws://{addr}/socket/websocket?vsn=2.0.0")).await;
     for n in 0..20 {
-        client
-            .send(
-                None,
-                Some(&n.to_string()),
-                "phoenix",
-                "heartbeat",
-                json!({}),
-            )
-            .await;
+        client.heartbeat(&n.to_string()).await;
     }
     let mut statuses = Vec::new();
     for _ in 0..20 {

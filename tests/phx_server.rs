@@ -137,15 +137,7 @@ async fn phx_s4_idle_timeout_closes_and_heartbeats_reset_it() {
     let opened = Instant::now();
     for n in 0..6 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        client
-            .send(
-                None,
-                Some(&n.to_string()),
-                "phoenix",
-                "heartbeat",
-                json!({}),
-            )
-            .await;
+        client.heartbeat(&n.to_string()).await;
         assert_eq!(client.recv().await[3], "phx_reply");
     }
     assert!(

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
+
+use crate::transport::pem::certificates;
 
 /// How a connection checks the server's certificate on `wss://`. The
 /// server name is always checked against the URL's host.
@@ -84,14 +84,7 @@ fn build(options: &TlsOptions) -> Result<Arc<ClientConfig>, TlsSetupError> {
             path: path.clone(),
             reason,
         };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|error| refused(error.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| refused(error.to_string()))?;
-        if certs.is_empty() {
-            return Err(refused("no certificate in it".to_owned()));
-        }
-        for cert in certs {
+        for cert in certificates(path).map_err(refused)? {
             roots
                 .add(cert)
                 .map_err(|error| refused(error.to_string()))?;

@@ -10,6 +10,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::config::ServerTlsConfig;
+use crate::transport::pem;
 
 /// Why the hub's TLS settings cannot be used; names the config key.
 #[derive(Debug, thiserror::Error)]
@@ -24,19 +25,11 @@ pub struct TlsError {
 }
 
 fn certificates(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let refused = |reason: String| TlsError {
+    pem::certificates(path).map_err(|reason| TlsError {
         key,
         path: path.to_owned(),
         reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|error| refused(error.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| refused(error.to_string()))?;
-    if certs.is_empty() {
-        return Err(refused("no PEM certificate in it".to_owned()));
-    }
-    Ok(certs)
+    })
 }
 
 /// The rustls server configuration `[server.tls]` describes: HTTP/1.1, the

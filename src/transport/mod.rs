@@ -4,6 +4,7 @@
 pub(crate) mod correlator;
 pub(crate) mod frame_guard;
 pub(crate) mod outbox;
+pub(crate) mod pem;
 pub(crate) mod read_gate;
 
 pub use correlator::RequestError;

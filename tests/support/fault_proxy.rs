@@ -468,3 +468,17 @@ async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, shared: &Shared) ->
     };
     tokio::try_join!(reading, writing).map(|_| ())
 }
+
+/// Cuts every connection of `proxy` (with resets) every `period`, until the
+/// returned task is aborted.
+pub fn cut_every(
+    proxy: std::sync::Arc<FaultProxy>,
+    period: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            proxy.cut_all(Cut::Reset);
+        }
+    })
+}

@@ -118,6 +118,12 @@ impl Client {
             .await;
     }
 
+    /// Sends a heartbeat with ref `r` (not waiting for its reply).
+    pub async fn heartbeat(&mut self, r: &str) {
+        self.send(None, Some(r), "phoenix", "heartbeat", json!({}))
+            .await;
+    }
+
     /// Sends a raw WebSocket message.
     pub async fn send_message(&mut self, message: Message) {
         self.ws.send(message).await.expect("send");
