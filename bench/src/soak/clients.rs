@@ -76,8 +76,12 @@ pub struct ClientArgs {
     pub connections: usize,
     /// Ingest envelopes per second.
     pub ingest_rate: u32,
-    /// Where the acked envelope ids are written at `finish`, one a line.
+    /// Where the acked envelope ids are written as they are acked, one a line.
     pub acked_file: PathBuf,
+    /// Also count every connection's connect events by kind (each
+    /// subscription costs the connection its 256-event buffer, ~24 KiB).
+    #[arg(long)]
+    pub events: bool,
 }
 
 /// Counts of one kind of request.
@@ -134,6 +138,8 @@ pub struct ClientStatus {
     pub ingest_outstanding: u64,
     /// The producer's heartbeat timers and dial loops now.
     pub producer_timers: (i64, i64),
+    /// Connect events by kind, with `--events` (else empty).
+    pub events: BTreeMap<String, u64>,
     /// Set by `finish` only.
     pub final_check: Option<FinalCheck>,
 }
@@ -148,7 +154,7 @@ pub struct FinalCheck {
     /// Connections with exactly one heartbeat timer and no dial loop.
     pub one_heartbeat_no_dial: usize,
     /// Ingest envelopes acked, written to the acked file.
-    pub acked_ids: usize,
+    pub acked_ids: u64,
 }
 
 /// Counters shared by the tasks of the (single-threaded) client system.
@@ -161,7 +167,24 @@ struct Counters {
     says_received: Cell<u64>,
     ingest: RefCell<Tally>,
     published: Cell<u64>,
-    acked: RefCell<Vec<String>>,
+    /// The acked ids go straight to the file (so the client's memory does
+    /// not grow with them).
+    acked: RefCell<Option<std::io::BufWriter<std::fs::File>>>,
+    acked_count: Cell<u64>,
+    acked_error: RefCell<Option<String>>,
+    events: RefCell<BTreeMap<String, u64>>,
+}
+
+impl Counters {
+    /// Writes an acked id to the acked file.
+    fn record_acked(&self, id: &str) {
+        self.acked_count.set(self.acked_count.get() + 1);
+        if let Some(file) = self.acked.borrow_mut().as_mut() {
+            if let Err(error) = writeln!(file, "{id}") {
+                self.acked_error.replace(Some(error.to_string()));
+            }
+        }
+    }
 }
 
 /// Counts the broadcasts every connection receives.
@@ -204,6 +227,8 @@ fn config(url: &str) -> ConnectionConfig {
 /// Runs the client process.
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let counters = Rc::new(Counters::default());
+    let file = std::fs::File::create(&args.acked_file)?;
+    *counters.acked.borrow_mut() = Some(std::io::BufWriter::new(file));
     let board = Switchboard::default().start();
     let received = Received(counters.clone()).start();
     let opened = Instant::now();
@@ -212,6 +237,9 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let stop = Stop::new();
     for (index, handle) in handles.iter().enumerate() {
         actix_rt::spawn(watch_reconnects(handle.clone(), counters.clone()));
+        if args.events {
+            actix_rt::spawn(count_events(handle.clone(), counters.clone()));
+        }
         actix_rt::spawn(push_loop(
             index,
             handle.clone(),
@@ -297,7 +325,8 @@ async fn open_all(
                     Ok(handle)
                 }
             })
-            .buffer_unordered(OPEN_PARALLEL)
+            // In order: connection `index` is `handles[index]`, whose group its pushes use.
+            .buffered(OPEN_PARALLEL)
             .collect()
             .await;
     opened.into_iter().collect()
@@ -325,6 +354,37 @@ async fn watch_reconnects(handle: PhoenixHandle, counters: Rc<Counters>) {
             counters.reconnects.set(counters.reconnects.get() + 1);
         }
         was_connected = connected;
+    }
+}
+
+/// Counts the connection's connect events by kind (`JoinRefused` and
+/// `Closed` also by topic or reason).
+async fn count_events(handle: PhoenixHandle, counters: Rc<Counters>) {
+    use switchboard::client::ConnectEvent as E;
+    let mut events = handle.events();
+    loop {
+        let kind = match events.recv().await {
+            Ok(E::Connected) => "connected".to_owned(),
+            Ok(E::Disconnected { .. }) => "disconnected".to_owned(),
+            Ok(E::Reconnecting { .. }) => "reconnecting".to_owned(),
+            Ok(E::Rejoined { topic, .. }) if topic == ALL_TOPIC => "rejoined all".to_owned(),
+            Ok(E::Rejoined { .. }) => "rejoined group".to_owned(),
+            Ok(E::JoinRefused { topic, reason, .. }) => {
+                format!(
+                    "join refused {}: {reason}",
+                    if topic == ALL_TOPIC { "all" } else { "group" }
+                )
+            }
+            Ok(E::Gap { .. }) => "gap".to_owned(),
+            Ok(E::Unrecovered { .. }) => "unrecovered".to_owned(),
+            Ok(E::InvalidPayload { .. }) => "invalid payload".to_owned(),
+            Ok(E::Closed { reason }) => format!("closed: {reason}"),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                format!("lagged {n}")
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        *counters.events.borrow_mut().entry(kind).or_default() += 1;
     }
 }
 
@@ -390,7 +450,7 @@ async fn ingest_loop(producer: ProducerHandle, rate: u32, counters: Rc<Counters>
             match published {
                 Ok(envelope) => {
                     counters.ingest.borrow_mut().ok += 1;
-                    counters.acked.borrow_mut().push(envelope.dedup_id());
+                    counters.record_acked(&envelope.dedup_id());
                 }
                 Err(error) => counters.ingest.borrow_mut().fail(error.to_string()),
             }
@@ -418,6 +478,7 @@ fn status(
         ingest: counters.ingest.borrow().clone(),
         ingest_published: counters.published.get(),
         producer_timers: (producer.heartbeat_timers(), producer.dial_loops()),
+        events: counters.events.borrow().clone(),
         ..ClientStatus::default()
     };
     let ingest = &report.ingest;
@@ -467,12 +528,12 @@ async fn finish(
         .await
         .map_err(|_| anyhow!("ingest acks still outstanding after {SETTLE_WITHIN:?}"))?
         .map_err(|error| anyhow!("the ingest task failed: {error}"))?;
-    let acked = counters.acked.borrow();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&args.acked_file)?);
-    for id in acked.iter() {
-        writeln!(file, "{id}")?;
+    if let Some(mut file) = counters.acked.borrow_mut().take() {
+        file.flush()?;
     }
-    file.flush()?;
+    if let Some(error) = counters.acked_error.borrow().as_ref() {
+        return Err(anyhow!("writing {}: {error}", args.acked_file.display()));
+    }
     let one_heartbeat_no_dial = handles
         .iter()
         .filter(|handle| handle.heartbeat_timers() == 1 && handle.dial_loops() == 0)
@@ -481,7 +542,7 @@ async fn finish(
         settle_s,
         answering: answered.iter().filter(|answered| **answered).count(),
         one_heartbeat_no_dial,
-        acked_ids: acked.len(),
+        acked_ids: counters.acked_count.get(),
     })
 }
 

@@ -62,6 +62,10 @@ pub struct SoakArgs {
     /// RSS spread (%) after warm-up above which the run fails.
     #[arg(long, default_value_t = 5.0)]
     pub flat_within: f64,
+    /// Also count the clients' connect events by kind (costs each
+    /// connection its event buffer, ~24 KiB, so the memory curve is higher).
+    #[arg(long)]
+    pub events: bool,
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
@@ -278,14 +282,18 @@ async fn soak(args: &SoakArgs, run_for: Duration) -> anyhow::Result<SoakReport> 
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
     let mut hub = start_hub(listen, &nats.url(), &snapshot, 0).await?;
     let proxy = CutProxy::start(listen)?;
-    let mut clients = ChildProcess::spawn(&[
+    let mut client_args = vec![
         "__soak_clients".to_owned(),
         ws_url(&proxy, "/socket/websocket"),
         ws_url(&proxy, "/ingest"),
         args.connections.to_string(),
         args.ingest_rate.to_string(),
         acked_file.display().to_string(),
-    ])?;
+    ];
+    if args.events {
+        client_args.push("--events".to_owned());
+    }
+    let mut clients = ChildProcess::spawn(&client_args)?;
     let ready: serde_json::Value = clients.line(CLIENTS_READY_WITHIN).await?;
     let open_s = ready["open_s"].as_f64().unwrap_or(0.0);
     eprintln!(

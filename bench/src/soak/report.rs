@@ -256,6 +256,9 @@ pub fn text(report: &SoakReport, args: &SoakArgs) -> String {
         );
     }
     let _ = writeln!(out, "- reconnects seen: {}", f.reconnects);
+    if !f.events.is_empty() {
+        let _ = writeln!(out, "- connect events: {:?}", f.events);
+    }
     let _ = writeln!(
         out,
         "- pushes: ping {} ok / {} failed {:?}; say {} ok / {} failed {:?}",
