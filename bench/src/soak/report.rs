@@ -22,6 +22,8 @@ pub struct Flatness {
     pub spread_pct: f64,
     /// Mean of the last third against the mean of the first third, %.
     pub drift_pct: f64,
+    /// Least-squares slope over the samples, KiB per minute.
+    pub slope_kib_per_min: f64,
 }
 
 /// The figures and whether every check passed.
@@ -40,8 +42,29 @@ pub struct Verdict {
     pub failures: Vec<String>,
 }
 
-/// The flatness of `values` (KiB).
-fn flatness(values: &[u64]) -> Flatness {
+/// Least-squares slope of `points` (minutes, KiB), KiB per minute.
+fn slope(points: &[(f64, u64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mean_t = points.iter().map(|(t, _)| t).sum::<f64>() / n;
+    let mean_v = points.iter().map(|(_, v)| *v as f64).sum::<f64>() / n;
+    let (mut covariance, mut variance) = (0.0, 0.0);
+    for (t, v) in points {
+        covariance += (t - mean_t) * (*v as f64 - mean_v);
+        variance += (t - mean_t) * (t - mean_t);
+    }
+    if variance == 0.0 {
+        0.0
+    } else {
+        covariance / variance
+    }
+}
+
+/// The flatness of `points` (minutes, KiB).
+fn flatness(points: &[(f64, u64)]) -> Flatness {
+    let values: Vec<u64> = points.iter().map(|(_, kib)| *kib).collect();
     let (Some(&min_kib), Some(&max_kib)) = (values.iter().min(), values.iter().max()) else {
         return Flatness::default();
     };
@@ -57,6 +80,7 @@ fn flatness(values: &[u64]) -> Flatness {
         max_kib,
         spread_pct: (max_kib - min_kib) as f64 * 100.0 / min_kib.max(1) as f64,
         drift_pct: (last - first) * 100.0 / first.max(1.0),
+        slope_kib_per_min: slope(points),
     }
 }
 
@@ -70,11 +94,15 @@ pub fn verdict(
 ) -> Verdict {
     let warmup_s = run_for.as_secs_f64() * args.warmup_share;
     let settled: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= warmup_s).collect();
-    let clients: Vec<u64> = settled.iter().map(|s| s.clients.rss_kib).collect();
-    let hub: Vec<u64> = settled
+    let minutes = |s: &Sample| s.t_s / 60.0;
+    let clients: Vec<(f64, u64)> = settled
+        .iter()
+        .map(|s| (minutes(s), s.clients.rss_kib))
+        .collect();
+    let hub: Vec<(f64, u64)> = settled
         .iter()
         .filter(|s| s.clients.connected == s.clients.connections)
-        .filter_map(|s| s.hub_rss_kib)
+        .filter_map(|s| Some((minutes(s), s.hub_rss_kib?)))
         .collect();
     let mut verdict = Verdict {
         warmup_s,
@@ -282,13 +310,14 @@ pub fn text(report: &SoakReport, args: &SoakArgs) -> String {
     for (name, figure) in [("clients", &v.clients_rss), ("hub", &v.hub_rss)] {
         let _ = writeln!(
             out,
-            "- {name} RSS after {:.0} s warm-up: {} samples, {}–{} MiB, spread {:.2} %, drift (last third vs first) {:+.2} %",
+            "- {name} RSS after {:.0} s warm-up: {} samples, {}–{} MiB, spread {:.2} %, drift (last third vs first) {:+.2} %, slope {:+.0} KiB/min",
             v.warmup_s,
             figure.samples,
             mib(figure.min_kib),
             mib(figure.max_kib),
             figure.spread_pct,
-            figure.drift_pct
+            figure.drift_pct,
+            figure.slope_kib_per_min
         );
     }
     let _ = writeln!(
