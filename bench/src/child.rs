@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use switchboard::client::{ConnectionConfig, Switchboard};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 use crate::baseline::client;
@@ -41,9 +41,18 @@ pub enum Kind {
     Baseline,
 }
 
-/// The hidden subcommands.
+/// The subcommands: the soak, and the hidden child processes.
 #[derive(Debug, Subcommand)]
 pub enum Role {
+    /// A bounded soak: connections, restarts and cuts for `--minutes`
+    /// (not part of the benchmark run); see docs/reliability-soak.md.
+    Soak(crate::soak::SoakArgs),
+    /// The soak's hub process (internal).
+    #[command(name = "__soak_hub", hide = true)]
+    SoakHub(crate::soak::hub::HubArgs),
+    /// The soak's client process (internal).
+    #[command(name = "__soak_clients", hide = true)]
+    SoakClients(crate::soak::clients::ClientArgs),
     /// Serves until stdin closes; prints `{"addr": ...}` when listening.
     #[command(name = "__serve", hide = true)]
     Serve {
@@ -86,6 +95,11 @@ pub struct ClientsRss {
 /// Runs a child role (in the child process).
 pub fn run(role: Role) -> anyhow::Result<()> {
     match role {
+        Role::Soak(args) => crate::soak::run(args),
+        Role::SoakHub(args) => crate::soak::hub::run(args),
+        Role::SoakClients(args) => {
+            actix_rt::System::new().block_on(crate::soak::clients::run(args))
+        }
         Role::Serve { kind } => serve(kind),
         Role::Clients {
             kind,
@@ -225,6 +239,50 @@ impl ChildProcess {
             .map_err(|_| anyhow!("the child printed nothing within {within:?}"))??
             .ok_or_else(|| anyhow!("the child exited before reporting"))?;
         serde_json::from_str(&line).with_context(|| format!("the child printed {line:?}"))
+    }
+
+    /// Writes `command` and a newline to the child's stdin, then reads its
+    /// one-line JSON answer within `within`.
+    pub async fn ask<T: DeserializeOwned>(
+        &mut self,
+        command: &str,
+        within: Duration,
+    ) -> anyhow::Result<T> {
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("the child's stdin is closed"))?;
+        stdin.write_all(format!("{command}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        self.line(within).await
+    }
+
+    /// Sends SIGTERM (with `kill`, so no unsafe code is needed here).
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        let pid = self.pid()?.to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed: {status}");
+        Ok(())
+    }
+
+    /// Sends SIGKILL and reaps the child.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        Ok(self.child.kill().await?)
+    }
+
+    /// Waits up to `within` for the child to exit, its stdin kept open
+    /// meanwhile (tokio's `wait` would close it first, which tells a child
+    /// to quit at once).
+    pub async fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _stdin = self.child.stdin.take();
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// Closes the child's stdin and waits (bounded) for it to exit; kills it otherwise.

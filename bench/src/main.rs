@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --bin switchboard-bench -- [--quick] [--json FILE] [--only NAME]
+//! cargo run --release --bin switchboard-bench -- soak [--minutes 10] [--connections 1000] [--restarts 20]
 //! ```
 //!
 //! The last line printed is one JSON object `{"scenarios": [...]}`.
@@ -18,10 +19,12 @@ mod nats;
 mod payload;
 mod peer;
 mod plan;
+mod proxy;
 mod report;
 mod rss;
 mod scenarios;
 mod sink;
+mod soak;
 mod stats;
 mod supervised;
 
@@ -52,7 +55,7 @@ struct Cli {
     /// Run one side only, for profiling it (the other columns read 0).
     #[arg(long, value_enum)]
     side: Option<scenarios::Side>,
-    /// A child process of the memory scenario (internal).
+    /// `soak`, or a child process of the memory scenario or of the soak (internal).
     #[command(subcommand)]
     role: Option<child::Role>,
 }
