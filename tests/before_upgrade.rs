@@ -138,3 +138,36 @@ async fn sec_5_connections_that_never_upgrade_are_bounded_in_number_and_time() {
         assert!(!shut_within(stream, Duration::from_millis(300)).await);
     }
 }
+
+#[actix_web::test]
+async fn sec_5_connections_that_sent_a_request_no_longer_count_as_pending() {
+    let hub = pending_hub(4, Duration::from_secs(3));
+    // Eight keep-alive connections, each past its first request: none of
+    // them holds a pending place, so sockets still upgrade.
+    let mut kept = Vec::new();
+    for _ in 0..8 {
+        let mut stream = TcpStream::connect(hub.addr()).await.expect("connect");
+        let request = format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", hub.addr());
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut head = [0u8; 12];
+        tokio::time::timeout(WAIT, stream.read_exact(&mut head))
+            .await
+            .expect("an answer in time")
+            .expect("a status line");
+        assert_eq!(&head[9..12], b"200", "{}", String::from_utf8_lossy(&head));
+        kept.push(stream);
+    }
+    let mut socket = Client::to(&hub).await;
+    socket.join("room:lobby", "1").await;
+    assert_eq!(hub.service().stats().refusals(Refusal::PendingUpgrades), 0);
+}
+
+#[actix_web::test]
+async fn sec_5_headers_past_the_cap_get_431_on_routes_the_hub_does_not_serve() {
+    let hub = start_hub(&test_config());
+    assert_eq!(
+        status_with_header(hub.addr(), "/nowhere", 20 * 1024).await,
+        431
+    );
+    assert_eq!(status_with_header(hub.addr(), "/nowhere", 1024).await, 404);
+}

@@ -171,10 +171,12 @@ impl Config {
         }
         positive("history.max_topics", self.history.max_topics)?;
         positive("history.max_bytes", self.history.max_bytes)?;
-        if self.history.max_bytes >= server.max_outbound_bytes {
+        if self.history.max_bytes > server.max_outbound_bytes / 2 {
+            // A replay must fit the half of the outbox a socket may fill
+            // before it is no longer read.
             return Err(invalid(
                 "history.max_bytes",
-                "must be below server.max_outbound_bytes",
+                "must be at most half of server.max_outbound_bytes",
             ));
         }
         if self.snapshot.every == SnapshotEvery::Interval(Duration::ZERO) {

@@ -7,9 +7,13 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 
 use super::builder::{BuildError, HubBuilder};
-use super::http::pending::PendingUpgrades;
+use super::http::pending::{PendingUpgrade, PendingUpgrades, RefusedConnection};
+use super::http::upgrade::{headers_fit, refused};
 use super::service::HubService;
+use super::stats::Refusal;
 use super::tls::server_config;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use futures_util::future::{ready, Either};
 
 /// How long a shutdown waits for drained sockets to go before stopping anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
@@ -40,6 +44,19 @@ pub struct RunningHub {
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// What every request on the hub's own server goes through first: its
+/// connection's first head frees its pending place; a connection refused
+/// at accept, or headers past the cap, are answered here (on every route).
+fn first_checks(req: &ServiceRequest, service: &HubService) -> Option<Refusal> {
+    if let Some(place) = req.conn_data::<PendingUpgrade>() {
+        place.head_received();
+    }
+    if req.conn_data::<RefusedConnection>().is_some() {
+        return Some(Refusal::PendingUpgrades);
+    }
+    headers_fit(req.request(), service).err()
+}
+
 impl HubBuilder {
     /// Builds the hub and serves it on an HTTP server of its own at
     /// `server.listen` (port 0 picks a free port). Call inside a running
@@ -62,12 +79,27 @@ impl RunningHub {
             .map(server_config)
             .transpose()
             .map_err(BuildError::Tls)?;
-        let server =
-            HttpServer::new(move || App::new().configure(|cfg| app_service.configure(cfg)))
-                .disable_signals()
-                .shutdown_timeout(2)
-                .client_request_timeout(config.upgrade_timeout)
-                .on_connect(move |io, data| pending.on_connect(io, data));
+        let server = HttpServer::new(move || {
+            let gate_service = app_service.clone();
+            App::new()
+                .wrap_fn(move |req, routes| match first_checks(&req, &gate_service) {
+                    Some(refusal) => {
+                        let answered = req.into_response(refused(refusal));
+                        Either::Left(ready(Ok(answered.map_into_boxed_body())))
+                    }
+                    None => {
+                        let handled = routes.call(req);
+                        Either::Right(async move {
+                            handled.await.map(ServiceResponse::map_into_boxed_body)
+                        })
+                    }
+                })
+                .configure(|cfg| app_service.configure(cfg))
+        })
+        .disable_signals()
+        .shutdown_timeout(2)
+        .client_request_timeout(config.upgrade_timeout)
+        .on_connect(move |io, data| pending.on_connect(io, data));
         let secure = tls.is_some();
         let server = match tls {
             Some(tls) => server.bind_rustls_0_23(listen, tls),

@@ -59,8 +59,8 @@ pub enum Throttle {
     /// Answers were backing up in the socket's outbox: the peer is not
     /// reading them.
     Answers,
-    /// An ingest sender owed as many acks as its outbox can hold: the sink
-    /// has to accept some first.
+    /// An ingest sender owed a quarter of its outbox in acks: the sink has
+    /// to accept some first.
     Owed,
 }
 

@@ -8,7 +8,7 @@
 //! [`Overflow`] and the owner is told once through [`SlowConsumer`], so it can
 //! close the socket with 1013. Nothing waits without bound behind a slow peer.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ struct Shared {
     queue: mpsc::Sender<Outbound>,
     gone: AtomicBool,
     written: Notify,
+    /// Frames handed to the socket so far.
+    written_count: AtomicU64,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     overflowed: AtomicBool,
@@ -86,6 +88,7 @@ impl Outbox {
             queue,
             gone: AtomicBool::new(false),
             written: Notify::new(),
+            written_count: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
             max_bytes: limits.max_bytes,
             overflowed: AtomicBool::new(false),
@@ -128,8 +131,18 @@ impl Outbox {
         self.backlog() * 2 <= self.shared.queue.max_capacity()
     }
 
-    /// Resolves once fewer than `frames` are queued (or the socket is gone):
-    /// lets a protocol stop reading while its answers back up.
+    /// Whether half its frames or half its bytes are taken.
+    pub(crate) fn half_full(&self) -> bool {
+        self.backlog() * 2 >= self.shared.queue.max_capacity()
+            || self.shared.queued_bytes.load(Ordering::Relaxed) * 2 >= self.shared.max_bytes
+    }
+
+    /// Frames handed to the socket so far (a peer that reads moves it).
+    pub(crate) fn written(&self) -> u64 {
+        self.shared.written_count.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once fewer than `frames` are queued (or the socket is gone).
     pub(crate) fn drained_below(
         &self,
         frames: usize,
@@ -139,6 +152,22 @@ impl Outbox {
             loop {
                 let written = outbox.shared.written.notified();
                 if outbox.backlog() < frames || outbox.is_gone() {
+                    return;
+                }
+                written.await;
+            }
+        }
+    }
+
+    /// Resolves once the outbox is no longer [half full](Self::half_full)
+    /// (or the socket is gone): lets the owner stop reading while the
+    /// answers the peer asked for back up.
+    pub(crate) fn drained_below_half(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let outbox = self.clone();
+        async move {
+            loop {
+                let written = outbox.shared.written.notified();
+                if !outbox.half_full() || outbox.is_gone() {
                     return;
                 }
                 written.await;
@@ -250,6 +279,7 @@ async fn write_loop<S>(
             shared.written.notify_waiters();
             return;
         }
+        shared.written_count.fetch_add(1, Ordering::Relaxed);
         shared.written.notify_waiters();
     };
     shared.gone.store(true, Ordering::SeqCst);

@@ -439,7 +439,7 @@ impl Dedup {
         table.forget(&producer);
         lock(&self.stats).evicted += 1;
         metrics::counter!("switchboard_ingest_dedup_evicted_total").increment(1);
-        tracing::info!(%producer, "dedup forgot an idle producer at a cap");
+        tracing::debug!(%producer, "dedup forgot an idle producer at a cap");
         if let Some(snapshotter) = &self.snapshotter {
             snapshotter.do_send(ForgetProducer { producer });
         }

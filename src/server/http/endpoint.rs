@@ -99,6 +99,7 @@ pub(crate) async fn ingest_socket(
         dedup: ingest.dedup.clone(),
         principal,
         gauge: ingest.gauge.clone(),
+        idle_timeout: service.config().idle_timeout,
     };
     ServerSession::start(
         session_parts(&service, session, stream, id, oversized),

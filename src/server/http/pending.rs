@@ -1,11 +1,15 @@
-//! Connections accepted but not upgraded yet, bounded in number and in time.
+//! Connections accepted and still without a request head, bounded in
+//! number and in time.
 //!
-//! Every connection counts from the moment it is accepted until it
-//! upgrades to a WebSocket or goes away. Past `server.max_pending_upgrades`
-//! a new connection is shut at once (counted), so a peer that opens many
-//! and sends nothing holds no more than that many. A connection must send
-//! its request head within `server.upgrade_timeout` (actix-web's client
-//! request timeout: 408, then closed), which bounds each one in time.
+//! Every connection counts from the moment it is accepted until its first
+//! request head has arrived (then it is an HTTP request like any other, or
+//! an upgraded socket under `max_connections`) or it goes away. Past
+//! `server.max_pending_upgrades` a new connection is refused: shut at once,
+//! and marked so that a request it still manages to send (already in the
+//! kernel's or the TLS layer's buffers) is answered 503 and closed, never
+//! handled; counted. A connection must send its head within
+//! `server.upgrade_timeout` (actix-web's client request timeout: 408, then
+//! closed), which bounds each one in time.
 //! Applies where the hub runs its own HTTP server ([`RunningHub`]);
 //! an app that mounts the hub on its own server sets its own limits. Under
 //! TLS a connection counts once its handshake is done (actix-web bounds
@@ -31,7 +35,7 @@ pub(crate) struct PendingUpgrades {
 }
 
 /// One accepted connection's place in the count, kept in the connection's
-/// data; freed when it upgrades or when the connection is dropped.
+/// data; freed when its first request head arrived or when it is dropped.
 #[derive(Debug)]
 pub(crate) struct PendingUpgrade {
     open: Arc<AtomicUsize>,
@@ -80,8 +84,9 @@ impl PendingUpgrades {
                 data.insert(place);
             }
             None => {
+                data.insert(RefusedConnection);
                 if let Some(stream) = tcp_of(io) {
-                    // Both ways: actix-http then reads the end and drops it.
+                    // Both ways: nothing more is read or written on it.
                     let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
                 }
                 tracing::debug!("refused a connection: too many pending upgrades");
@@ -99,9 +104,13 @@ fn tcp_of(io: &dyn Any) -> Option<&TcpStream> {
     Some(secure.get_ref().0)
 }
 
+/// Marks a connection refused at accept: whatever it sends is answered 503.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefusedConnection;
+
 impl PendingUpgrade {
-    /// The connection upgraded: it counts as a socket from now on.
-    pub(crate) fn upgraded(&self) {
+    /// The connection's first request head arrived: it no longer counts.
+    pub(crate) fn head_received(&self) {
         if self.counted.swap(false, Ordering::AcqRel) {
             self.open.fetch_sub(1, Ordering::AcqRel);
         }
@@ -110,7 +119,7 @@ impl PendingUpgrade {
 
 impl Drop for PendingUpgrade {
     fn drop(&mut self) {
-        self.upgraded();
+        self.head_received();
     }
 }
 
@@ -119,16 +128,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn places_are_freed_on_upgrade_or_drop_and_refused_past_the_limit() {
+    fn places_are_freed_on_a_request_head_or_drop_and_refused_past_the_limit() {
         let stats = Arc::new(HubStats::default());
         let pending = PendingUpgrades::new(2, stats.clone());
         let first = pending.admit().expect("room");
         let second = pending.admit().expect("room");
         assert!(pending.admit().is_none(), "the third is over the limit");
         assert_eq!(stats.refusals(Refusal::PendingUpgrades), 1);
-        first.upgraded();
-        first.upgraded();
-        assert_eq!(pending.open(), 1, "an upgrade frees its place once");
+        first.head_received();
+        first.head_received();
+        assert_eq!(pending.open(), 1, "a request head frees its place once");
         drop(first);
         assert_eq!(
             pending.open(),

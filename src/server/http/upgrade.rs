@@ -16,7 +16,6 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::server::http::pending::PendingUpgrade;
 use crate::server::origin::{origin_allowed, HubOrigin};
 use crate::server::registry::{ConnectionSlot, SessionId};
 use crate::server::service::HubService;
@@ -112,8 +111,9 @@ pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
             HttpResponse::build(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
                 .body("request headers too large")
         }
-        // Shut at accept; never answered over HTTP.
-        Refusal::PendingUpgrades => HttpResponse::ServiceUnavailable().finish(),
+        Refusal::PendingUpgrades => HttpResponse::ServiceUnavailable()
+            .force_close()
+            .body("too many connections without a request"),
     }
 }
 
@@ -140,9 +140,6 @@ pub(crate) async fn upgrade(
     let oversized = Arc::new(AtomicBool::new(false));
     let body = guard_frames(req, body, max_frame_bytes, oversized.clone()).await?;
     let (response, session, stream) = actix_ws::handle_with_protocols(req, body, protocols)?;
-    if let Some(pending) = req.conn_data::<PendingUpgrade>() {
-        pending.upgraded();
-    }
     let response = response
         .map_body(|_, body| SlotBody { body, _slot: slot })
         .map_into_boxed_body();

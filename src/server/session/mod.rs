@@ -83,8 +83,6 @@ pub(crate) struct ServerSession<P: Protocol> {
     gate: ReadGate,
     rate: Option<InboundRate>,
     on_exceed: OnExceed,
-    /// Capacity of the outbox, in frames.
-    outbox_frames: usize,
 }
 
 impl<P: Protocol> ServerSession<P> {
@@ -115,7 +113,6 @@ impl<P: Protocol> ServerSession<P> {
                 gate,
                 rate: InboundRate::new(&parts.inbound_rate, Instant::now()),
                 on_exceed: parts.inbound_rate.on_exceed,
-                outbox_frames: parts.limits.max_frames,
             }
         })
     }
@@ -168,31 +165,37 @@ impl<P: Protocol> ServerSession<P> {
         self.registry.is_draining()
     }
 
-    /// Run after every inbound frame: while the outbox is half full the
-    /// socket is not read, until the peer has read it down to a quarter; so
-    /// a peer that asks faster than it reads (joins with replays, requests)
-    /// is slowed by TCP instead of overflowing its outbox. One that reads
-    /// nothing for `idle_timeout` is closed as a slow consumer.
+    /// Run after every inbound frame: while the outbox is half full (in
+    /// frames or bytes) the socket is not read, so a peer that asks faster
+    /// than it reads (joins with replays, requests) is slowed by TCP instead
+    /// of overflowing its outbox. A peer that reads nothing at all for
+    /// `idle_timeout` meanwhile is closed as a slow consumer; one that reads,
+    /// however slowly, is waited for.
     fn pace(&mut self, ctx: &mut Context<Self>) {
-        if self.gate.is_held(Hold::Drain) || self.outbox.backlog() * 2 < self.outbox_frames {
+        if self.gate.is_held(Hold::Drain) || !self.outbox.half_full() {
             return;
         }
         self.stats.throttled(Throttle::Answers);
         self.gate.hold(Hold::Drain);
-        let drained = tokio::time::timeout(
-            self.idle_timeout,
-            self.outbox.drained_below((self.outbox_frames / 4).max(1)),
-        );
+        self.await_drain(ctx);
+    }
+
+    fn await_drain(&mut self, ctx: &mut Context<Self>) {
+        let written_before = self.outbox.written();
+        let drained = tokio::time::timeout(self.idle_timeout, self.outbox.drained_below_half());
         ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(drained).map(
-                |drained, session, ctx| match drained {
+            actix::fut::wrap_future::<_, Self>(drained).map(move |drained, session, ctx| {
+                match drained {
                     Ok(()) => session.gate.release(Hold::Drain),
+                    Err(_) if session.outbox.written() != written_before => {
+                        session.await_drain(ctx)
+                    }
                     Err(_) => {
                         let why = "answers not read within the idle timeout";
                         session.close(ctx, CloseCause::SlowConsumer, CloseCode::Again, why);
                     }
-                },
-            ),
+                }
+            }),
         );
     }
 
@@ -207,7 +210,7 @@ impl<P: Protocol> ServerSession<P> {
             AggregatedMessage::Ping(bytes) | AggregatedMessage::Pong(bytes) => bytes.len(),
             AggregatedMessage::Close(_) => return true,
         };
-        rate.admit(len, self.last_inbound)
+        rate.admit(len, Instant::now())
     }
 
     /// A frame over the limit: refused (answered where the protocol can) or
@@ -297,7 +300,8 @@ impl<P: Protocol> StreamHandler<Result<AggregatedMessage, ProtocolError>> for Se
         };
         self.last_inbound = Instant::now();
         if !self.within_rate(&message) {
-            return self.over_rate(message, ctx);
+            self.over_rate(message, ctx);
+            return self.pace(ctx);
         }
         match message {
             AggregatedMessage::Text(text) => self.socket.on_text(&text, ctx),

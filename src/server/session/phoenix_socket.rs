@@ -353,7 +353,11 @@ impl Protocol for PhoenixSocket {
 
     fn on_rate_limited(&mut self, text: &str, _: &mut Context<ServerSession<Self>>) {
         // Answered when it has a ref to answer (phoenix.js then fails the
-        // push with `rate_limited`); anything else is only counted.
+        // push with `rate_limited`); anything else, or anything large, is
+        // only counted.
+        if text.len() > crate::server::session::ingest_socket::REFUSAL_DECODE_BYTES {
+            return;
+        }
         if let Ok(frame) = Frame::decode(text) {
             if names_fit(&frame) && frame.msg_ref.is_some() {
                 let refused = Reply::error(&ChannelErrorCode::RateLimited);

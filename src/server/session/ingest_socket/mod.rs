@@ -31,14 +31,13 @@ use crate::protocol::content::{key_fields, EnvelopeKey};
 use crate::protocol::envelope::{self, Body, Envelope};
 use crate::server::registry::{Registry, SessionId};
 use crate::server::session::{Protocol, ServerSession};
-use crate::server::stats::{FrameProblem, HubStats, Throttle};
+use crate::server::stats::{CloseCause, FrameProblem, HubStats, Throttle};
 use crate::sink::{ItemKind, SinkItem};
 use crate::transport::correlator::{Correlator, FailAll, RequestSlots, Resolve};
 use crate::transport::outbox::Outbox;
 use crate::transport::read_gate::{Hold, ReadGate};
-
-mod requests;
 use crate::transport::RequestError;
+use actix_ws::CloseCode;
 
 /// Per-socket state of an ingest connection.
 pub(crate) struct IngestSocket {
@@ -63,6 +62,10 @@ pub(crate) struct IngestSocket {
     /// answered. At most a quarter of its outbox, so what it owes fits.
     owed: usize,
     gate: ReadGate,
+    /// How long the socket may stay held for what it owes.
+    idle_timeout: std::time::Duration,
+    /// Holds for what it owes so far (tells a hold's timer it is stale).
+    holds: u64,
 }
 
 /// What an ingest socket needs from the hub.
@@ -86,10 +89,21 @@ pub(crate) struct IngestDeps {
     pub principal: String,
     /// The queue's figures, for `status`.
     pub gauge: Arc<QueueGauge>,
+    /// How long the socket may stay held for what it owes.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Longest producer name a content envelope may carry.
 const MAX_PRODUCER_NAME: usize = 128;
+
+/// Largest frame over the rate limit that is decoded to be answered
+/// `rate_limited`; larger ones are only counted.
+pub(crate) const REFUSAL_DECODE_BYTES: usize = 4096;
+
+/// Longest id a data envelope may carry.
+const MAX_ID_BYTES: usize = 256;
+
+mod requests;
 
 type Session = ServerSession<IngestSocket>;
 
@@ -127,6 +141,8 @@ impl IngestSocket {
             gauge: deps.gauge,
             owed: 0,
             gate,
+            idle_timeout: deps.idle_timeout,
+            holds: 0,
         }
     }
 
@@ -152,13 +168,25 @@ impl IngestSocket {
     /// stops reading while the outbox is half full), so what it owes always
     /// fits. Reading, not closing, is what slows a sender down: TCP pushes
     /// back on it.
-    fn pace(&mut self) {
+    /// A socket held this way for an idle timeout (the sink accepts
+    /// nothing) is closed with 1013, so that it does not hold a slot while
+    /// its sender has long given up on it.
+    fn pace(&mut self, ctx: &mut Context<Session>) {
         let budget = (self.outbox_frames / 4).max(1);
         if self.owed < budget {
             self.gate.release(Hold::Owed);
         } else if !self.gate.is_held(Hold::Owed) {
             self.stats.throttled(Throttle::Owed);
             self.gate.hold(Hold::Owed);
+            self.holds += 1;
+            let hold = self.holds;
+            ctx.run_later(self.idle_timeout, move |session, ctx| {
+                let socket = session.protocol();
+                if socket.holds == hold && socket.gate.is_held(Hold::Owed) {
+                    let why = "acks owed for an idle timeout: the sink accepts nothing";
+                    session.close(ctx, CloseCause::SlowConsumer, CloseCode::Again, why);
+                }
+            });
         }
     }
 
@@ -191,6 +219,13 @@ impl IngestSocket {
     }
 
     fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
+        if id.len() > MAX_ID_BYTES {
+            // Ids are echoed and, for a resend, kept while it waits.
+            self.stats.frame_problem(FrameProblem::InvalidPayload);
+            let why = Some(format!("envelope ids are at most {MAX_ID_BYTES} bytes"));
+            let short: String = id.chars().take(64).collect();
+            return self.write(&Envelope::nack(short, "id_too_long", why));
+        }
         let origin = ctx.address().recipient();
         let mut ticket = None;
         if let Some((producer, sequence)) = key_fields(&payload) {
@@ -267,7 +302,12 @@ impl IngestSocket {
             Ok(()) => {}
             Err(actix::dev::SendError::Full(entry)) => {
                 let sent = self.queue.send(entry);
-                ctx.wait(wrap_future::<_, Session>(sent).map(|_, _, _| ()));
+                ctx.wait(wrap_future::<_, Session>(sent).map(|sent, session, _| {
+                    if sent.is_err() {
+                        // The queue is gone: no outcome will come back.
+                        session.protocol().owed -= 1;
+                    }
+                }));
             }
             Err(actix::dev::SendError::Closed(entry)) => {
                 self.owed -= 1;
@@ -281,10 +321,14 @@ impl IngestSocket {
 impl Protocol for IngestSocket {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Session>) {
         self.handle(text, ctx);
-        self.pace();
+        self.pace(ctx);
     }
 
-    fn on_rate_limited(&mut self, text: &str, _: &mut Context<Session>) {
+    fn on_rate_limited(&mut self, text: &str, ctx: &mut Context<Session>) {
+        // Answering costs a decode: only small frames are answered.
+        if text.len() > REFUSAL_DECODE_BYTES {
+            return;
+        }
         let Ok(message) = Envelope::decode(text) else {
             return;
         };
@@ -300,7 +344,7 @@ impl Protocol for IngestSocket {
             )),
             _ => {}
         }
-        self.pace();
+        self.pace(ctx);
     }
 
     fn on_stop(&mut self) {
@@ -318,15 +362,16 @@ impl Protocol for IngestSocket {
 impl Handler<IngestOutcome> for Session {
     type Result = ();
 
-    fn handle(&mut self, outcome: IngestOutcome, _: &mut Context<Self>) {
+    fn handle(&mut self, outcome: IngestOutcome, ctx: &mut Context<Self>) {
         let reply = match outcome.result {
             Ok(()) => Envelope::ack(outcome.id),
             Err(nack) => Envelope::nack(outcome.id, nack.reason, Some(nack.error)),
         };
         let socket = self.protocol();
         socket.write(&reply);
+        debug_assert!(socket.owed > 0, "an outcome for nothing owed");
         socket.owed = socket.owed.saturating_sub(1);
-        socket.pace();
+        socket.pace(ctx);
     }
 }
 
