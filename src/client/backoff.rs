@@ -98,6 +98,9 @@ pub(crate) struct Backoff {
     attempt: u32,
     /// The next delay is the quick one after a connection that worked.
     quick: bool,
+    /// The last delay handed out was a quick one: a link it led to that
+    /// drops again soon earns no second quick redial in a row.
+    after_quick: bool,
 }
 
 impl Backoff {
@@ -121,6 +124,7 @@ impl Backoff {
             policy,
             attempt: 0,
             quick: false,
+            after_quick: false,
         }
     }
 
@@ -160,7 +164,8 @@ impl Backoff {
         } else {
             unit.clamp(0.0, 1.0)
         };
-        if std::mem::take(&mut self.quick) {
+        self.after_quick = std::mem::take(&mut self.quick);
+        if self.after_quick {
             // Not an attempt of the climb: the link just worked.
             let tenth = self.policy.initial_interval.as_secs_f64() / 10.0 * unit;
             return Some(Duration::from_secs_f64(tenth).max(MIN_DELAY));
@@ -192,10 +197,16 @@ impl Backoff {
     /// leaves the attempt count (and so the next ceiling) as is: a flapping
     /// link that works is redialled at once, a server that accepts and
     /// drops is not hammered.
+    ///
+    /// The first redial after such a connection is quick, unless that
+    /// connection came from a quick redial itself and was not stable: a
+    /// link that keeps dropping right after a word alternates quick redials
+    /// with `initial_interval` ones, never a tight loop.
     pub(crate) fn connection_dropped(&mut self, up_for: Duration, progressed: bool) {
-        if progressed || up_for >= self.policy.stable_after {
+        let stable = up_for >= self.policy.stable_after;
+        if progressed || stable {
             self.reset();
-            self.quick = true;
+            self.quick = stable || !self.after_quick;
         }
     }
 }
@@ -442,6 +453,22 @@ mod tests {
         assert_eq!(b.attempt(), 0);
         assert_eq!(b.next_delay_with(HIGH), Some(secs(1)));
         assert_eq!(b.attempt(), 1);
+    }
+
+    #[test]
+    fn quick_redials_never_follow_each_other_on_a_link_that_keeps_dropping() {
+        let mut b = Backoff::new(ReconnectPolicy::default());
+        b.connection_dropped(Duration::from_millis(300), true);
+        assert!(b.next_delay_with(HIGH).unwrap() <= Duration::from_millis(100));
+        // The link the quick redial made drops again soon, after a word.
+        b.connection_dropped(Duration::from_millis(300), true);
+        assert_eq!(
+            b.next_delay_with(HIGH),
+            Some(secs(1)),
+            "no second quick one"
+        );
+        b.connection_dropped(Duration::from_millis(300), true);
+        assert!(b.next_delay_with(HIGH).unwrap() <= Duration::from_millis(100));
     }
 
     #[test]

@@ -4,12 +4,16 @@
 //! its own ingest queue, so that an edge hub pulls from a cloud hub into
 //! its own sink.
 //!
-//! Each broadcast becomes one item with the id `topic:sequence` (JetStream
-//! deduplicates on it). The client drops the replayed duplicates a resume
-//! may bring, so across cuts the sink gets every message once. Under
-//! `backpressure.on_full = "block"` a full queue stops the pulling (and the
-//! socket is then not read); under the drop policies the queue drops, and
-//! counts, as for senders.
+//! Each broadcast becomes one item with the id `topic:epoch:sequence`
+//! (JetStream deduplicates on it; a new epoch of the remote topic gets new
+//! ids). The client drops the replayed duplicates a resume may bring, so
+//! across cuts the sink gets every message once. Under
+//! `backpressure.on_full = "block"` a full queue pauses the forwarding;
+//! meanwhile up to 1,024 broadcasts per topic wait, and past that the
+//! client drops them (counted `handler_full`) while its position moves on:
+//! a sink stalled that long loses them. Positions live in memory: a
+//! restarted hub resumes from the remote's history cap, not from where it
+//! was. Both are known limits of this first client mode.
 
 use std::sync::{Arc, OnceLock};
 
@@ -34,6 +38,8 @@ const PULL_BUFFER: usize = 1024;
 pub(crate) struct Pull {
     url: String,
     handle: OnceLock<PhoenixHandle>,
+    /// The connection could not even be opened.
+    failed: std::sync::atomic::AtomicBool,
     /// Kept so that the switchboard lives as long as the hub.
     board: OnceLock<Addr<Switchboard>>,
 }
@@ -56,6 +62,7 @@ impl Pull {
         let pull = Arc::new(Pull {
             url: config.url.clone(),
             handle: OnceLock::new(),
+            failed: std::sync::atomic::AtomicBool::new(false),
             board: OnceLock::new(),
         });
         let mut connection = ConnectionConfig::new(&config.url);
@@ -72,10 +79,18 @@ impl Pull {
             let handle = match board.send(Open(connection)).await {
                 Ok(Ok(handle)) => handle,
                 Ok(Err(error)) => {
+                    started
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     let error = crate::report::with_sources(&error);
                     return tracing::error!(%error, "client mode: cannot open");
                 }
-                Err(error) => return tracing::error!(%error, "client mode: no switchboard"),
+                Err(error) => {
+                    started
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    return tracing::error!(%error, "client mode: no switchboard");
+                }
             };
             let _ = started.handle.set(handle.clone());
             for topic in topics {
@@ -102,7 +117,8 @@ impl Pull {
         PullHealth {
             remote_url: self.url.clone(),
             connected: status == Some(ConnectionStatus::Connected),
-            gave_up: status == Some(ConnectionStatus::Closed),
+            gave_up: status == Some(ConnectionStatus::Closed)
+                || self.failed.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -116,9 +132,12 @@ async fn forward(
 ) {
     while let Some(message) = incoming.recv().await {
         let sequence = message.payload.get("sequence").and_then(|s| s.as_u64());
-        let id = match sequence {
-            Some(sequence) => format!("{}:{sequence}", message.topic),
-            None => format!("{}:{}", message.topic, fastrand::u64(..)),
+        let epoch = message.payload.get("epoch").and_then(|e| e.as_str());
+        let id = match (epoch, sequence) {
+            (Some(epoch), Some(sequence)) => format!("{}:{epoch}:{sequence}", message.topic),
+            (None, Some(sequence)) => format!("{}:{sequence}", message.topic),
+            // Not a recoverable topic's broadcast: nothing to deduplicate on.
+            (_, None) => format!("{}:{:016x}", message.topic, fastrand::u64(..)),
         };
         let permit = match &admission {
             Some(admission) => admission.clone().acquire_owned().await.ok(),

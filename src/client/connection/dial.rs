@@ -100,18 +100,26 @@ fn classify(error: WsClientError) -> DialError {
     }
 }
 
-/// Whether a failed handshake failed for a reason a redial cannot change
-/// (the certificate, or what the two sides support), not the network.
+/// Whether a failed handshake failed for a reason a redial cannot change:
+/// a certificate that is not trusted or not for this host, or a server that
+/// supports nothing we do. Not a certificate outside its validity period (a
+/// clock not set yet, a renewal on its way), nor an alert the server sent
+/// (those can be passing).
 fn tls_is_terminal(error: &std::io::Error) -> bool {
-    use rustls::Error;
-    matches!(
-        handshake_error(error),
+    use rustls::{CertificateError, Error};
+    match handshake_error(error) {
+        Some(Error::InvalidCertificate(
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. },
+        )) => false,
         Some(
             Error::InvalidCertificate(_)
-                | Error::NoCertificatesPresented
-                | Error::UnsupportedNameType
-                | Error::PeerIncompatible(_)
-                | Error::AlertReceived(_)
-        )
-    )
+            | Error::NoCertificatesPresented
+            | Error::UnsupportedNameType
+            | Error::PeerIncompatible(_),
+        ) => true,
+        _ => false,
+    }
 }

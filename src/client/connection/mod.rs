@@ -263,7 +263,15 @@ impl Connection {
 
     fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
         let reason = with_sources(&error);
-        if let DialErrorKind::Url { .. } | DialErrorKind::Tls { .. } = error.kind() {
+        // A bad URL never works; a TLS refusal ends a connection that never
+        // got through (a wrong CA, a wrong host), while one that worked
+        // before keeps redialling (a certificate being replaced).
+        let terminal = match error.kind() {
+            DialErrorKind::Url { .. } => true,
+            DialErrorKind::Tls { .. } => !self.history.ever_connected,
+            _ => false,
+        };
+        if terminal {
             // No redial can fix the configuration.
             self.parts.announcer.record_dial_error(error);
             return self.close_for_good(&reason, ctx);

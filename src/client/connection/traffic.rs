@@ -112,6 +112,13 @@ impl Connection {
         if code.is_some_and(is_terminal) {
             return self.close_for_good(words.trim_end(), ctx);
         }
+        // A server that is failing (1011) or asks to come back later (1013)
+        // gets no quick redial, whatever it said before.
+        if matches!(code, Some(1011 | 1013)) {
+            if let Some(link) = self.state.link_mut() {
+                link.progressed = false;
+            }
+        }
         // Any other close, 1000 included, is one the user did not ask for.
         self.lost(words.trim_end(), ctx);
     }
