@@ -45,7 +45,7 @@ pub enum Kind {
 #[derive(Debug, Subcommand)]
 pub enum Role {
     /// A bounded soak: connections, restarts and cuts for `--minutes`
-    /// (not part of the benchmark run); see docs/reliability-soak.md.
+    /// (not part of the benchmark run); see docs/reliability.md (Soak).
     Soak(crate::soak::SoakArgs),
     /// The soak's hub process (internal).
     #[command(name = "__soak_hub", hide = true)]

@@ -1,6 +1,6 @@
 //! `switchboard-bench soak`: a bounded soak of the hub and the supervised
 //! client under restarts and cut connections. Not part of the benchmark
-//! run (nor of `cargo test`); see docs/reliability-soak.md.
+//! run (nor of `cargo test`); see docs/reliability.md (Soak).
 //!
 //! Three processes besides this one (the harness): a `nats-server -js`, the
 //! hub (this binary as `__soak_hub`, restarted `--restarts` times on one
