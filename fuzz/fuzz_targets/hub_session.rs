@@ -156,6 +156,8 @@ fn upgrade(addr: SocketAddr, path: &str) -> TcpStream {
     while !response.ends_with(b"\r\n\r\n") {
         match tcp.read(&mut byte) {
             Ok(1) => response.push(byte[0]),
+            // A signal (libFuzzer's timer) interrupted the read: read again.
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
             other => panic!(
                 "the hub did not answer an upgrade on {path} ({other:?}): {}",
                 String::from_utf8_lossy(&response)
@@ -179,7 +181,11 @@ fn read_to_close(tcp: &mut TcpStream) {
         match tcp.read(&mut sink) {
             Ok(0) => return,
             Ok(_) => {}
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(_) => return, // reset: closed too
         }
         assert!(
