@@ -13,16 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Sends a GET of `path` with one header of `header_bytes` bytes; returns
-/// the status code of the answer.
-async fn status_with_header(addr: SocketAddr, path: &str, header_bytes: usize) -> u16 {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         X-Filler: {}\r\n\r\n",
-        "f".repeat(header_bytes)
-    );
+/// Writes `request` on `stream`; returns the status code of the answer.
+async fn request_status(stream: &mut TcpStream, request: &str) -> u16 {
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut head = [0u8; 12];
     tokio::time::timeout(WAIT, stream.read_exact(&mut head))
@@ -33,6 +25,19 @@ async fn status_with_header(addr: SocketAddr, path: &str, header_bytes: usize) -
     line[9..12]
         .parse()
         .unwrap_or_else(|_| panic!("status line: {line}"))
+}
+
+/// Sends a GET of `path` with one header of `header_bytes` bytes; returns
+/// the status code of the answer.
+async fn status_with_header(addr: SocketAddr, path: &str, header_bytes: usize) -> u16 {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         X-Filler: {}\r\n\r\n",
+        "f".repeat(header_bytes)
+    );
+    request_status(&mut stream, &request).await
 }
 
 #[actix_web::test]
@@ -148,13 +153,7 @@ async fn sec_5_connections_that_sent_a_request_no_longer_count_as_pending() {
     for _ in 0..8 {
         let mut stream = TcpStream::connect(hub.addr()).await.expect("connect");
         let request = format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", hub.addr());
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut head = [0u8; 12];
-        tokio::time::timeout(WAIT, stream.read_exact(&mut head))
-            .await
-            .expect("an answer in time")
-            .expect("a status line");
-        assert_eq!(&head[9..12], b"200", "{}", String::from_utf8_lossy(&head));
+        assert_eq!(request_status(&mut stream, &request).await, 200);
         kept.push(stream);
     }
     let mut socket = Client::to(&hub).await;
