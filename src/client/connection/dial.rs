@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
+use actix::Context;
 use awc::error::{ConnectError, SendRequestError, WsClientError};
 
 use super::super::config::{ConnectionConfig, WireProtocol};
 use super::super::error::{DialError, DialErrorKind};
+use super::Connection;
 use crate::client::auth::Credential;
-use crate::client::tls::handshake_error;
+use crate::client::events::ConnectEvent;
+use crate::client::tls::{client_config, handshake_error};
 use crate::protocol::phoenix;
+use crate::report::with_sources;
 use crate::transport::frame_guard::GuardedCodec;
 
 /// The socket of a successful dial, its frame limit enforced at each header.
@@ -121,5 +125,66 @@ fn tls_is_terminal(error: &std::io::Error) -> bool {
             | Error::PeerIncompatible(_),
         ) => true,
         _ => false,
+    }
+}
+
+impl Connection {
+    /// The TLS settings of every dial, built once; an unusable CA file is a
+    /// terminal dial error.
+    pub(super) fn tls(
+        &mut self,
+        config: &ConnectionConfig,
+    ) -> Result<Arc<rustls::ClientConfig>, DialError> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let tls = client_config(&config.tls).map_err(|error| {
+            DialError::new(DialErrorKind::Tls {
+                reason: error.to_string(),
+            })
+        })?;
+        self.tls = Some(tls.clone());
+        Ok(tls)
+    }
+
+    /// A dial failed: redial with backoff, or close for good when no
+    /// redial can help.
+    pub(super) fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
+        let reason = with_sources(&error);
+        // A bad URL never works; a TLS refusal ends a connection that never
+        // got through (a wrong CA, a wrong host), while one that worked
+        // before keeps redialling (a certificate being replaced).
+        let terminal = match error.kind() {
+            DialErrorKind::Url { .. } => true,
+            DialErrorKind::Tls { .. } => !self.history.ever_connected,
+            _ => false,
+        };
+        if terminal {
+            // No redial can fix the configuration.
+            self.parts.announcer.record_dial_error(error);
+            return self.close_for_good(&reason, ctx);
+        }
+        self.history.failed_dials += 1;
+        metrics::counter!("switchboard_client_dial_failures_total").increment(1);
+        tracing::info!(parent: &self.span, %reason, "dial failed");
+        self.parts.announcer.emit(ConnectEvent::Disconnected {
+            reason: reason.clone(),
+        });
+        if !self.history.ever_connected && self.parts.config.fail_first_connect {
+            self.parts.announcer.record_dial_error(error);
+            return self.close_for_good(&format!("first connect failed: {reason}"), ctx);
+        }
+        self.retry(ctx);
+    }
+
+    /// Schedules the next dial, or gives up once `max_retries` are spent.
+    pub(super) fn retry(&mut self, ctx: &mut Context<Self>) {
+        match self.backoff.next_delay() {
+            Some(delay) => self.schedule_dial(delay, ctx),
+            None => {
+                let attempts = self.backoff.attempt();
+                self.close_for_good(&format!("gave up after {attempts} attempts"), ctx);
+            }
+        }
     }
 }

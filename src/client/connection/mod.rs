@@ -39,8 +39,6 @@ use crate::client::connection::dial_budget::DialBudget;
 use crate::client::gauges::{TimerGauges, TimerGuard};
 use crate::client::link::{ForceRestart, Shutdown};
 use crate::client::peers::Peers;
-use crate::client::tls::client_config;
-use crate::report::with_sources;
 use crate::transport::outbox::{Outbox, OutboxLimits, SlowConsumer};
 use crate::transport::RequestError;
 
@@ -95,21 +93,6 @@ impl Connection {
             span,
             tls: None,
         }
-    }
-
-    /// The TLS settings of every dial, built once; an unusable CA file is a
-    /// terminal dial error.
-    fn tls(&mut self, config: &ConnectionConfig) -> Result<Arc<rustls::ClientConfig>, DialError> {
-        if let Some(tls) = &self.tls {
-            return Ok(tls.clone());
-        }
-        let tls = client_config(&config.tls).map_err(|error| {
-            DialError::new(DialErrorKind::Tls {
-                reason: error.to_string(),
-            })
-        })?;
-        self.tls = Some(tls.clone());
-        Ok(tls)
     }
 
     /// Whether a timer or dial of `generation` still applies.
@@ -259,44 +242,6 @@ impl Connection {
         self.parts.announcer.set_status(ConnectionStatus::Connected);
         self.parts.announcer.emit(ConnectEvent::Connected);
         self.parts.peers.transport_up(outbox);
-    }
-
-    fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {
-        let reason = with_sources(&error);
-        // A bad URL never works; a TLS refusal ends a connection that never
-        // got through (a wrong CA, a wrong host), while one that worked
-        // before keeps redialling (a certificate being replaced).
-        let terminal = match error.kind() {
-            DialErrorKind::Url { .. } => true,
-            DialErrorKind::Tls { .. } => !self.history.ever_connected,
-            _ => false,
-        };
-        if terminal {
-            // No redial can fix the configuration.
-            self.parts.announcer.record_dial_error(error);
-            return self.close_for_good(&reason, ctx);
-        }
-        self.history.failed_dials += 1;
-        metrics::counter!("switchboard_client_dial_failures_total").increment(1);
-        tracing::info!(parent: &self.span, %reason, "dial failed");
-        self.parts.announcer.emit(ConnectEvent::Disconnected {
-            reason: reason.clone(),
-        });
-        if !self.history.ever_connected && self.parts.config.fail_first_connect {
-            self.parts.announcer.record_dial_error(error);
-            return self.close_for_good(&format!("first connect failed: {reason}"), ctx);
-        }
-        self.retry(ctx);
-    }
-
-    fn retry(&mut self, ctx: &mut Context<Self>) {
-        match self.backoff.next_delay() {
-            Some(delay) => self.schedule_dial(delay, ctx),
-            None => {
-                let attempts = self.backoff.attempt();
-                self.close_for_good(&format!("gave up after {attempts} attempts"), ctx);
-            }
-        }
     }
 
     /// Drops the live socket (if any), cancelling its stream and heartbeat,
