@@ -2,6 +2,10 @@
 
 mod client_args;
 mod publish;
+// The library's own error wording, compiled into the binary too (it is
+// crate-private there, and the binary needs the same words).
+#[path = "../../report.rs"]
+mod report;
 mod send;
 mod tail;
 
@@ -13,6 +17,7 @@ use switchboard::config::{Config, SinkType};
 use switchboard::server::HubService;
 
 use crate::publish::PublishOptions;
+use crate::report::with_sources;
 use crate::send::SendOptions;
 use crate::tail::TailOptions;
 
@@ -213,18 +218,6 @@ fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
 fn invalid(message: &str) -> ExitCode {
     eprintln!("switchboard: invalid configuration: {message}");
     ExitCode::from(2)
-}
-
-/// `error` with its sources, each once: `a: b: c`.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut words = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {
