@@ -13,14 +13,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
-    ResponseFuture, WrapFuture,
+    WrapFuture,
 };
 use futures_util::task::noop_waker_ref;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+mod drain;
+
+use drain::DrainWait;
+pub use drain::{DrainQueue, DrainReport};
 
 use super::dedup::DedupTicket;
 use super::outcome::{IngestOutcome, Nack};
@@ -77,23 +81,6 @@ pub struct Upstream {
 #[rtype(result = "QueueStatus")]
 pub struct GetQueueStatus;
 
-/// Stops intake, delivers what is queued, and reports, within `timeout`.
-#[derive(Debug, Message)]
-#[rtype(result = "DrainReport")]
-pub struct DrainQueue {
-    /// Upper bound of the wait.
-    pub timeout: Duration,
-}
-
-/// What a drain could not deliver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Items delivered during the drain.
-    pub delivered: u64,
-    /// Items nacked with `shutdown` because the deadline passed.
-    pub undelivered: u64,
-}
-
 /// Counters of one queue, mirrored to the `metrics` facade.
 #[derive(Debug, Default)]
 pub struct IngestStats {
@@ -148,11 +135,6 @@ pub struct IngestQueue {
     closed: bool,
     drain: Option<DrainWait>,
     gauge: Arc<QueueGauge>,
-}
-
-struct DrainWait {
-    done: oneshot::Sender<DrainReport>,
-    delivered_before: u64,
 }
 
 impl IngestQueue {
@@ -329,43 +311,6 @@ impl IngestQueue {
         self.check_drained();
     }
 
-    fn check_drained(&mut self) {
-        if self.drain.is_some() && self.queue.depth() == 0 && self.in_flight == 0 && !self.sending {
-            self.finish_drain();
-        }
-    }
-
-    /// Ends a drain: whatever is still queued is nacked with `shutdown`.
-    fn finish_drain(&mut self) {
-        let Some(wait) = self.drain.take() else {
-            return;
-        };
-        let abandoned: Vec<Ingest> = self.queue.drain().collect();
-        let mut undelivered = self.in_flight as u64 + u64::from(self.sending);
-        for entry in abandoned {
-            undelivered += 1;
-            IngestStats::bump(
-                &self.stats.abandoned,
-                "switchboard_ingest_dropped_total",
-                "shutdown",
-            );
-            Self::nack(
-                entry,
-                "shutdown",
-                "not delivered before the drain deadline".to_owned(),
-            );
-        }
-        let delivered = self.stats.delivered.load(Ordering::Relaxed) - wait.delivered_before;
-        self.gauge.set(0, self.in_flight);
-        if undelivered > 0 {
-            tracing::warn!(undelivered, "drain deadline passed");
-        }
-        let _ = wait.done.send(DrainReport {
-            delivered,
-            undelivered,
-        });
-    }
-
     fn status(&self) -> QueueStatus {
         let level: Level = self.queue.level();
         QueueStatus::of(level.depth, level.capacity, self.in_flight)
@@ -453,27 +398,5 @@ impl Handler<GetQueueStatus> for IngestQueue {
 
     fn handle(&mut self, _: GetQueueStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.status())
-    }
-}
-
-impl Handler<DrainQueue> for IngestQueue {
-    type Result = ResponseFuture<DrainReport>;
-
-    fn handle(&mut self, msg: DrainQueue, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, report) = oneshot::channel();
-        self.closed = true;
-        self.drain = Some(DrainWait {
-            done,
-            delivered_before: self.stats.delivered.load(Ordering::Relaxed),
-        });
-        ctx.run_later(msg.timeout, |queue, _| queue.finish_drain());
-        self.pump(ctx);
-        self.check_drained();
-        Box::pin(async move {
-            report.await.unwrap_or(DrainReport {
-                delivered: 0,
-                undelivered: 0,
-            })
-        })
     }
 }
