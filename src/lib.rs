@@ -52,7 +52,7 @@ pub(crate) mod report;
 pub mod sequence;
 pub mod server;
 pub mod sink;
-pub(crate) mod transport;
+pub mod transport;
 
 pub use metrics::install_prometheus_recorder;
 

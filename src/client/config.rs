@@ -9,6 +9,7 @@ use crate::client::auth::ClientAuth;
 use crate::client::backoff::ReconnectPolicy;
 use crate::client::tls::TlsOptions;
 use crate::sequence::Snapshotter;
+use crate::transport::Transport;
 
 /// Extra query parameters, computed again before every dial (PHX-C1).
 pub(crate) type ParamsProvider = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
@@ -36,8 +37,14 @@ pub struct ConnectionConfig {
     pub params: Option<ParamsProvider>,
     /// Credentials presented on every dial.
     pub auth: ClientAuth,
-    /// How a `wss://` server's certificate is checked.
+    /// How a `wss://` server's certificate is checked (by the default
+    /// transport).
     pub tls: TlsOptions,
+    /// What dials: `None` for awc over TCP (and TLS), or another
+    /// [`Transport`], such as a
+    /// [`MemoryTransport`](crate::transport::MemoryTransport) into a hub of
+    /// the same process.
+    pub transport: Option<Arc<dyn Transport>>,
     /// Redial policy.
     pub reconnect: ReconnectPolicy,
     /// When true, a failed first dial fails `Open` instead of retrying.
@@ -82,6 +89,7 @@ impl ConnectionConfig {
             params: None,
             auth: ClientAuth::None,
             tls: TlsOptions::default(),
+            transport: None,
             reconnect: ReconnectPolicy::default(),
             fail_first_connect: false,
             heartbeat_interval: Duration::from_secs(30),

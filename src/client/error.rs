@@ -59,12 +59,12 @@ pub struct DialError {
 
 impl DialError {
     /// A dial error of `kind` with no underlying error.
-    pub(crate) fn new(kind: DialErrorKind) -> DialError {
+    pub fn new(kind: DialErrorKind) -> DialError {
         DialError { kind, source: None }
     }
 
     /// A dial error of `kind` caused by `source`.
-    pub(crate) fn caused_by(
+    pub fn caused_by(
         kind: DialErrorKind,
         source: impl StdError + Send + Sync + 'static,
     ) -> DialError {

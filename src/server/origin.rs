@@ -69,6 +69,9 @@ pub(crate) enum HubOrigin {
     Public(Origin),
     /// Not configured: the address the server is bound to.
     Bound(SocketAddr),
+    /// No server at all (an in-memory socket): no web origin is the hub's
+    /// own, only `server.allowed_origins` are allowed.
+    InProcess,
 }
 
 impl HubOrigin {
@@ -92,6 +95,7 @@ impl HubOrigin {
                 host.parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip == addr.ip())
             }
+            HubOrigin::InProcess => false,
         }
     }
 }

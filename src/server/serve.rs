@@ -7,8 +7,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 
 use super::builder::{BuildError, HubBuilder};
+use super::http::admission::{headers_fit, refused};
 use super::http::pending::{PendingUpgrade, PendingUpgrades, RefusedConnection};
-use super::http::upgrade::{headers_fit, refused};
 use super::service::HubService;
 use super::stats::Refusal;
 use super::tls::server_config;
@@ -54,7 +54,7 @@ fn first_checks(req: &ServiceRequest, service: &HubService) -> Option<Refusal> {
     if req.conn_data::<RefusedConnection>().is_some() {
         return Some(Refusal::PendingUpgrades);
     }
-    headers_fit(req.request(), service).err()
+    headers_fit(req.headers(), service).err()
 }
 
 impl HubBuilder {

@@ -1,23 +1,25 @@
 //! The bounded outbound queue of one WebSocket and the task that writes it.
 //!
-//! Used by both sides: the hub's sessions (an actix-ws `Session`) and the
-//! client connections (an awc sink); both are a `Sink` of the same
-//! `Message` type. Everything written to a socket (replies, pushes, broadcasts, pongs, the
-//! close frame) goes through its [`Outbox`], bounded both in frames and in
-//! bytes. A peer that stops reading fills it; the next push then fails with
-//! [`Overflow`] and the owner is told once through [`SlowConsumer`], so it can
-//! close the socket with 1013. Nothing waits without bound behind a slow peer.
+//! Used by both sides: the hub's sessions and the client connections; each
+//! writes to a `Sink` of whole [`Message`]s. Everything written to a socket
+//! (replies, pushes, broadcasts, pongs, the close frame) goes through its
+//! [`Outbox`], bounded both in frames and in bytes. A peer that stops
+//! reading fills it; the next push then fails with [`Overflow`] and the
+//! owner is told once through [`SlowConsumer`], so it can close the socket
+//! with 1013. Nothing waits without bound behind a slow peer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
-use actix_ws::{CloseReason, Message};
+use actix_ws::CloseReason;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{Sink, SinkExt};
 use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::socket::{Close, Message};
 
 /// How long a close frame may wait for room before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -291,7 +293,9 @@ async fn write_loop<S>(
     }
     // A peer that stopped reading may never make room for the close frame.
     let close = async {
-        let _ = sink.send(Message::Close(reason)).await;
+        let _ = sink
+            .send(Message::Close(reason.map(Close::from_actix)))
+            .await;
         let _ = sink.close().await;
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, close).await;

@@ -1,23 +1,17 @@
-//! One dial: the URL it goes to, the credential it carries, the WebSocket
-//! handshake, and what a failure means.
-
-use std::sync::Arc;
+//! One dial: the URL it goes to, the credential it carries, and what a
+//! failure means (the handshake itself is the transport's).
 
 use actix::Context;
-use awc::error::{ConnectError, SendRequestError, WsClientError};
+use base64::prelude::{Engine, BASE64_STANDARD};
 
 use super::super::config::{ConnectionConfig, WireProtocol};
 use super::super::error::{DialError, DialErrorKind};
 use super::Connection;
 use crate::client::auth::Credential;
 use crate::client::events::ConnectEvent;
-use crate::client::tls::{client_config, handshake_error};
 use crate::protocol::phoenix;
 use crate::report::with_sources;
-use crate::transport::frame_guard::GuardedCodec;
-
-/// The socket of a successful dial, its frame limit enforced at each header.
-pub(super) type Framed = actix_codec::Framed<awc::BoxedSocket, GuardedCodec<awc::ws::Codec>>;
+use crate::transport::DialRequest;
 
 /// The URL of the next dial: the configured one with the params evaluated
 /// now (and, for Phoenix, `vsn=2.0.0`).
@@ -51,30 +45,30 @@ pub(super) fn check_url(url: &str) -> Result<(), DialError> {
     }
 }
 
-/// Dials `url` with `credential`: the WebSocket handshake, bounded by the
-/// config's connect timeout (the caller bounds the token provider too).
-pub(super) async fn connect(
+/// The transport's request for one dial of `url` with `credential`.
+pub(super) fn dial_request(
     config: &ConnectionConfig,
-    tls: Arc<rustls::ClientConfig>,
     url: String,
     credential: &Credential,
-) -> Result<Framed, DialError> {
-    let client = awc::Client::builder()
-        .connector(awc::Connector::new().rustls_0_23(tls))
-        .timeout(config.connect_timeout)
-        .finish();
-    let mut request = client.ws(url).max_frame_size(config.max_frame_bytes);
-    request = match credential {
-        Credential::Nothing => request,
-        Credential::Bearer(token) => request.bearer_auth(token),
-        Credential::Basic(user, password) => request.basic_auth(user, Some(password)),
+) -> DialRequest {
+    let authorization = match credential {
+        Credential::Nothing => None,
+        Credential::Bearer(token) => Some(format!("Bearer {token}")),
+        Credential::Basic(user, password) => {
+            let pair = BASE64_STANDARD.encode(format!("{user}:{password}"));
+            Some(format!("Basic {pair}"))
+        }
     };
-    let limit = config.max_frame_bytes;
-    request
-        .connect()
-        .await
-        .map(|(_, framed)| framed.into_map_codec(|codec| GuardedCodec::new(codec, limit)))
-        .map_err(classify)
+    DialRequest {
+        url,
+        headers: authorization
+            .map(|value| ("Authorization".to_owned(), value))
+            .into_iter()
+            .collect(),
+        subprotocols: Vec::new(),
+        max_message_bytes: config.max_frame_bytes,
+        connect_timeout: config.connect_timeout,
+    }
 }
 
 /// Close codes after which redialling cannot help (NET-9).
@@ -82,71 +76,7 @@ pub(super) fn is_terminal(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
 }
 
-/// The HTTP client's error, in its words (awc's errors are not `Send`).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct ClientError(String);
-
-fn classify(error: WsClientError) -> DialError {
-    match error {
-        WsClientError::InvalidResponseStatus(status) => DialError::new(DialErrorKind::Refused {
-            status: status.as_u16(),
-        }),
-        WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(io)))
-            if tls_is_terminal(&io) =>
-        {
-            // The reason is the TLS layer's own words; nothing below it.
-            DialError::new(DialErrorKind::Tls {
-                reason: io.to_string(),
-            })
-        }
-        other => DialError::caused_by(DialErrorKind::Connect, ClientError(other.to_string())),
-    }
-}
-
-/// Whether a failed handshake failed for a reason a redial cannot change:
-/// a certificate that is not trusted or not for this host, or a server that
-/// supports nothing we do. Not a certificate outside its validity period (a
-/// clock not set yet, a renewal on its way), nor an alert the server sent
-/// (those can be passing).
-fn tls_is_terminal(error: &std::io::Error) -> bool {
-    use rustls::{CertificateError, Error};
-    match handshake_error(error) {
-        Some(Error::InvalidCertificate(
-            CertificateError::Expired
-            | CertificateError::ExpiredContext { .. }
-            | CertificateError::NotValidYet
-            | CertificateError::NotValidYetContext { .. },
-        )) => false,
-        Some(
-            Error::InvalidCertificate(_)
-            | Error::NoCertificatesPresented
-            | Error::UnsupportedNameType
-            | Error::PeerIncompatible(_),
-        ) => true,
-        _ => false,
-    }
-}
-
 impl Connection {
-    /// The TLS settings of every dial, built once; an unusable CA file is a
-    /// terminal dial error.
-    pub(super) fn tls(
-        &mut self,
-        config: &ConnectionConfig,
-    ) -> Result<Arc<rustls::ClientConfig>, DialError> {
-        if let Some(tls) = &self.tls {
-            return Ok(tls.clone());
-        }
-        let tls = client_config(&config.tls).map_err(|error| {
-            DialError::new(DialErrorKind::Tls {
-                reason: error.to_string(),
-            })
-        })?;
-        self.tls = Some(tls.clone());
-        Ok(tls)
-    }
-
     /// A dial failed: redial with backoff, or close for good when no
     /// redial can help.
     pub(super) fn dial_failed(&mut self, error: DialError, ctx: &mut Context<Self>) {

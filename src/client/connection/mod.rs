@@ -1,7 +1,7 @@
-//! `Connection`: the actor that owns one outbound socket (awc).
+//! `Connection`: the actor that owns one outbound socket.
 //!
-//! It dials (with fresh credentials and params each time), answers pings,
-//! reassembles continuations, sends heartbeats and drops a socket whose
+//! It dials through its [`Transport`] (with fresh credentials and params
+//! each time), answers pings, sends heartbeats and drops a socket whose
 //! heartbeat goes unanswered for one interval, and redials with backoff,
 //! paced by the switchboard's dial budget. Replies go to its correlator,
 //! everything else to the actor of its protocol; both outlive a restart of
@@ -10,7 +10,6 @@
 
 mod dial;
 pub(crate) mod dial_budget;
-mod reassembly;
 mod state;
 mod traffic;
 
@@ -22,12 +21,9 @@ use actix::{
     WrapFuture,
 };
 use actix_ws::{CloseCode, CloseReason};
-use awc::error::WsProtocolError;
-use awc::ws::Frame as WsFrame;
 use futures_util::{stream, StreamExt};
 
-use self::dial::{check_url, dial_url, Framed};
-use self::reassembly::Reassembly;
+use self::dial::{check_url, dial_request, dial_url};
 use self::state::{DialHistory, Link, LinkState};
 use super::config::ConnectionConfig;
 use super::error::{DialError, DialErrorKind};
@@ -40,11 +36,11 @@ use crate::client::gauges::{TimerGauges, TimerGuard};
 use crate::client::link::{ForceRestart, Shutdown};
 use crate::client::peers::Peers;
 use crate::transport::outbox::{Outbox, OutboxLimits, SlowConsumer};
-use crate::transport::RequestError;
+use crate::transport::{AwcTransport, Message, RequestError, Socket, Transport, TransportError};
 
 /// An item of the socket's read half, tagged with the link it belongs to.
 enum LinkItem {
-    Frame(u64, Result<WsFrame, WsProtocolError>),
+    Message(u64, Result<Message, TransportError>),
     End(u64),
 }
 
@@ -75,14 +71,18 @@ pub(crate) struct Connection {
     /// item of an older generation is stale.
     generation: u64,
     span: tracing::Span,
-    /// TLS settings, built at the first dial.
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// What dials: the config's, or awc with the config's TLS options.
+    transport: Arc<dyn Transport>,
 }
 
 impl Connection {
     /// A connection that dials once started.
     pub(crate) fn new(parts: ConnectionParts) -> Connection {
         let span = tracing::info_span!("connection", url = %parts.config.url);
+        let transport = match &parts.config.transport {
+            Some(transport) => transport.clone(),
+            None => Arc::new(AwcTransport::new(parts.config.tls.clone())),
+        };
         Connection {
             backoff: Backoff::new(parts.config.reconnect),
             parts,
@@ -91,7 +91,7 @@ impl Connection {
             history: DialHistory::default(),
             generation: 0,
             span,
-            tls: None,
+            transport,
         }
     }
 
@@ -160,13 +160,7 @@ impl Connection {
             drop(guard);
             return self.dial_failed(error, ctx);
         }
-        let tls = match self.tls(&config) {
-            Ok(tls) => tls,
-            Err(error) => {
-                drop(guard);
-                return self.dial_failed(error, ctx);
-            }
-        };
+        let transport = self.transport.clone();
         let credential = self.tokens.resolve(&config.auth);
         let generation = self.generation;
         tracing::debug!(parent: &self.span, %url, "dialling");
@@ -175,7 +169,9 @@ impl Connection {
         let attempt = async move {
             let attempt = async {
                 let credential = credential.await;
-                let outcome = dial::connect(&config, tls, url, &credential).await;
+                let outcome = transport
+                    .dial(dial_request(&config, url, &credential))
+                    .await;
                 (credential, outcome)
             };
             tokio::time::timeout(timeout, attempt)
@@ -194,9 +190,9 @@ impl Connection {
                 }
                 connection.state = LinkState::Idle;
                 match outcome {
-                    Ok(framed) => {
+                    Ok(socket) => {
                         connection.tokens.remember(&credential);
-                        connection.linked(framed, ctx);
+                        connection.linked(socket, ctx);
                     }
                     Err(error) => connection.dial_failed(error, ctx),
                 }
@@ -205,10 +201,10 @@ impl Connection {
         self.state = LinkState::Dialing { attempt };
     }
 
-    fn linked(&mut self, framed: Framed, ctx: &mut Context<Self>) {
+    fn linked(&mut self, socket: Socket, ctx: &mut Context<Self>) {
         self.generation += 1;
         let generation = self.generation;
-        let (sink, stream) = framed.split();
+        let Socket { sink, stream } = socket;
         let config = &self.parts.config;
         let limits = OutboxLimits {
             max_frames: config.write_queue_frames,
@@ -216,7 +212,7 @@ impl Connection {
         };
         let (outbox, closer) = Outbox::spawn(sink, limits, ctx.address().recipient());
         let items = stream
-            .map(move |item| LinkItem::Frame(generation, item))
+            .map(move |item| LinkItem::Message(generation, item))
             .chain(stream::once(async move { LinkItem::End(generation) }));
         let stream = ctx.add_stream(items);
         let guard = self.parts.gauges.heartbeat();
@@ -232,7 +228,6 @@ impl Connection {
             connected_at: Instant::now(),
             progressed: false,
             pending_heartbeat: None,
-            reassembly: Reassembly::default(),
         });
         self.history = DialHistory {
             ever_connected: true,
@@ -335,19 +330,23 @@ impl StreamHandler<LinkItem> for Connection {
     fn handle(&mut self, item: LinkItem, ctx: &mut Context<Self>) {
         let _entered = self.span.clone().entered();
         match item {
-            LinkItem::Frame(generation, _) | LinkItem::End(generation)
+            LinkItem::Message(generation, _) | LinkItem::End(generation)
                 if generation != self.generation => {}
-            LinkItem::Frame(_, Ok(frame)) => self.on_frame(frame, ctx),
-            LinkItem::Frame(_, Err(WsProtocolError::Overflow)) => {
-                // Refused at its header: nothing of it was read.
+            LinkItem::Message(_, Ok(message)) => self.on_message(message, ctx),
+            LinkItem::Message(_, Err(TransportError::TooLarge)) => {
+                // Refused before it was read whole.
                 metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "too_large")
                     .increment(1);
-                let why = "frame larger than max_frame_bytes";
+                let why = "message larger than max_frame_bytes";
                 if self.unlink(why, CloseCode::Size, ctx) {
                     self.retry(ctx);
                 }
             }
-            LinkItem::Frame(_, Err(error)) => self.lost(&format!("read error: {error}"), ctx),
+            LinkItem::Message(_, Err(TransportError::InvalidText)) => {
+                metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "invalid_utf8")
+                    .increment(1);
+            }
+            LinkItem::Message(_, Err(error)) => self.lost(&format!("read error: {error}"), ctx),
             LinkItem::End(_) => self.lost("socket closed", ctx),
         }
     }

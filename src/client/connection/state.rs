@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use actix::SpawnHandle;
 
-use super::reassembly::Reassembly;
 use crate::transport::outbox::{Closer, Outbox};
 
 /// The state of one connection's link.
@@ -44,8 +43,6 @@ pub(super) struct Link {
     pub(super) progressed: bool,
     /// The ref of the heartbeat waiting for its answer.
     pub(super) pending_heartbeat: Option<String>,
-    /// A fragmented message being reassembled.
-    pub(super) reassembly: Reassembly,
 }
 
 /// What the connection remembers across links: whether to report a dial as

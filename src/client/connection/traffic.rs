@@ -1,10 +1,8 @@
 //! What the `Connection` does with the traffic of a live link: heartbeats
-//! out, and each inbound frame (text to the actors of its protocol, pings,
-//! pongs, fragments, the server's close).
+//! out, and each inbound message (text to the actors of its protocol,
+//! pings, pongs, the server's close).
 
 use actix::{AsyncContext, Context};
-use actix_ws::CloseReason;
-use awc::ws::Frame as WsFrame;
 use bytestring::ByteString;
 use serde_json::json;
 
@@ -12,6 +10,7 @@ use super::dial::is_terminal;
 use super::Connection;
 use crate::client::peers::Peers;
 use crate::protocol::phoenix;
+use crate::transport::{Close, Message};
 
 impl Connection {
     pub(super) fn beat(&mut self, generation: u64, ctx: &mut Context<Self>) {
@@ -56,57 +55,39 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_frame(&mut self, frame: WsFrame, ctx: &mut Context<Self>) {
+    pub(super) fn on_message(&mut self, message: Message, ctx: &mut Context<Self>) {
         let Some(link) = self.state.link_mut() else {
             return;
         };
-        // Any frame from the server proves the link alive, not only the
+        // Any message from the server proves the link alive, not only the
         // heartbeat's answer: a busy link is never mistaken for a dead one.
         link.pending_heartbeat = None;
-        match frame {
-            WsFrame::Text(bytes) => match std::str::from_utf8(&bytes) {
-                Ok(text) => {
-                    // The server answers: this link made progress.
-                    link.progressed = true;
-                    self.on_text(text, ctx)
-                }
-                Err(_) => {
-                    metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "invalid_utf8")
-                        .increment(1);
-                }
-            },
-            WsFrame::Continuation(item) => {
-                let limit = self.parts.config.max_frame_bytes;
-                match link.reassembly.push(item, limit) {
-                    Ok(Some(whole)) => self.on_frame(whole, ctx),
-                    Ok(None) => {}
-                    Err(broken) => self.lost(broken.reason(), ctx),
-                }
+        match message {
+            Message::Text(text) => {
+                // The server answers: this link made progress.
+                link.progressed = true;
+                self.on_text(&text, ctx)
             }
-            WsFrame::Binary(_) => {
+            Message::Binary(_) => {
                 metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "binary")
                     .increment(1);
             }
-            WsFrame::Ping(payload) => {
+            Message::Ping(payload) => {
                 let _ = link.outbox.pong(payload);
             }
-            WsFrame::Pong(payload) => {
+            Message::Pong(payload) => {
                 if link.pending_heartbeat.as_deref().map(str::as_bytes) == Some(&payload[..]) {
                     link.pending_heartbeat = None;
                 }
             }
-            WsFrame::Close(reason) => self.on_close(reason, ctx),
+            Message::Close(close) => self.on_close(close, ctx),
         }
     }
 
-    pub(super) fn on_close(&mut self, reason: Option<CloseReason>, ctx: &mut Context<Self>) {
-        let code = reason.as_ref().map(|reason| u16::from(reason.code));
-        let words = match &reason {
-            Some(reason) => format!(
-                "server closed with {} {}",
-                u16::from(reason.code),
-                reason.description.as_deref().unwrap_or("")
-            ),
+    pub(super) fn on_close(&mut self, close: Option<Close>, ctx: &mut Context<Self>) {
+        let code = close.as_ref().map(|close| close.code);
+        let words = match &close {
+            Some(close) => format!("server closed with {} {}", close.code, close.reason),
             None => "server closed".to_owned(),
         };
         if code.is_some_and(is_terminal) {

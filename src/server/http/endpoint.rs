@@ -1,18 +1,24 @@
-//! The hub's WebSocket routes: the Phoenix endpoint and the ingest endpoint.
+//! The hub's WebSocket routes: the Phoenix endpoint and the ingest endpoint,
+//! and the start of the session behind each socket they admit (TCP or
+//! in-memory alike).
 //!
-//! Both make the checks of [`upgrade`](crate::server::http::upgrade) before upgrading; the
-//! Phoenix endpoint first checks the protocol version (403).
+//! Both make the checks of [`admission`](crate::server::http::admission)
+//! before upgrading.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::protocol::phoenix;
 use crate::server::channel::SocketInfo;
-use crate::server::http::upgrade::{admit, query_params, refused, session_parts, upgrade};
+use crate::server::http::admission::{admit_ingest, admit_phoenix, refused, Asking};
+use crate::server::http::upgrade::{session_parts, upgrade};
 use crate::server::service::HubService;
 use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
 use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
-use crate::server::session::ServerSession;
-use crate::server::stats::Refusal;
+use crate::server::session::{InboundStream, ServerSession};
+use crate::transport::SocketSink;
 
 /// The subprotocol phoenix.js offers beside its token entry.
 const PHOENIX_SUBPROTOCOL: &str = "phoenix";
@@ -23,43 +29,18 @@ pub(crate) async fn phoenix_socket(
     body: web::Payload,
     service: web::Data<HubService>,
 ) -> HttpResponse {
-    let params = match query_params(&req, &service) {
-        Ok(params) => params,
-        Err(refusal) => return refused(refusal),
-    };
-    let stats = service.stats();
-    if params.get("vsn").map(String::as_str) != Some(phoenix::VSN) {
-        stats.refused(Refusal::BadVersion);
-        return refused(Refusal::BadVersion);
-    }
-    let token = params.get("token").map(String::as_str);
-    let slot = match admit(&req, &service, token) {
-        Ok(slot) => slot,
+    let admitted = match admit_phoenix(&Asking::http(&req, &service), &service) {
+        Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal),
     };
     let limit = service.config().max_frame_bytes;
-    let (response, session, stream, oversized) =
-        match upgrade(&req, body, &[PHOENIX_SUBPROTOCOL], slot, limit).await {
+    let protocols = [PHOENIX_SUBPROTOCOL];
+    let (response, sink, stream, oversized) =
+        match upgrade(&req, body, &protocols, admitted.slot, limit).await {
             Ok(upgraded) => upgraded,
             Err(error) => return error.error_response(),
         };
-    let config = service.config();
-    let registry = service.registry().clone();
-    let id = registry.next_session_id();
-    let deps = SocketDeps {
-        router: service.router().clone(),
-        registry: registry.clone(),
-        stats: stats.clone(),
-        max_channels: config.max_channels_per_socket,
-    };
-    let info = SocketInfo {
-        session_id: id,
-        params,
-    };
-    ServerSession::start(
-        session_parts(&service, session, stream, id, oversized),
-        move |outbox, _, _| PhoenixSocket::new(info, deps, outbox),
-    );
+    start_phoenix(&service, admitted.params, sink, stream, oversized);
     response
 }
 
@@ -69,41 +50,72 @@ pub(crate) async fn ingest_socket(
     body: web::Payload,
     service: web::Data<HubService>,
 ) -> HttpResponse {
-    let token = match query_params(&req, &service) {
-        Ok(mut params) => params.remove("token"),
+    let admitted = match admit_ingest(&Asking::http(&req, &service), &service) {
+        Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal),
     };
-    let slot = match admit(&req, &service, token.as_deref()) {
-        Ok(slot) => slot,
-        Err(refusal) => return refused(refusal),
-    };
-    // Admitted, so the credentials name a principal.
-    let principal = service
-        .credentials()
-        .principal(&req, token.as_deref())
-        .unwrap_or_else(|| "anonymous".to_owned());
     let limit = service.config().max_frame_bytes;
-    let (response, session, stream, oversized) = match upgrade(&req, body, &[], slot, limit).await {
-        Ok(upgraded) => upgraded,
-        Err(error) => return error.error_response(),
+    let (response, sink, stream, oversized) =
+        match upgrade(&req, body, &[], admitted.slot, limit).await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return error.error_response(),
+        };
+    start_ingest(&service, admitted.principal, sink, stream, oversized);
+    response
+}
+
+/// Starts the session of an admitted Phoenix socket on the current arbiter.
+pub(crate) fn start_phoenix(
+    service: &HubService,
+    params: HashMap<String, String>,
+    sink: SocketSink,
+    stream: InboundStream,
+    oversized: Arc<AtomicBool>,
+) {
+    let registry = service.registry().clone();
+    let id = registry.next_session_id();
+    let deps = SocketDeps {
+        router: service.router().clone(),
+        registry,
+        stats: service.stats().clone(),
+        max_channels: service.config().max_channels_per_socket,
     };
+    let info = SocketInfo {
+        session_id: id,
+        params,
+    };
+    ServerSession::start(
+        session_parts(service, sink, stream, id, oversized),
+        move |outbox, _, _| PhoenixSocket::new(info, deps, outbox),
+    );
+}
+
+/// Starts the session of an admitted ingest socket, sending as
+/// `principal`, on the current arbiter.
+pub(crate) fn start_ingest(
+    service: &HubService,
+    principal: String,
+    sink: SocketSink,
+    stream: InboundStream,
+    oversized: Arc<AtomicBool>,
+) {
     let id = service.registry().next_session_id();
     let ingest = service.ingest();
+    let config = service.config();
     let deps = IngestDeps {
         queue: ingest.queue.clone(),
         admission: ingest.admission.clone(),
         registry: service.registry().clone(),
         stats: service.stats().clone(),
-        outbox_frames: service.config().max_outbound_frames,
+        outbox_frames: config.max_outbound_frames,
         bidirectional: service.bidirectional(),
         dedup: ingest.dedup.clone(),
         principal,
         gauge: ingest.gauge.clone(),
-        idle_timeout: service.config().idle_timeout,
+        idle_timeout: config.idle_timeout,
     };
     ServerSession::start(
-        session_parts(&service, session, stream, id, oversized),
+        session_parts(service, sink, stream, id, oversized),
         move |outbox, gate, ctx| IngestSocket::new(id, deps, outbox, gate, ctx),
     );
-    response
 }

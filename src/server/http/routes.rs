@@ -4,9 +4,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::metrics;
+use crate::server::http::admission::{headers_fit, refused};
 use crate::server::http::endpoint;
 use crate::server::http::health;
-use crate::server::http::upgrade::{headers_fit, refused};
 use crate::server::service::HubService;
 
 impl HubService {
@@ -27,7 +27,7 @@ impl HubService {
 
 /// `GET /health`, behind `server.admin_token_env` when set.
 async fn health(req: HttpRequest, service: web::Data<HubService>) -> HttpResponse {
-    if let Err(refusal) = headers_fit(&req, &service) {
+    if let Err(refusal) = headers_fit(req.headers(), &service) {
         return refused(refusal);
     }
     if !service.admits_admin(&req) {
@@ -38,7 +38,7 @@ async fn health(req: HttpRequest, service: web::Data<HubService>) -> HttpRespons
 
 /// `GET /metrics`, behind `server.admin_token_env` when set.
 async fn metrics(req: HttpRequest, service: web::Data<HubService>) -> HttpResponse {
-    if let Err(refusal) = headers_fit(&req, &service) {
+    if let Err(refusal) = headers_fit(req.headers(), &service) {
         return refused(refusal);
     }
     if !service.admits_admin(&req) {

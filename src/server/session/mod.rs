@@ -18,9 +18,7 @@ pub(crate) mod phoenix_socket;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler};
-use actix_ws::{
-    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
-};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 
 use crate::config::{InboundRateConfig, OnExceed};
 use crate::server::registry::{CloseSession, Registry, SessionId};
@@ -28,9 +26,16 @@ use crate::server::stats::{CloseCause, HubStats};
 use crate::server::stats::{FrameProblem, Throttle};
 use crate::transport::outbox::{Closer, Outbox, OutboxLimits, SlowConsumer};
 use crate::transport::read_gate::{Hold, ReadGate};
+use crate::transport::SocketSink;
 use inbound_rate::InboundRate;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// What a peer sends a session: whole messages (continuations joined, size
+/// capped), from an upgraded TCP socket or an in-memory one.
+pub(crate) type InboundStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<AggregatedMessage, ProtocolError>>>>;
 
 /// The wire protocol a session speaks: what to do with each text frame.
 pub(crate) trait Protocol: Sized + Unpin + 'static {
@@ -49,10 +54,10 @@ pub(crate) trait Protocol: Sized + Unpin + 'static {
 
 /// Everything a session needs to start.
 pub(crate) struct SessionParts {
-    /// Write half of the upgraded socket.
-    pub session: Session,
-    /// Read half, continuations aggregated and size capped.
-    pub stream: AggregatedMessageStream,
+    /// Write half of the socket.
+    pub sink: SocketSink,
+    /// Read half.
+    pub stream: InboundStream,
     /// The socket's id within the hub.
     pub id: SessionId,
     /// The hub's directory.
@@ -95,7 +100,7 @@ impl<P: Protocol> ServerSession<P> {
     ) -> actix::Addr<ServerSession<P>> {
         ServerSession::create(|ctx| {
             let (outbox, closer) =
-                Outbox::spawn(parts.session, parts.limits, ctx.address().recipient());
+                Outbox::spawn(parts.sink, parts.limits, ctx.address().recipient());
             let gate = ReadGate::default();
             ctx.add_stream(gate.wrap(parts.stream));
             let id = parts.id;

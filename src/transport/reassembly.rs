@@ -1,14 +1,22 @@
-//! Reassembly of a fragmented WebSocket message (continuation frames),
-//! bounded in bytes as the fragments arrive.
+//! Reassembly of a fragmented WebSocket message (continuation frames) read
+//! by the awc transport, bounded in bytes as the fragments arrive.
 
 use actix_ws::Item;
-use awc::ws::Frame as WsFrame;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 /// A message being reassembled from its fragments.
 #[derive(Debug, Default)]
 pub(super) struct Reassembly {
     partial: Option<(BytesMut, bool)>,
+}
+
+/// A reassembled message: its bytes, and whether it is text.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Whole {
+    /// The fragments of a text message (not yet checked as UTF-8).
+    Text(Bytes),
+    /// The fragments of a binary message.
+    Binary(Bytes),
 }
 
 /// Why a fragmented message was given up on (the socket is then dropped).
@@ -20,21 +28,11 @@ pub(super) enum Broken {
     TooLarge,
 }
 
-impl Broken {
-    /// In words, for the disconnect reason.
-    pub(super) fn reason(self) -> &'static str {
-        match self {
-            Broken::NoFirstFragment => "continuation without a first frame",
-            Broken::TooLarge => "reassembled message larger than max_frame_bytes",
-        }
-    }
-}
-
 impl Reassembly {
     /// Adds one fragment; answers the whole message once its last fragment
     /// is in. A message past `limit` bytes is refused as soon as the
     /// fragment that crosses it arrives.
-    pub(super) fn push(&mut self, item: Item, limit: usize) -> Result<Option<WsFrame>, Broken> {
+    pub(super) fn push(&mut self, item: Item, limit: usize) -> Result<Option<Whole>, Broken> {
         let (chunk, first, last) = match item {
             Item::FirstText(chunk) => (chunk, Some(false), false),
             Item::FirstBinary(chunk) => (chunk, Some(true), false),
@@ -57,9 +55,9 @@ impl Reassembly {
         }
         Ok(self.partial.take().map(|(bytes, binary)| {
             if binary {
-                WsFrame::Binary(bytes.freeze())
+                Whole::Binary(bytes.freeze())
             } else {
-                WsFrame::Text(bytes.freeze())
+                Whole::Text(bytes.freeze())
             }
         }))
     }
@@ -68,11 +66,10 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
-    fn text(frame: Option<WsFrame>) -> String {
-        match frame {
-            Some(WsFrame::Text(bytes)) => String::from_utf8(bytes.to_vec()).unwrap(),
+    fn text(whole: Option<Whole>) -> String {
+        match whole {
+            Some(Whole::Text(bytes)) => String::from_utf8(bytes.to_vec()).unwrap(),
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
@@ -81,9 +78,9 @@ mod tests {
     fn fragments_join_into_one_message() {
         let mut reassembly = Reassembly::default();
         let first = reassembly.push(Item::FirstText(Bytes::from_static(b"he")), 16);
-        assert_eq!(first.map(|frame| frame.is_none()), Ok(true));
+        assert_eq!(first, Ok(None));
         let middle = reassembly.push(Item::Continue(Bytes::from_static(b"ll")), 16);
-        assert_eq!(middle.map(|frame| frame.is_none()), Ok(true));
+        assert_eq!(middle, Ok(None));
         let whole = reassembly.push(Item::Last(Bytes::from_static(b"o")), 16);
         assert_eq!(text(whole.unwrap()), "hello");
     }
