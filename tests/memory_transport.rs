@@ -1,6 +1,6 @@
-//! Clients and a hub in one process through the in-memory transport only:
-//! joins (and their authorization), replies, broadcasts, a forced drop with
-//! rejoin, history resume and ingest, with no TCP socket in the process.
+//! NET-13. Clients and a hub in one process through the in-memory transport
+//! only: joins (and their authorization), replies, broadcasts, a forced drop
+//! with rejoin, history resume and ingest, with no TCP socket in the process.
 //!
 //! The hub is built and never started (no HTTP server exists), and
 //! [`assert_no_tcp`] checks every socket this process holds against the
