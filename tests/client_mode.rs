@@ -94,3 +94,86 @@ async fn net_12_a_client_mode_hub_stores_every_pulled_message_once_across_cuts()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.stored(), COUNT, "every message exactly once");
 }
+
+/// A client-mode hub pulling `TOPIC` from `upstream` into `sink`, its
+/// positions kept in `snapshot`.
+fn puller(
+    upstream: std::net::SocketAddr,
+    snapshot: &std::path::Path,
+    sink: &Arc<CountingSink>,
+) -> switchboard::server::RunningHub {
+    let mut config = test_config();
+    config.mode = Mode::Client;
+    config.client.url = format!("ws://{upstream}/socket/websocket");
+    config.client.topics = vec![TOPIC.to_owned()];
+    config.client.reconnect.initial_interval = Duration::from_millis(50);
+    config.backpressure.on_full = OnFull::Block;
+    config.snapshot.path = Some(snapshot.to_owned());
+    config.snapshot.every = switchboard::config::SnapshotEvery::Publish;
+    HubService::builder(&config)
+        .sink(Arc::new(sink.clone()))
+        .start()
+        .expect("puller starts")
+}
+
+async fn stored_within(sink: &CountingSink, count: u64) {
+    let stored = tokio::time::timeout(WAIT, async {
+        while sink.stored() < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(stored.is_ok(), "only {} of {count} stored", sink.stored());
+}
+
+#[actix_web::test]
+async fn net_12_a_restarted_client_mode_hub_resumes_where_its_sink_stood() {
+    let mut upstream = test_config();
+    upstream.history.topics = vec!["room:feed:*".to_owned()];
+    upstream.history.size = 200;
+    let upstream = start_hub(&upstream);
+    let service = upstream.service().clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshot = dir.path().join("positions.json");
+
+    let first_sink = CountingSink::new();
+    let first = puller(upstream.addr(), &snapshot, &first_sink);
+    assert!(
+        eventually(|| service.member_count(TOPIC) == 1).await,
+        "joined"
+    );
+    for n in 1..=50 {
+        service.broadcast(TOPIC, "reading", &json!({ "n": n }));
+    }
+    stored_within(&first_sink, 50).await;
+    // The position the sink reached is on disk before the crash.
+    let key = format!("pull:{TOPIC}");
+    let on_disk = || {
+        use switchboard::sequence::SnapshotStore;
+        switchboard::sequence::FileStore::new(&snapshot)
+            .load()
+            .ok()
+            .flatten()
+            .is_some_and(|stored| stored.delivered(&key) == 50)
+    };
+    assert!(eventually(on_disk).await, "position 50 stored");
+    first.kill().await;
+    assert!(
+        eventually(|| service.member_count(TOPIC) == 0).await,
+        "gone"
+    );
+
+    // Broadcasts while no puller runs; a new one resumes after 50.
+    for n in 51..=80 {
+        service.broadcast(TOPIC, "reading", &json!({ "n": n }));
+    }
+    let second_sink = CountingSink::new();
+    let _second = puller(upstream.addr(), &snapshot, &second_sink);
+    stored_within(&second_sink, 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        second_sink.stored(),
+        30,
+        "51..=80, each once, nothing before"
+    );
+}

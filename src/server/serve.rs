@@ -167,8 +167,10 @@ impl RunningHub {
         let _ = self.server.await;
     }
 
-    /// Abrupt stop: the HTTP server stops at once, sockets drop without a close frame.
+    /// Abrupt stop: the HTTP server stops at once, sockets drop without a
+    /// close frame (in client mode, the connection to the remote hub too).
     pub async fn kill(self) {
+        self.service.stop_pulling().await;
         self.handle.stop(false).await;
         let _ = self.server.await;
     }

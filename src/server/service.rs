@@ -17,6 +17,7 @@ use crate::ingest::{
     QueueConfig, QueueGauge, QueueStatus,
 };
 use crate::protocol::envelope::Envelope;
+use crate::sequence::Snapshotter;
 use crate::server::auth::Credentials;
 use crate::server::origin::Origin;
 use crate::server::pull::Pull;
@@ -54,6 +55,8 @@ pub(crate) struct IngestParts {
     pub dedup: Arc<Dedup>,
     /// Its figures as of its last change.
     pub gauge: Arc<QueueGauge>,
+    /// The hub's snapshotter (`[snapshot]`).
+    pub snapshotter: Addr<Snapshotter>,
 }
 
 /// A hub: its config, credentials, channels, directory, counters and actor.
@@ -119,6 +122,7 @@ impl HubService {
             stats: queue.stats(),
             gauge: queue.gauge(),
             queue: queue.start(),
+            snapshotter: snapshotter.clone(),
             dedup: Dedup::new(
                 marks,
                 Some(snapshotter),
@@ -269,9 +273,11 @@ impl HubService {
         &self.state.router
     }
 
-    /// Refuses new sockets, closes open ones with 1012 in batches, then lets
-    /// the ingest queue deliver what it holds (bounded by `timeout`).
+    /// Stops pulling (client mode), refuses new sockets, closes open ones
+    /// with 1012 in batches, then lets the ingest queue deliver what it
+    /// holds (bounded by `timeout`).
     pub async fn drain_all(&self, timeout: std::time::Duration) -> Option<DrainReport> {
+        self.stop_pulling().await;
         self.drain().await;
         self.state
             .ingest
@@ -279,6 +285,13 @@ impl HubService {
             .send(DrainQueue { timeout })
             .await
             .ok()
+    }
+
+    /// In client mode, closes the connection to the remote hub.
+    pub(crate) async fn stop_pulling(&self) {
+        if let Some(pull) = self.state.pull.get() {
+            pull.stop().await;
+        }
     }
 
     /// Refuses new sockets from now on; open ones stay.

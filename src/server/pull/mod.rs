@@ -11,25 +11,30 @@
 //! `backpressure.on_full = "block"` a full queue pauses the forwarding;
 //! meanwhile up to 1,024 broadcasts per topic wait, and past that the
 //! client drops them (counted `handler_full`) while its position moves on:
-//! a sink stalled that long loses them. Positions live in memory: a
-//! restarted hub resumes from the remote's history cap, not from where it
-//! was. Both are known limits of this first client mode.
+//! a sink stalled that long loses them (a known limit).
+//!
+//! Each topic's position, the highest sequence below which the sink
+//! accepted everything, is kept in the hub's snapshotter (`[snapshot]`), so
+//! a restarted hub resumes where its sink stood, not where the client had
+//! read to.
+
+mod accepted;
+mod forward;
 
 use std::sync::{Arc, OnceLock};
 
 use actix::{Actor, Addr};
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
 
+use self::accepted::{position_key, Acceptance};
+use self::forward::{forward, Route};
 use crate::client::{
-    ClientAuth, ConnectionConfig, ConnectionStatus, Incoming, Open, PhoenixHandle, Switchboard,
-    TokenSource,
+    ClientAuth, ConnectionConfig, ConnectionStatus, Open, PhoenixHandle, Switchboard, TokenSource,
 };
 use crate::config::ClientModeConfig;
-use crate::ingest::{Ingest, IngestQueue};
+use crate::sequence::{Advance, Position, Snapshotter};
 use crate::server::service::IngestParts;
-use crate::sink::{ItemKind, SinkItem};
 
 /// Items waiting between one pulled topic and the queue.
 const PULL_BUFFER: usize = 1024;
@@ -71,8 +76,17 @@ impl Pull {
         if let Some(name) = &config.token_env {
             connection.auth = ClientAuth::Bearer(TokenSource::Env(name.clone()));
         }
+        // The client's own positions (read to) stay in memory; the stored
+        // ones (accepted by the sink) seed them before each first join.
+        let positions = Snapshotter::in_memory();
+        connection.snapshotter = Some(positions.clone());
         let topics = config.topics.clone();
-        let (queue, admission) = (ingest.queue.clone(), ingest.admission.clone());
+        let store = ingest.snapshotter.clone();
+        let route = Route {
+            queue: ingest.queue.clone(),
+            admission: ingest.admission.clone(),
+            acceptance: Acceptance::new(store.clone()).start(),
+        };
         let started = pull.clone();
         actix::spawn(async move {
             let board = started.board.get_or_init(|| Switchboard::default().start());
@@ -95,9 +109,11 @@ impl Pull {
             let _ = started.handle.set(handle.clone());
             for topic in topics {
                 let incoming = handle.incoming(&topic, None, PULL_BUFFER);
-                actix::spawn(forward(incoming, queue.clone(), admission.clone()));
+                actix::spawn(forward(incoming, route.clone()));
                 let joining = handle.clone();
+                let (store, positions) = (store.clone(), positions.clone());
                 actix::spawn(async move {
+                    resume_from_stored(&topic, &store, &positions).await;
                     match joining.join_recoverable(&topic, json!({}), false).await {
                         Ok(_) => tracing::info!(%topic, "client mode: pulling"),
                         Err(error) => {
@@ -109,6 +125,13 @@ impl Pull {
             }
         });
         pull
+    }
+
+    /// Closes the connection for good: nothing more is pulled.
+    pub(crate) async fn stop(&self) {
+        if let Some(handle) = self.handle.get() {
+            handle.close().await;
+        }
     }
 
     /// The figures `/health` shows.
@@ -123,39 +146,23 @@ impl Pull {
     }
 }
 
-/// Feeds one topic's broadcasts into the queue, in order, waiting for room
-/// under `block`.
-async fn forward(
-    mut incoming: tokio::sync::mpsc::Receiver<Incoming>,
-    queue: Addr<IngestQueue>,
-    admission: Option<Arc<tokio::sync::Semaphore>>,
-) {
-    while let Some(message) = incoming.recv().await {
-        let sequence = message.payload.get("sequence").and_then(|s| s.as_u64());
-        let epoch = message.payload.get("epoch").and_then(|e| e.as_str());
-        let id = match (epoch, sequence) {
-            (Some(epoch), Some(sequence)) => format!("{}:{epoch}:{sequence}", message.topic),
-            (None, Some(sequence)) => format!("{}:{sequence}", message.topic),
-            // Not a recoverable topic's broadcast: nothing to deduplicate on.
-            (_, None) => format!("{}:{:016x}", message.topic, fastrand::u64(..)),
-        };
-        let permit = match &admission {
-            Some(admission) => admission.clone().acquire_owned().await.ok(),
-            None => None,
-        };
-        let item = SinkItem {
-            id,
-            kind: ItemKind::Data,
-            payload: Bytes::from(message.payload.to_string()),
-        };
-        let entry = Ingest {
-            item,
-            origin: None,
-            permit,
-            dedup: None,
-        };
-        if queue.send(entry).await.is_err() {
-            return;
-        }
-    }
+/// Seeds the client's position of `topic` with the stored one, if any.
+async fn resume_from_stored(topic: &str, store: &Addr<Snapshotter>, positions: &Addr<Snapshotter>) {
+    let stored = store.send(Position {
+        channel: position_key(topic),
+    });
+    let Ok(Some(stored)) = stored.await else {
+        return;
+    };
+    let Some(epoch) = stored.epoch else {
+        return;
+    };
+    tracing::info!(%topic, delivered = stored.delivered, "client mode: resuming from the stored position");
+    let _ = positions
+        .send(Advance {
+            channel: topic.to_owned(),
+            delivered: stored.delivered,
+            epoch: Some(epoch),
+        })
+        .await;
 }
