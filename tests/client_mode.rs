@@ -177,3 +177,152 @@ async fn net_12_a_restarted_client_mode_hub_resumes_where_its_sink_stood() {
         "51..=80, each once, nothing before"
     );
 }
+
+/// An envelope v1 stream on 127.0.0.1: sends `m-1..=m-total` as `data`,
+/// about 2,000 a second, at most `WINDOW` unacked per connection, and on
+/// every new connection resends whatever is not acked yet.
+struct EnvelopeStream {
+    total: u64,
+    acked: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    changed: tokio::sync::Notify,
+}
+
+const WINDOW: usize = 256;
+
+impl EnvelopeStream {
+    async fn start(total: u64) -> (Arc<EnvelopeStream>, std::net::SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let stream = Arc::new(EnvelopeStream {
+            total,
+            acked: Default::default(),
+            changed: tokio::sync::Notify::new(),
+        });
+        let serving = stream.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(serving.clone().connection(tcp));
+            }
+        });
+        (stream, addr)
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().expect("lock").len()
+    }
+
+    async fn connection(self: Arc<Self>, tcp: tokio::net::TcpStream) {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let Ok(socket) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        let (mut tx, mut rx) = socket.split();
+        let in_flight = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let writer = {
+            let (stream, in_flight) = (self.clone(), in_flight.clone());
+            async move {
+                loop {
+                    let changed = stream.changed.notified();
+                    let next: Vec<u64> = {
+                        let acked = stream.acked.lock().expect("lock");
+                        let flight = in_flight.lock().expect("lock");
+                        (1..=stream.total)
+                            .filter(|n| !acked.contains(n) && !flight.contains(n))
+                            .take(WINDOW.saturating_sub(flight.len()))
+                            .collect()
+                    };
+                    for n in next {
+                        let data = switchboard::protocol::envelope::Envelope::data(
+                            format!("m-{n}"),
+                            json!({ "n": n }),
+                        );
+                        in_flight.lock().expect("lock").insert(n);
+                        if tx.send(Message::Text(data.encode())).await.is_err() {
+                            return;
+                        }
+                        if n % 20 == 0 {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(50), changed).await;
+                }
+            }
+        };
+        let reader = async {
+            while let Some(Ok(message)) = rx.next().await {
+                let Message::Text(text) = message else {
+                    continue; // pings are answered by tungstenite
+                };
+                let answer: Value = serde_json::from_str(&text).expect("JSON");
+                let n: u64 = answer["id"]
+                    .as_str()
+                    .and_then(|id| id.strip_prefix("m-"))
+                    .and_then(|n| n.parse().ok())
+                    .expect("an id of ours");
+                in_flight.lock().expect("lock").remove(&n);
+                if answer["type"] == "ack" {
+                    self.acked.lock().expect("lock").insert(n);
+                }
+                self.changed.notify_waiters();
+            }
+        };
+        tokio::select! {
+            () = writer => {}
+            () = reader => {}
+        }
+    }
+}
+
+#[actix_web::test]
+async fn net_12_an_envelope_stream_is_ingested_once_and_acked_only_once_stored() {
+    const TOTAL: u64 = 10_000;
+    let (upstream, addr) = EnvelopeStream::start(TOTAL).await;
+    let proxy = Arc::new(FaultProxy::start(addr));
+    let mut config = test_config();
+    config.mode = Mode::Client;
+    config.client.url = format!("ws://{}/stream", proxy.addr());
+    config.client.protocol = switchboard::client::WireProtocol::Envelope;
+    config.client.reconnect.initial_interval = Duration::from_millis(50);
+    config.client.reconnect.max_interval = Duration::from_millis(200);
+    config.backpressure.on_full = OnFull::Block;
+    config.validate().expect("valid");
+    let sink = CountingSink::new();
+    let hub = HubService::builder(&config)
+        .sink(Arc::new(sink.clone()))
+        .start()
+        .expect("puller starts");
+
+    let cutter = cut_every(proxy.clone(), Duration::from_millis(300));
+    let done = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            // Read the acks first: each was sent after its item was stored.
+            let acked = upstream.acked() as u64;
+            let stored = sink.stored();
+            assert!(acked <= stored, "{acked} acked but only {stored} stored");
+            if acked == TOTAL {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    cutter.abort();
+    let connections = proxy.accepted();
+    eprintln!(
+        "envelope client mode: {} acked, {} stored over {connections} connections",
+        upstream.acked(),
+        sink.stored()
+    );
+    assert!(done.is_ok(), "only {} of {TOTAL} acked", upstream.acked());
+    assert!(
+        connections >= 5,
+        "the link was cut ({connections} connections)"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.stored(), TOTAL, "every message exactly once");
+    let report = health(hub.addr()).await;
+    assert_eq!(report["details"]["mode"], "client", "{report}");
+}

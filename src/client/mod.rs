@@ -58,5 +58,6 @@ pub use phoenix::aspect::SchemaCheck;
 pub use phoenix::handle::PhoenixHandle;
 pub use phoenix::subscription::Incoming;
 pub use producer::handle::ProducerHandle;
+pub use producer::inbound::UpstreamData;
 pub use switchboard::{Close, Directory, List, Open, OpenProducer, Switchboard};
 pub use tls::TlsOptions;

@@ -10,6 +10,7 @@ use actix::{Actor, Addr, Context, Handler, Message};
 use crate::client::link::{ConnectionClosed, TransportDown, TransportUp};
 use crate::client::phoenix::subscription::{Inbound, Subscription};
 use crate::client::producer::actor::{Acked, HubRequest, Producer, Throttle};
+use crate::client::producer::inbound::InboundData;
 use crate::protocol::envelope::{Body, Envelope};
 use crate::protocol::phoenix::{self, Frame, Reply};
 use crate::transport::correlator::{Correlator, FailAll, Resolve};
@@ -162,8 +163,8 @@ where
     }
 }
 
-/// Routes one envelope v1 frame: replies to the correlator, acks and
-/// throttling to the producer; anything else is counted and dropped.
+/// Routes one envelope v1 frame: replies to the correlator; acks,
+/// throttling, requests and data to the producer.
 fn route_envelope(
     text: &str,
     producer: &Addr<Producer>,
@@ -207,10 +208,12 @@ fn route_envelope(
                 method,
             },
         ),
-        Body::Data(_) => {
-            metrics::counter!("switchboard_client_invalid_frames_total", "reason" => "unexpected_type")
-                .increment(1);
-            None
-        }
+        Body::Data(payload) => deliver(
+            producer,
+            InboundData {
+                id: message.id,
+                payload,
+            },
+        ),
     }
 }

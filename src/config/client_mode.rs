@@ -1,10 +1,10 @@
 //! `mode` and `[client]`: a hub that also pulls, dialling out to a remote
-//! hub's recoverable topics and feeding what they broadcast into its own
-//! ingest queue and sink.
+//! hub's recoverable topics (or to an envelope v1 stream) and feeding what
+//! arrives into its own ingest queue and sink.
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::ReconnectPolicy;
+use crate::client::{ReconnectPolicy, WireProtocol};
 
 /// What the hub does besides serving its endpoints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,10 +31,14 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientModeConfig {
-    /// The remote hub's Phoenix socket URL (`ws://` or `wss://`).
+    /// The remote's socket URL (`ws://` or `wss://`).
     pub url: String,
-    /// Recoverable topics to pull; every broadcast on them becomes one
-    /// ingested item (id `topic:sequence`).
+    /// What the remote speaks: `phoenix` (a hub: its recoverable `topics`
+    /// are pulled) or `envelope` (envelope v1: every `data` it sends is
+    /// ingested, acked once the sink accepted it).
+    pub protocol: WireProtocol,
+    /// Recoverable topics to pull (Phoenix); every broadcast on them
+    /// becomes one ingested item (id `topic:epoch:sequence`).
     pub topics: Vec<String>,
     /// Environment variable holding the bearer token to present; unset:
     /// none.

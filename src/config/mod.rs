@@ -201,8 +201,15 @@ impl Config {
                     "must be a ws:// or wss:// URL when mode = \"client\"",
                 ));
             }
-            if client.topics.is_empty() {
+            let phoenix = client.protocol == crate::client::WireProtocol::Phoenix;
+            if phoenix && client.topics.is_empty() {
                 return Err(invalid("client.topics", "must name at least one topic"));
+            }
+            if !phoenix && !client.topics.is_empty() {
+                return Err(invalid(
+                    "client.topics",
+                    "an envelope stream has no topics: leave it out",
+                ));
             }
             client
                 .reconnect

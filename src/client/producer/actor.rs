@@ -20,6 +20,7 @@ use bytestring::ByteString;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::inbound::Inbound;
 use crate::client::config::ConnectionConfig;
 use crate::client::failure::Failure;
 use crate::client::link::{ConnectionClosed, TransportDown, TransportUp};
@@ -103,6 +104,7 @@ pub(crate) struct Producer {
     written: usize,
     bytes: usize,
     waiting_for_room: bool,
+    inbound: Inbound,
 }
 
 impl Producer {
@@ -126,7 +128,18 @@ impl Producer {
             written: 0,
             bytes: 0,
             waiting_for_room: false,
+            inbound: Inbound::default(),
         }
+    }
+
+    /// The live link's write queue, if connected.
+    pub(super) fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// What the other end sends this connection.
+    pub(super) fn inbound_mut(&mut self) -> &mut Inbound {
+        &mut self.inbound
     }
 
     fn next_id(&mut self) -> String {

@@ -13,10 +13,12 @@ use crate::client::handle::ConnectionHandle;
 use crate::client::positions::Positions;
 use crate::client::positions::{stamp, StampFailure};
 use crate::client::producer::actor::{Producer, Request, SendData};
+use crate::client::producer::inbound::{ReceiveData, UpstreamData};
 use crate::protocol::content::ContentEnvelope;
 use crate::protocol::envelope::Envelope;
 use crate::sequence::{Advance, Position};
 use crate::transport::RequestError;
+use tokio::sync::mpsc;
 
 /// A handle on one supervised envelope v1 connection. The methods of
 /// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
@@ -147,6 +149,17 @@ impl ProducerHandle {
         };
         let identity: Arc<str> = Arc::from(format!("{}/{incarnation}", self.name));
         Ok(self.identity.get_or_init(|| identity).clone())
+    }
+
+    /// Hands every `data` envelope the other end sends on this connection
+    /// to the returned receiver (of `capacity`), in order; each is answered
+    /// upstream with `ack` or `nack` only once the application answers it.
+    /// A full receiver slows the reading of the socket; nothing is dropped.
+    /// Call once: a later call replaces the receiver.
+    pub fn receive_data(&self, capacity: usize) -> mpsc::Receiver<UpstreamData> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        self.producer.do_send(ReceiveData(sender));
+        receiver
     }
 
     /// The name this producer stamps its envelopes with (before `/incarnation`).
