@@ -40,6 +40,17 @@ impl Certificates {
         std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
         std::fs::write(dir.path().join("hub.pem"), cert.pem()).unwrap();
         std::fs::write(dir.path().join("hub.key"), key.serialize_pem()).unwrap();
+        // A client certificate from the same CA, for mutual TLS.
+        let client_key = rcgen::KeyPair::generate().expect("client key");
+        let mut client = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        client
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "switchboard test client");
+        let client = client
+            .signed_by(&client_key, &ca_cert, &ca_key)
+            .expect("client certificate");
+        std::fs::write(dir.path().join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).unwrap();
         Certificates { dir }
     }
 
@@ -173,4 +184,46 @@ async fn net_11_phoenix_js_joins_and_pushes_over_wss_with_the_test_ca() {
         eprintln!("phoenix.js {scenario} over wss: {result}");
     }
     hub.shutdown().await;
+}
+
+#[actix_web::test]
+async fn net_11_with_a_client_ca_only_clients_with_a_certificate_get_through() {
+    let certs = Certificates::new();
+    let mut config = test_config();
+    config.server.tls = Some(ServerTlsConfig {
+        client_ca_file: Some(certs.path("ca.pem")),
+        ..certs.server()
+    });
+    let hub = start_hub(&config);
+    let url = format!("wss://127.0.0.1:{}/socket/websocket", hub.addr().port());
+    let board = switchboard();
+
+    // No client certificate: no socket.
+    let mut anonymous = fast_config(&url);
+    anonymous.tls.ca_file = Some(certs.path("ca.pem"));
+    anonymous.fail_first_connect = true;
+    let refused = board
+        .send(Open(anonymous))
+        .await
+        .expect("switchboard alive");
+    assert!(
+        matches!(refused, Err(OpenError::FirstConnect(_))),
+        "{:?}",
+        refused.err()
+    );
+    assert_eq!(hub.service().connections(), 0);
+
+    // With one signed by the client CA: joins and pushes.
+    let mut config = fast_config(&url);
+    config.tls.ca_file = Some(certs.path("ca.pem"));
+    config.tls.cert_file = Some(certs.path("client.pem"));
+    config.tls.key_file = Some(certs.path("client.key"));
+    let handle = open(&board, config).await;
+    handle.join("room:mtls", json!({})).await.expect("joins");
+    let reply = handle
+        .push("room:mtls", "ping", json!({"n": 1}))
+        .await
+        .expect("a reply");
+    assert_eq!(reply.status, ReplyStatus::Ok);
+    assert_eq!(reply.response, json!({"n": 1}));
 }
