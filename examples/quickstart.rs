@@ -104,6 +104,8 @@ fn start_app(
     .workers(1)
     .disable_signals()
     .shutdown_timeout(1)
+    // A close the hub starts ends the connection at once (the default lingers 1 s).
+    .client_disconnect_timeout(Duration::from_millis(50))
     .bind(listen)?;
     let addr = server.addrs()[0];
     let server = server.run();

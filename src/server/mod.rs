@@ -17,6 +17,7 @@ pub(crate) mod http;
 pub(crate) mod hub;
 pub(crate) mod memory_socket;
 pub(crate) mod origin;
+pub(crate) mod origin_warnings;
 pub(crate) mod pull;
 pub(crate) mod registry;
 pub(crate) mod serve;

@@ -74,6 +74,22 @@ pub(crate) enum HubOrigin {
     InProcess,
 }
 
+impl std::fmt::Display for HubOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HubOrigin::Public(public) => {
+                write!(
+                    f,
+                    "{}://{}:{} (server.public_url)",
+                    public.scheme, public.host, public.port
+                )
+            }
+            HubOrigin::Bound(addr) => write!(f, "the bound address {addr}"),
+            HubOrigin::InProcess => f.write_str("none: an in-process socket"),
+        }
+    }
+}
+
 impl HubOrigin {
     /// Whether `origin` is the hub's own.
     fn is(&self, origin: &Origin) -> bool {

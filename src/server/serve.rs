@@ -15,6 +15,9 @@ use super::tls::server_config;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use futures_util::future::{ready, Either};
 
+/// How long a connection may stay open after its socket closed.
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_millis(50);
+
 /// How long a shutdown waits for drained sockets to go before stopping anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -99,6 +102,9 @@ impl RunningHub {
         .disable_signals()
         .shutdown_timeout(2)
         .client_request_timeout(config.upgrade_timeout)
+        // Once a socket's close frames are exchanged the connection ends
+        // within this (actix-web's default, 1 s, kept browsers waiting).
+        .client_disconnect_timeout(CLOSE_LINGER)
         .on_connect(move |io, data| pending.on_connect(io, data));
         let secure = tls.is_some();
         let server = match tls {

@@ -20,6 +20,7 @@ use crate::protocol::envelope::Envelope;
 use crate::sequence::Snapshotter;
 use crate::server::auth::Credentials;
 use crate::server::origin::Origin;
+use crate::server::origin_warnings::OriginWarnings;
 use crate::server::pull::Pull;
 use crate::sink::Sink;
 use crate::transport::RequestError;
@@ -34,6 +35,7 @@ struct HubState {
     credentials: Credentials,
     /// `server.public_url`, parsed.
     public_origin: Option<Origin>,
+    origin_warnings: OriginWarnings,
     /// What `/health` and `/metrics` require, when anything.
     admin: Option<Credentials>,
     router: ChannelRouter,
@@ -138,6 +140,7 @@ impl HubService {
                 ingest,
                 credentials,
                 public_origin,
+                origin_warnings: OriginWarnings::default(),
                 admin,
                 router,
                 registry,
@@ -251,6 +254,10 @@ impl HubService {
     /// The server section of the config in force.
     pub fn config(&self) -> &ServerConfig {
         &self.state.config
+    }
+
+    pub(crate) fn origin_warnings(&self) -> &OriginWarnings {
+        &self.state.origin_warnings
     }
 
     pub(crate) fn public_origin(&self) -> Option<&Origin> {

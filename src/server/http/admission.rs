@@ -106,10 +106,17 @@ fn admit(
         .headers
         .get(header::ORIGIN)
         .map(|origin| origin.to_str());
+    let listed = &service.config().allowed_origins;
     let allowed = match origin {
         None => true,
         Some(Ok(origin)) => {
-            origin_allowed(Some(origin), &asking.hub, &service.config().allowed_origins)
+            let allowed = origin_allowed(Some(origin), &asking.hub, listed);
+            if !allowed {
+                service
+                    .origin_warnings()
+                    .refused(origin, &asking.hub, listed);
+            }
+            allowed
         }
         Some(Err(_)) => false,
     };
@@ -136,10 +143,15 @@ fn admit(
 /// The HTTP answer to a refused request.
 pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
     match refusal {
-        Refusal::BadVersion => {
-            HttpResponse::Forbidden().body("unsupported protocol version: use vsn=2.0.0")
-        }
-        Refusal::Origin => HttpResponse::Forbidden().body("origin not allowed"),
+        Refusal::BadVersion => HttpResponse::Forbidden().body(
+            "unsupported protocol version: this endpoint speaks Phoenix Channels V2; \
+             connect with vsn=2.0.0 (phoenix.js sends it)",
+        ),
+        Refusal::Origin => HttpResponse::Forbidden().body(
+            "origin not allowed: the page's origin is not the hub's own and is not listed in \
+             server.allowed_origins (matched exactly: scheme, host and port, so \
+             http://localhost:8080 and http://127.0.0.1:8080 are different origins)",
+        ),
         Refusal::Unauthorized => HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
             .body("missing or invalid credentials"),
