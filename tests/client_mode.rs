@@ -156,7 +156,14 @@ async fn net_12_a_restarted_client_mode_hub_resumes_where_its_sink_stood() {
             .flatten()
             .is_some_and(|stored| stored.delivered(&key) == 50)
     };
-    assert!(eventually(on_disk).await, "position 50 stored");
+    // Each change is written and synced; a busy disk may take a while.
+    let stored = tokio::time::timeout(Duration::from_secs(30), async {
+        while !on_disk() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(stored.is_ok(), "position 50 stored");
     first.kill().await;
     assert!(
         eventually(|| service.member_count(TOPIC) == 0).await,

@@ -145,6 +145,24 @@ pub enum JoinError {
     Closed,
 }
 
+/// Why a history request got no page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// The request's push got no reply.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// The hub refused: `not_recoverable`, `invalid` (the query), or the
+    /// topic is not joined (`unmatched topic`).
+    #[error("history refused: {reason}")]
+    Refused {
+        /// The hub's reason.
+        reason: String,
+    },
+    /// The reply is not a history page.
+    #[error("history reply not understood: {0}")]
+    Malformed(String),
+}
+
 /// Why a push did not get its reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {

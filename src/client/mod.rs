@@ -49,8 +49,8 @@ pub use auth::{ClientAuth, TokenSource};
 pub use backoff::ReconnectPolicy;
 pub use config::{ConnectionConfig, WireProtocol};
 pub use error::{
-    ConnectionClosed, DialError, DialErrorKind, JoinError, OpenError, ProduceError, PublishError,
-    PushError, SendError,
+    ConnectionClosed, DialError, DialErrorKind, HistoryError, JoinError, OpenError, ProduceError,
+    PublishError, PushError, SendError,
 };
 pub use events::{ConnectEvent, ConnectionStatus};
 pub use handle::{ConnectionHandle, ConnectionId};

@@ -24,6 +24,9 @@ pub struct HistoryConfig {
     /// newest this many with `recovered: false` (a Gap it can fill by
     /// asking for history).
     pub max_replay: usize,
+    /// Most messages one history request answers (`switchboard:history`,
+    /// `GET /history/{topic}`).
+    pub max_request: usize,
     /// A topic without members and not published to for this long loses its
     /// history (a later join starts a new epoch).
     #[serde(with = "humantime_serde")]
@@ -38,6 +41,7 @@ impl Default for HistoryConfig {
             max_bytes: 1024 * 1024,
             max_topics: 1000,
             max_replay: 300,
+            max_request: 100,
             idle_ttl: Duration::from_secs(300),
         }
     }

@@ -170,6 +170,13 @@ impl Config {
             ));
         }
         positive("history.max_topics", self.history.max_topics)?;
+        positive("history.max_request", self.history.max_request)?;
+        if self.history.max_request > server.max_outbound_frames / 2 {
+            return Err(invalid(
+                "history.max_request",
+                "must be at most half of server.max_outbound_frames",
+            ));
+        }
         positive("history.max_bytes", self.history.max_bytes)?;
         if self.history.max_bytes > server.max_outbound_bytes / 2 {
             // A replay must fit the half of the outbox a socket may fill

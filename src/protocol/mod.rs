@@ -8,6 +8,7 @@ pub(crate) mod clock;
 pub mod content;
 pub mod envelope;
 pub(crate) mod error;
+pub mod history;
 pub mod phoenix;
 pub mod resume;
 

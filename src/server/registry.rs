@@ -223,6 +223,19 @@ impl Registry {
         true
     }
 
+    /// The page of `topic`'s history `query` asks for; `None` when the
+    /// topic is not recoverable.
+    pub(crate) fn history_page(
+        &self,
+        topic: &str,
+        query: &crate::protocol::history::HistoryQuery,
+    ) -> Option<crate::protocol::history::HistoryPage> {
+        let history = self.history_for(topic)?;
+        let log = history.log(topic, |topic| self.member_count(topic) > 0);
+        let log = history::lock(&log);
+        Some(history.page(&log, query))
+    }
+
     /// Sockets open now.
     pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Acquire)

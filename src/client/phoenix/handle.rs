@@ -21,13 +21,16 @@ use crate::protocol::content::{Causation, ContentEnvelope};
 use crate::sequence::Position;
 use crate::transport::correlator::RequestSlots;
 
-use crate::client::error::{ConnectionClosed, JoinError, PublishError, PushError, SendError};
+use crate::client::error::{
+    ConnectionClosed, HistoryError, JoinError, PublishError, PushError, SendError,
+};
 use crate::client::failure::answered;
 use crate::client::handle::ConnectionHandle;
 use crate::client::phoenix::subscription::refusal_reason;
 use crate::client::phoenix::subscription::{
     Cast, Incoming, Join, Leave, On, Push, PushSink, Subscription,
 };
+use crate::protocol::history::{HistoryPage, HistoryQuery, HISTORY_EVENT};
 use crate::protocol::phoenix::{Reply, ReplyStatus};
 use crate::protocol::resume::is_unrecovered;
 
@@ -173,6 +176,37 @@ impl PhoenixHandle {
             timeout: None,
         };
         Ok(answered(self.subscription.send(push).await)?)
+    }
+
+    /// Reads part of a joined recoverable topic's history from the hub:
+    /// after `since`, up to `until`, at most `limit` (see
+    /// [`HistoryQuery`](crate::protocol::history::HistoryQuery)).
+    ///
+    /// ```no_run
+    /// # async fn run(handle: switchboard::client::PhoenixHandle) -> Result<(), Box<dyn std::error::Error>> {
+    /// use switchboard::protocol::history::HistoryQuery;
+    /// let page = handle
+    ///     .history("room:feed:1", HistoryQuery { since: Some(40), limit: Some(10), ..Default::default() })
+    ///     .await?;
+    /// println!("{} of epoch {}, top {}", page.publications.len(), page.epoch, page.top);
+    /// # Ok(()) }
+    /// ```
+    pub async fn history(
+        &self,
+        topic: &str,
+        query: HistoryQuery,
+    ) -> Result<HistoryPage, HistoryError> {
+        let payload = serde_json::to_value(query)
+            .map_err(|error| HistoryError::Malformed(error.to_string()))?;
+        let reply = self.push(topic, HISTORY_EVENT, payload).await?;
+        if reply.status != ReplyStatus::Ok {
+            let reason = reply.response["reason"].as_str().unwrap_or("unknown");
+            return Err(HistoryError::Refused {
+                reason: reason.to_owned(),
+            });
+        }
+        serde_json::from_value(reply.response)
+            .map_err(|error| HistoryError::Malformed(error.to_string()))
     }
 
     /// Pushes `event` without waiting for a reply. Answers as soon as it is

@@ -7,11 +7,12 @@ use crate::metrics;
 use crate::server::http::admission::{headers_fit, refused};
 use crate::server::http::endpoint;
 use crate::server::http::health;
+use crate::server::http::history;
 use crate::server::service::HubService;
 
 impl HubService {
     /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint
-    /// (at `server.ingest_path`), `GET /health` and
+    /// (at `server.ingest_path`), `GET /health`, `GET /history/{topic}` and
     /// `GET /metrics`, and makes this service available as `web::Data`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
@@ -21,6 +22,7 @@ impl HubService {
                 web::get().to(endpoint::ingest_socket),
             )
             .route("/health", web::get().to(health))
+            .route("/history/{topic}", web::get().to(history::history))
             .route("/metrics", web::get().to(metrics));
     }
 }

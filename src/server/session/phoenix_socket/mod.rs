@@ -1,6 +1,9 @@
 //! The Phoenix V2 protocol of one inbound socket: which topics it joined and
 //! how each inbound frame is answered. Transport concerns (timers, close
 //! codes, the socket itself) stay in [`session`](crate::server::session).
+//! History requests are answered in [`history`].
+
+mod history;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,6 +12,7 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use serde_json::{json, Value};
 
+use crate::protocol::history::HISTORY_EVENT;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::protocol::resume::{ResumeRequest, UNRECOVERED};
 use crate::protocol::{ChannelErrorCode, DecodeError};
@@ -101,6 +105,7 @@ impl PhoenixSocket {
         match frame.event.as_str() {
             phoenix::PHX_JOIN => self.join(frame),
             phoenix::PHX_LEAVE => self.leave(frame),
+            HISTORY_EVENT => self.history(frame),
             event if phoenix::is_reserved_event(event) => self.reserved(&frame),
             _ => self.event(frame),
         }

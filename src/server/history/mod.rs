@@ -25,6 +25,8 @@ use crate::protocol::content::envelope_body;
 use crate::protocol::phoenix;
 use crate::protocol::resume::{ResumeReply, ResumeRequest};
 
+mod range;
+
 /// Producer named on envelopes the hub wraps around plain payloads.
 pub(crate) const HUB_PRODUCER: &str = "hub";
 
@@ -174,6 +176,7 @@ pub(crate) struct History {
     max_bytes: usize,
     max_topics: usize,
     max_replay: usize,
+    max_request: usize,
     idle_ttl: Duration,
     last_sweep: Mutex<Instant>,
     logs: DashMap<String, Arc<Mutex<TopicLog>>>,
@@ -187,6 +190,16 @@ impl History {
         self.max_replay
     }
 
+    /// The page a history request gets from `log`: at most
+    /// `history.max_request` messages, within the ring's own byte bound.
+    pub(crate) fn page(
+        &self,
+        log: &TopicLog,
+        query: &crate::protocol::history::HistoryQuery,
+    ) -> crate::protocol::history::HistoryPage {
+        log.range(query, self.max_request, self.max_bytes)
+    }
+
     /// Histories for the topics `config` names, in an epoch chosen now.
     pub(crate) fn new(config: &HistoryConfig) -> History {
         History {
@@ -196,6 +209,7 @@ impl History {
             max_bytes: config.max_bytes.max(1),
             max_topics: config.max_topics.max(1),
             max_replay: config.max_replay,
+            max_request: config.max_request.max(1),
             idle_ttl: config.idle_ttl,
             last_sweep: Mutex::new(Instant::now()),
             logs: DashMap::new(),
@@ -477,6 +491,7 @@ mod tests {
             max_topics: 2,
             max_replay: 300,
             idle_ttl: Duration::from_secs(300),
+            ..HistoryConfig::default()
         };
         let history = History::new(&config);
         assert!(history.covers("feed:1") && history.covers("exact"));
