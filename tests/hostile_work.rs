@@ -253,6 +253,7 @@ async fn sec_4_rejoins_with_replays_are_paced_not_closed() {
     let mut config = test_config();
     config.history.topics = vec!["room:feed:*".to_owned()];
     config.history.size = KEPT as usize;
+    config.presence.rooms = false; // replays only, no presence frames
     let service = HubService::builder(&config).build().expect("hub");
     let addr = one_worker(service.clone());
     let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0");

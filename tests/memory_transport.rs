@@ -147,18 +147,19 @@ async fn channels_through_the_memory_transport_without_any_tcp_socket() {
         .await
         .expect("a reply");
     assert_eq!(reply.response, json!({"n": 1}));
-    let mut bob_pushes = bob.incoming("room:lobby", None, 64);
+    let mut bob_shouts = bob.incoming("room:lobby", Some("shout"), 64);
+    let mut bob_news = bob.incoming("room:lobby", Some("news"), 64);
     alice
         .push("room:lobby", "shout", json!({"from": "alice"}))
         .await
         .expect("shout accepted");
-    let heard = next_push(&mut bob_pushes).await;
+    let heard = next_push(&mut bob_shouts).await;
     assert_eq!(
         (heard.event.as_str(), &heard.payload),
         ("shout", &json!({"from": "alice"}))
     );
     assert_eq!(hub.broadcast("room:lobby", "news", &json!({"n": 2})), 2);
-    assert_eq!(next_push(&mut bob_pushes).await.event, "news");
+    assert_eq!(next_push(&mut bob_news).await.payload, json!({"n": 2}));
 
     // A forced drop: both redial and rejoin on their own.
     let dials = memory.dials();
@@ -173,7 +174,7 @@ async fn channels_through_the_memory_transport_without_any_tcp_socket() {
     assert_eq!(reply.response, json!({"after": "cut"}));
 
     // History: what was broadcast while the hub was unreachable is replayed.
-    let mut feed = alice.incoming(FEED, None, 64);
+    let mut feed = alice.incoming(FEED, Some("item"), 64);
     let joined = alice
         .join_recoverable(FEED, json!({}), false)
         .await

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 mod client_mode;
 mod history;
 mod ingest;
+mod presence;
 mod server;
 
 pub use client_mode::{ClientModeConfig, Mode};
 pub use history::{HistoryConfig, SnapshotConfig, SnapshotEvery};
 pub use ingest::{BackpressureConfig, BidirectionalConfig, OnFull, SinkConfig, SinkType, Subjects};
+pub use presence::PresenceConfig;
 pub use server::{
     AuthConfig, AuthType, InboundRateConfig, OnExceed, ServerConfig, ServerTlsConfig,
 };
@@ -67,6 +69,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Where sequence state (ingest high-water marks) is persisted.
     pub snapshot: SnapshotConfig,
+    /// Presence bounds, and whether the default rooms track members.
+    pub presence: PresenceConfig,
     /// The remote hub pulled from under `mode = "client"`.
     pub client: ClientModeConfig,
 }
@@ -154,6 +158,15 @@ impl Config {
             return Err(invalid("bidirectional.request_timeout", "must be > 0"));
         }
         positive("history.size", self.history.size)?;
+        positive(
+            "presence.max_keys_per_topic",
+            self.presence.max_keys_per_topic,
+        )?;
+        positive(
+            "presence.max_metas_per_key",
+            self.presence.max_metas_per_key,
+        )?;
+        positive("presence.max_meta_bytes", self.presence.max_meta_bytes)?;
         if self.history.size >= server.max_outbound_frames {
             // A replay is queued at once: it must fit the socket's outbox.
             return Err(invalid(

@@ -132,9 +132,14 @@ impl HubBuilder {
             Some(credentials) => credentials,
             None => Credentials::from_config(&self.config.auth)?,
         };
-        let router = self
-            .router
-            .unwrap_or_else(|| ChannelRouter::rooms_with_history(&self.config.history.topics));
+        let router = self.router.unwrap_or_else(|| {
+            let recoverable = &self.config.history.topics;
+            if self.config.presence.rooms {
+                ChannelRouter::presence_rooms_with_history(recoverable)
+            } else {
+                ChannelRouter::rooms_with_history(recoverable)
+            }
+        });
         let sink = self.sink.unwrap_or_else(|| Arc::new(CountingSink::new()));
         let public = public_origin(&self.config)?;
         let admin = match self.admin_token {

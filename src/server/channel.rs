@@ -6,8 +6,10 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use serde_json::Value;
 
+use super::presence::PresenceRefusal;
 use super::registry::refuse_reserved;
 use super::registry::{Registry, SessionId};
+use crate::protocol::clock::unix_millis;
 use crate::protocol::phoenix;
 use crate::protocol::ChannelErrorCode;
 use crate::transport::outbox::Outbox;
@@ -78,6 +80,20 @@ pub trait Channel: Send + Sync + 'static {
         socket: &SocketInfo,
     ) -> Result<Value, ChannelErrorCode>;
 
+    /// Whom a socket that just joined `topic` is, for presence:
+    /// `Some((key, meta))` tracks it under `key` (it first gets the topic's
+    /// `presence_state`, then every member the `presence_diff`); `None`,
+    /// the default, tracks nothing.
+    fn presence(
+        &self,
+        topic: &str,
+        payload: &Value,
+        socket: &SocketInfo,
+    ) -> Option<(String, Value)> {
+        let _ = (topic, payload, socket);
+        None
+    }
+
     /// Handles one event pushed by the client on a joined topic.
     fn handle_in(
         &self,
@@ -119,6 +135,37 @@ impl ChannelContext<'_> {
     pub fn broadcast_from(&self, event: &str, payload: &Value) -> usize {
         self.registry
             .broadcast(self.topic, event, payload, Some(self.socket.session_id))
+    }
+
+    /// Tracks this socket's presence on the topic under `key` with `meta`
+    /// (an object); every member gets the `presence_diff`.
+    pub fn track(&self, key: &str, meta: &Value) -> Result<(), PresenceRefusal> {
+        let session = self.socket.session_id;
+        self.registry
+            .presence()
+            .track(self.registry, self.topic, session, key, meta)
+    }
+
+    /// Replaces the meta this socket has under `key` (a new `phx_ref`, the
+    /// old one as `phx_ref_prev`).
+    pub fn update(&self, key: &str, meta: &Value) -> Result<(), PresenceRefusal> {
+        let session = self.socket.session_id;
+        self.registry
+            .presence()
+            .update(self.registry, self.topic, session, key, meta)
+    }
+
+    /// Stops tracking this socket under `key` on the topic.
+    pub fn untrack(&self, key: &str) {
+        let session = self.socket.session_id;
+        self.registry
+            .presence()
+            .untrack(self.registry, self.topic, session, Some(key));
+    }
+
+    /// The topic's presence now: `{key: {"metas": [...]}}`.
+    pub fn presence_list(&self) -> Value {
+        self.registry.presence().list(self.topic)
     }
 
     /// Pushes `event` to this socket only (`[join_ref, null, topic, event, payload]`).
@@ -165,6 +212,16 @@ impl ChannelRouter {
             .iter()
             .fold(ChannelRouter::rooms(), |router, pattern| {
                 router.route(pattern, RoomChannel)
+            })
+    }
+
+    /// [`rooms_with_history`](Self::rooms_with_history) with every room a
+    /// [`PresenceRoom`]: the default router when `presence.rooms` is set.
+    pub fn presence_rooms_with_history(patterns: &[String]) -> ChannelRouter {
+        std::iter::once("room:*".to_owned())
+            .chain(patterns.iter().cloned())
+            .fold(ChannelRouter::new(), |router, pattern| {
+                router.route(&pattern, PresenceRoom)
             })
     }
 
@@ -226,5 +283,39 @@ mod tests {
         let router = ChannelRouter::rooms();
         assert!(router.find("room:1").is_some());
         assert!(router.find("nope:1").is_none());
+    }
+}
+
+/// A [`RoomChannel`] whose members are tracked for presence: under the join
+/// payload's `user` when it is a string (at most 128 bytes), else under the
+/// socket's id, with `{"online_at": unix milliseconds}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PresenceRoom;
+
+impl Channel for PresenceRoom {
+    fn join(
+        &self,
+        topic: &str,
+        payload: &Value,
+        socket: &SocketInfo,
+    ) -> Result<Value, ChannelErrorCode> {
+        RoomChannel.join(topic, payload, socket)
+    }
+
+    fn presence(&self, _: &str, payload: &Value, socket: &SocketInfo) -> Option<(String, Value)> {
+        let key = match payload.get("user").and_then(Value::as_str) {
+            Some(user) if !user.is_empty() && user.len() <= 128 => user.to_owned(),
+            _ => socket.session_id.to_string(),
+        };
+        Some((key, serde_json::json!({ "online_at": unix_millis() })))
+    }
+
+    fn handle_in(
+        &self,
+        event: &str,
+        payload: &Value,
+        ctx: &ChannelContext<'_>,
+    ) -> Result<Outcome, ChannelFailure> {
+        RoomChannel.handle_in(event, payload, ctx)
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod hub;
 pub(crate) mod memory_socket;
 pub(crate) mod origin;
 pub(crate) mod origin_warnings;
+pub(crate) mod presence;
 pub(crate) mod pull;
 pub(crate) mod registry;
 pub(crate) mod serve;
@@ -31,9 +32,11 @@ pub use crate::transport::RequestError;
 pub use auth::{Credentials, MissingSecret};
 pub use builder::{BuildError, HubBuilder};
 pub use channel::{
-    Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, RoomChannel, SocketInfo,
+    Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, PresenceRoom, RoomChannel,
+    SocketInfo,
 };
 pub use hub::{Broadcast, DrainSockets, Hub};
+pub use presence::PresenceRefusal;
 pub use registry::SessionId;
 pub use serve::{RunningHub, StartError};
 pub use service::HubService;

@@ -12,6 +12,8 @@ use dashmap::DashMap;
 use serde_json::Value;
 
 use super::history::{self, History, Recovery};
+use super::presence::Presence;
+use crate::config::PresenceConfig;
 use crate::protocol::phoenix;
 use crate::protocol::resume::ResumeRequest;
 use crate::transport::outbox::Outbox;
@@ -49,6 +51,7 @@ pub(crate) struct Registry {
     next_session: AtomicU64,
     draining: AtomicBool,
     history: Option<History>,
+    presence: Presence,
 }
 
 /// One counted slot of `max_connections`; frees itself when dropped.
@@ -74,6 +77,7 @@ impl Registry {
             next_session: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             history: None,
+            presence: Presence::new(&PresenceConfig::default()),
         }
     }
 
@@ -81,6 +85,17 @@ impl Registry {
     pub(crate) fn with_history(mut self, history: History) -> Registry {
         self.history = Some(history);
         self
+    }
+
+    /// Tracks presence within `config`'s bounds.
+    pub(crate) fn with_presence(mut self, config: &PresenceConfig) -> Registry {
+        self.presence = Presence::new(config);
+        self
+    }
+
+    /// Who is on each topic.
+    pub(crate) fn presence(&self) -> &Presence {
+        &self.presence
     }
 
     /// The history, when `topic` is recoverable.
@@ -151,13 +166,26 @@ impl Registry {
             .insert(id, outbox);
     }
 
-    /// Removes a member from a topic; the topic goes when its last member does.
+    /// Removes a member from a topic, untracking its presence there; the
+    /// topic goes when its last member does.
     pub(crate) fn unsubscribe(&self, topic: &str, id: SessionId) {
         if let Some(mut members) = self.topics.get_mut(topic) {
             members.remove(&id);
         }
         self.topics
             .remove_if(topic, |_, members| members.is_empty());
+        self.presence.untrack(self, topic, id, None);
+    }
+
+    /// Sends `[null, null, topic, event, payload]` to every member as it
+    /// is: never sequenced, reserved names allowed (the hub's own
+    /// `presence_diff`).
+    pub(crate) fn fan_out(&self, topic: &str, event: &str, payload: &Value) -> usize {
+        let Some(members) = self.topics.get(topic) else {
+            return 0;
+        };
+        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
+        send_frame(&members, &frame, None)
     }
 
     /// Sends `[null, null, topic, event, payload]` to every member except

@@ -103,7 +103,9 @@ impl HubService {
     ) -> HubService {
         let server = config.server.clone();
         let registry = Arc::new(
-            Registry::new(server.max_connections).with_history(History::new(&config.history)),
+            Registry::new(server.max_connections)
+                .with_history(History::new(&config.history))
+                .with_presence(&config.presence),
         );
         let hub = Hub::new(
             registry.clone(),
@@ -172,6 +174,12 @@ impl HubService {
     /// Topics with at least one member.
     pub fn topic_count(&self) -> usize {
         self.state.registry.topic_count()
+    }
+
+    /// Who is on `topic` now, as `presence_state` carries it:
+    /// `{key: {"metas": [{"phx_ref": ..., ...}]}}`.
+    pub fn presence(&self, topic: &str) -> serde_json::Value {
+        self.state.registry.presence().list(topic)
     }
 
     /// Members of `topic`.

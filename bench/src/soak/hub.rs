@@ -53,6 +53,8 @@ fn config(args: &HubArgs) -> Config {
     };
     config.snapshot.path = Some(args.snapshot.clone());
     config.snapshot.every = SnapshotEvery::Interval(Duration::from_secs(1));
+    // The soak follows broadcasts; presence frames would only add noise.
+    config.presence.rooms = false;
     config
 }
 

@@ -7,13 +7,13 @@ use crate::metrics;
 use crate::server::http::admission::{headers_fit, refused};
 use crate::server::http::endpoint;
 use crate::server::http::health;
-use crate::server::http::history;
+use crate::server::http::topic_reads;
 use crate::server::service::HubService;
 
 impl HubService {
     /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint
-    /// (at `server.ingest_path`), `GET /health`, `GET /history/{topic}` and
-    /// `GET /metrics`, and makes this service available as `web::Data`.
+    /// (at `server.ingest_path`), `GET /health`, `GET /history/{topic}`,
+    /// `GET /presence/{topic}` and `GET /metrics`, and makes this service available as `web::Data`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
             .route(&self.config().path, web::get().to(endpoint::phoenix_socket))
@@ -22,7 +22,8 @@ impl HubService {
                 web::get().to(endpoint::ingest_socket),
             )
             .route("/health", web::get().to(health))
-            .route("/history/{topic}", web::get().to(history::history))
+            .route("/history/{topic}", web::get().to(topic_reads::history))
+            .route("/presence/{topic}", web::get().to(topic_reads::presence))
             .route("/metrics", web::get().to(metrics));
     }
 }

@@ -23,6 +23,9 @@ pub(super) struct Route {
 
 pub(super) async fn forward(mut incoming: mpsc::Receiver<Incoming>, route: Route) {
     while let Some(message) = incoming.recv().await {
+        if matches!(message.event.as_str(), "presence_state" | "presence_diff") {
+            continue; // who is upstream is not data
+        }
         let sequence = message.payload.get("sequence").and_then(|s| s.as_u64());
         let epoch = message.payload.get("epoch").and_then(|e| e.as_str());
         let (id, origin) = match (epoch, sequence) {

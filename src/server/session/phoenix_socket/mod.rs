@@ -180,6 +180,7 @@ impl PhoenixSocket {
                     }
                 };
                 if accepted {
+                    self.track_joiner(channel.as_ref(), &frame);
                     self.joined.insert(
                         frame.topic.clone(),
                         Joined {
@@ -196,6 +197,23 @@ impl PhoenixSocket {
                 let crashed = ChannelErrorCode::Other("join crashed".to_owned());
                 self.reply(join_ref, &frame, Reply::error(&crashed));
             }
+        }
+    }
+
+    /// After a join's reply: when the channel tracks the joiner, the topic's
+    /// `presence_state` to it, then its own join to every member.
+    fn track_joiner(&self, channel: &dyn Channel, frame: &Frame) {
+        let tracked = catch_unwind(AssertUnwindSafe(|| {
+            channel.presence(&frame.topic, &frame.payload, &self.info)
+        }));
+        let Ok(Some((key, meta))) = tracked else {
+            return;
+        };
+        let presence = self.registry.presence();
+        presence.push_state(&frame.topic, frame.join_ref.as_deref(), &self.outbox);
+        let session = self.info.session_id;
+        if let Err(refusal) = presence.track(&self.registry, &frame.topic, session, &key, &meta) {
+            tracing::warn!(topic = %frame.topic, %key, %refusal, "presence not tracked");
         }
     }
 

@@ -1,0 +1,164 @@
+//! Presence: who is on each topic, tracked by channels and kept per topic
+//! ([`table`]); each change reaches the topic's members as one
+//! `presence_diff`, and a tracked joiner first gets the whole
+//! `presence_state`. A socket that leaves or closes is untracked.
+//!
+//! A topic's changes are made and fanned out under its lock, so every member
+//! sees them in one order; a joiner's state is queued under the same lock.
+
+pub(crate) mod table;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytestring::ByteString;
+use dashmap::DashMap;
+use serde_json::Value;
+
+use self::table::{Diff, PresenceLimits, TopicPresence};
+use crate::config::PresenceConfig;
+use crate::protocol::phoenix;
+use crate::server::registry::{Registry, SessionId};
+use crate::transport::outbox::Outbox;
+
+pub use self::table::PresenceRefusal;
+
+/// The event that carries a topic's whole presence to a joiner.
+pub(crate) const PRESENCE_STATE: &str = "presence_state";
+/// The event that carries one change to every member.
+pub(crate) const PRESENCE_DIFF: &str = "presence_diff";
+
+/// Every topic's presence in one hub.
+pub(crate) struct Presence {
+    topics: DashMap<String, Arc<Mutex<TopicPresence>>>,
+    limits: PresenceLimits,
+    prefix: String,
+    refs: AtomicU64,
+}
+
+impl Presence {
+    /// Empty, within `config`'s bounds.
+    pub(crate) fn new(config: &PresenceConfig) -> Presence {
+        Presence {
+            topics: DashMap::new(),
+            limits: PresenceLimits {
+                max_keys: config.max_keys_per_topic,
+                max_metas_per_key: config.max_metas_per_key,
+                max_meta_bytes: config.max_meta_bytes,
+            },
+            prefix: format!("{:08x}", fastrand::u32(..)),
+            refs: AtomicU64::new(0),
+        }
+    }
+
+    fn next_ref(&self) -> String {
+        let n = self.refs.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:x}", self.prefix)
+    }
+
+    fn topic(&self, topic: &str) -> Arc<Mutex<TopicPresence>> {
+        self.topics.entry(topic.to_owned()).or_default().clone()
+    }
+
+    /// Tracks `session` on `topic` under `key`; the diff reaches every member.
+    pub(crate) fn track(
+        &self,
+        registry: &Registry,
+        topic: &str,
+        session: SessionId,
+        key: &str,
+        meta: &Value,
+    ) -> Result<(), PresenceRefusal> {
+        let shared = self.topic(topic);
+        let mut table = lock(&shared);
+        let tracked = table.track(session, key, meta, self.next_ref(), &self.limits);
+        self.settle(registry, topic, &table, tracked)
+    }
+
+    /// Replaces the meta `session` has under `key` on `topic`.
+    pub(crate) fn update(
+        &self,
+        registry: &Registry,
+        topic: &str,
+        session: SessionId,
+        key: &str,
+        meta: &Value,
+    ) -> Result<(), PresenceRefusal> {
+        let shared = self.topic(topic);
+        let mut table = lock(&shared);
+        let updated = table.update(session, key, meta, self.next_ref(), &self.limits);
+        self.settle(registry, topic, &table, updated)
+    }
+
+    /// Stops tracking `session` on `topic` under `key` (every key: `None`).
+    pub(crate) fn untrack(
+        &self,
+        registry: &Registry,
+        topic: &str,
+        session: SessionId,
+        key: Option<&str>,
+    ) {
+        let Some(shared) = self.topics.get(topic).map(|entry| entry.clone()) else {
+            return;
+        };
+        let mut table = lock(&shared);
+        let diff = table.untrack(session, key);
+        let _ = self.settle(registry, topic, &table, Ok(diff));
+    }
+
+    /// Fans a change out (under the topic's lock) and forgets an empty
+    /// topic; a refusal is counted.
+    fn settle(
+        &self,
+        registry: &Registry,
+        topic: &str,
+        table: &MutexGuard<'_, TopicPresence>,
+        changed: Result<Diff, PresenceRefusal>,
+    ) -> Result<(), PresenceRefusal> {
+        let diff = changed.inspect_err(|refusal| {
+            metrics::counter!("switchboard_presence_refused_total", "reason" => reason(*refusal))
+                .increment(1);
+        })?;
+        if !diff.is_empty() {
+            registry.fan_out(topic, PRESENCE_DIFF, &diff.to_value());
+        }
+        if table.is_empty() {
+            self.topics
+                .remove_if(topic, |_, shared| Arc::strong_count(shared) <= 2);
+        }
+        Ok(())
+    }
+
+    /// `{key: {metas: [...]}}` of `topic` now.
+    pub(crate) fn list(&self, topic: &str) -> Value {
+        match self.topics.get(topic).map(|entry| entry.clone()) {
+            Some(shared) => lock(&shared).state(),
+            None => Value::Object(Default::default()),
+        }
+    }
+
+    /// Queues `presence_state` for one socket that joined `topic` with
+    /// `join_ref`.
+    pub(crate) fn push_state(&self, topic: &str, join_ref: Option<&str>, outbox: &Outbox) {
+        let shared = self.topic(topic);
+        let table = lock(&shared);
+        let frame = phoenix::encode_parts(join_ref, None, topic, PRESENCE_STATE, &table.state());
+        // On overflow the session is told through SlowConsumer and closes.
+        let _ = outbox.push(ByteString::from(frame));
+    }
+}
+
+fn reason(refusal: PresenceRefusal) -> &'static str {
+    match refusal {
+        PresenceRefusal::TooManyKeys => "too_many_keys",
+        PresenceRefusal::TooManyMetas => "too_many_metas",
+        PresenceRefusal::MetaTooLarge => "meta_too_large",
+        PresenceRefusal::NotTracked => "not_tracked",
+    }
+}
+
+fn lock(shared: &Mutex<TopicPresence>) -> MutexGuard<'_, TopicPresence> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
