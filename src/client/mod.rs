@@ -56,6 +56,7 @@ pub use events::{ConnectEvent, ConnectionStatus};
 pub use handle::{ConnectionHandle, ConnectionId};
 pub use phoenix::aspect::SchemaCheck;
 pub use phoenix::handle::PhoenixHandle;
+pub use phoenix::presence::{PresenceChange, PresenceList, TopicPresence};
 pub use phoenix::subscription::Incoming;
 pub use producer::handle::ProducerHandle;
 pub use producer::inbound::UpstreamData;

@@ -220,6 +220,7 @@ pub fn node_ready(test: &str) -> bool {
 pub struct PhoenixPeer {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 impl PhoenixPeer {
@@ -236,12 +237,28 @@ impl PhoenixPeer {
         extra: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> PhoenixPeer {
+        PhoenixPeer::spawn("phoenix_client.mjs", scenario, url, extra, env)
+    }
+
+    /// Starts `node presence_client.mjs <scenario> --url <url> <extra...>`.
+    pub fn presence(scenario: &str, url: &str, extra: &[&str]) -> PhoenixPeer {
+        PhoenixPeer::spawn("presence_client.mjs", scenario, url, extra, &[])
+    }
+
+    fn spawn(
+        script: &str,
+        scenario: &str,
+        url: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> PhoenixPeer {
         let mut child = Command::new("node")
             .envs(env.iter().copied())
-            .arg(peers_dir().join("phoenix_client.mjs"))
+            .arg(peers_dir().join(script))
             .arg(scenario)
             .args(["--url", url])
             .args(extra)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -249,9 +266,15 @@ impl PhoenixPeer {
             .expect("node starts");
         let stdout = child.stdout.take().expect("stdout piped");
         PhoenixPeer {
+            stdin: child.stdin.take(),
             child,
             lines: BufReader::new(stdout).lines(),
         }
+    }
+
+    /// Closes the peer's stdin (a scenario that runs until then ends).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     /// The next JSON line the peer prints.

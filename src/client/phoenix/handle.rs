@@ -26,6 +26,7 @@ use crate::client::error::{
 };
 use crate::client::failure::answered;
 use crate::client::handle::ConnectionHandle;
+use crate::client::phoenix::presence::TopicPresence;
 use crate::client::phoenix::subscription::refusal_reason;
 use crate::client::phoenix::subscription::{
     Cast, Incoming, Join, Leave, On, Push, PushSink, Subscription,
@@ -65,6 +66,9 @@ pub struct PhoenixHandle {
 
 /// How many pushes a typed aspect handler may fall behind.
 pub(crate) const ASPECT_BUFFER: usize = 1024;
+
+/// Messages a topic's presence follower may have waiting.
+const PRESENCE_BUFFER: usize = 1024;
 
 impl Deref for PhoenixHandle {
     type Target = ConnectionHandle;
@@ -242,6 +246,24 @@ impl PhoenixHandle {
             sink: PushSink::Channel(sender),
         });
         receiver
+    }
+
+    /// Follows `topic`'s presence: the list phoenix.js's `Presence` would
+    /// show, kept current from the hub's `presence_state` and
+    /// `presence_diff` across rejoins, with its joins and leaves. Call it
+    /// before joining, like `incoming`.
+    ///
+    /// ```no_run
+    /// # async fn run(handle: switchboard::client::PhoenixHandle) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut presence = handle.presence("room:lobby");
+    /// handle.join("room:lobby", serde_json::json!({"user": "ann"})).await?;
+    /// while presence.changed().await {
+    ///     println!("online: {:?}", presence.list().keys().keys().collect::<Vec<_>>());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn presence(&self, topic: &str) -> TopicPresence {
+        TopicPresence::follow(self.incoming(topic, None, PRESENCE_BUFFER))
     }
 
     /// Delivers messages on `topic` to an actor (it should set a mailbox

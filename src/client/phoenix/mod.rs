@@ -7,5 +7,6 @@ pub(crate) mod aspect;
 pub(crate) mod channel_state;
 pub(crate) mod direct;
 pub(crate) mod handle;
+pub(crate) mod presence;
 pub(crate) mod recovery;
 pub(crate) mod subscription;
