@@ -443,3 +443,33 @@ async fn a_failing_write_is_answered_as_an_error_and_retried() {
     let stored = on_disk(dir.path()).expect("saved");
     assert_eq!((stored.delivered("c"), stored.published("c")), (2, 1));
 }
+
+#[actix_rt::test]
+async fn under_the_every_change_policy_a_failed_write_is_retried_without_a_new_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("snap.json");
+    let failing = Arc::new(AtomicBool::new(true));
+    let store = FlakyStore {
+        inner: FileStore::new(&path),
+        failing: failing.clone(),
+    };
+    let snapshotter = Snapshotter::start(Box::new(store), FlushPolicy::Every).expect("start");
+    advance(&snapshotter, "c", 7, "e")
+        .await
+        .expect_err("the write fails");
+    failing.store(false, Ordering::SeqCst);
+    // No further change: the snapshotter tries again by itself.
+    let saved = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            // Read as it is (load() would clear a write's temp file).
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let stored = serde_json::from_str::<Snapshot>(&text).ok();
+            if stored.is_some_and(|stored| stored.delivered("c") == 7) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(saved.is_ok(), "position 7 was never written");
+}

@@ -47,6 +47,10 @@ use crate::report::with_sources;
 
 type SharedStore = Arc<Mutex<Box<dyn SnapshotStore>>>;
 
+/// How long after a failed write, with nothing else to trigger one, the
+/// every-change policy tries again.
+const WRITE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The store, even when a panicking save poisoned its lock (the stores
 /// replace a snapshot whole, so nothing is half-updated in memory).
 fn lock(store: &SharedStore) -> MutexGuard<'_, Box<dyn SnapshotStore>> {
@@ -64,6 +68,8 @@ pub struct Snapshotter {
     ledger: Ledger,
     /// Under [`FlushPolicy::Interval`], whether a tick is scheduled.
     tick_armed: bool,
+    /// A retry of a failed write is scheduled (every-change policy).
+    retry_armed: bool,
     status: SnapshotterStatus,
 }
 
@@ -109,6 +115,7 @@ impl Snapshotter {
             policy,
             ledger: Ledger::new(loaded),
             tick_armed: false,
+            retry_armed: false,
             status: SnapshotterStatus::default(),
         }
     }
@@ -232,9 +239,16 @@ impl Snapshotter {
             Err(error) => {
                 self.write_failed(version, &error);
                 // Requests that arrived during the failed write get a write
-                // of their own; otherwise the next change or tick retries.
+                // of their own; otherwise the next change or tick retries,
+                // and under the every-change policy (no ticks) a pause does.
                 if self.ledger.wants_write(false) {
                     self.start_write(ctx);
+                } else if self.policy == FlushPolicy::Every && !self.retry_armed {
+                    self.retry_armed = true;
+                    ctx.run_later(WRITE_RETRY, |this, ctx| {
+                        this.retry_armed = false;
+                        this.kick(ctx);
+                    });
                 }
                 self.arm(ctx);
             }

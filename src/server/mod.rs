@@ -15,6 +15,7 @@ pub(crate) mod channel;
 pub(crate) mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub(crate) mod member;
 pub(crate) mod memory_socket;
 pub(crate) mod origin;
 pub(crate) mod origin_warnings;
@@ -36,6 +37,7 @@ pub use channel::{
     SocketInfo,
 };
 pub use hub::{Broadcast, DrainSockets, Hub};
+pub use member::TopicMessage;
 pub use presence::PresenceRefusal;
 pub use registry::SessionId;
 pub use serve::{RunningHub, StartError};

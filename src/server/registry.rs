@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use serde_json::Value;
 
 use super::history::{self, History, Recovery};
+use super::member::{Delivery, Member};
 use super::presence::Presence;
 use crate::config::PresenceConfig;
 use crate::protocol::phoenix;
@@ -43,7 +44,7 @@ pub(crate) struct SenderRequest {
 
 /// Directory shared by every session of one hub.
 pub(crate) struct Registry {
-    topics: DashMap<String, HashMap<SessionId, Outbox>>,
+    topics: DashMap<String, HashMap<SessionId, Member>>,
     sessions: DashMap<SessionId, Recipient<CloseSession>>,
     senders: DashMap<SessionId, Recipient<SenderRequest>>,
     connections: AtomicUsize,
@@ -158,12 +159,17 @@ impl Registry {
         }
     }
 
-    /// Adds a member to a topic.
+    /// Adds a socket to a topic.
     pub(crate) fn subscribe(&self, topic: &str, id: SessionId, outbox: Outbox) {
+        self.add_member(topic, id, Member::Socket(outbox));
+    }
+
+    /// Adds any member to a topic.
+    pub(crate) fn add_member(&self, topic: &str, id: SessionId, member: Member) {
         self.topics
             .entry(topic.to_owned())
             .or_default()
-            .insert(id, outbox);
+            .insert(id, member);
     }
 
     /// Removes a member from a topic, untracking its presence there; the
@@ -185,7 +191,14 @@ impl Registry {
             return 0;
         };
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        send_frame(&members, &frame, None)
+        let delivery = Delivery {
+            topic,
+            event,
+            payload,
+            sequence: None,
+            frame: &frame,
+        };
+        self.deliver(members, &delivery, None)
     }
 
     /// Sends `[null, null, topic, event, payload]` to every member except
@@ -207,20 +220,65 @@ impl Registry {
             let log = history.log(topic, |topic| self.member_count(topic) > 0);
             let mut log = history::lock(&log);
             history.touch(&mut log);
-            let frame = log.append(topic, event, payload);
+            let (frame, stamped) = log.append_stamped(topic, event, payload);
             // Queued while the log is locked: a joiner's replay cannot
             // interleave. Every member gets every sequence, the sender too
             // (`except` is ignored): a hole would only make it rejoin.
-            return self
-                .topics
-                .get(topic)
-                .map_or(0, |members| send_frame(&members, &frame, None));
+            let Some(members) = self.topics.get(topic) else {
+                return 0;
+            };
+            let delivery = Delivery {
+                topic,
+                event,
+                payload: &stamped,
+                sequence: Some(log.top()),
+                frame: &frame,
+            };
+            return self.deliver(members, &delivery, None);
         }
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        send_frame(&members, &frame, except)
+        let delivery = Delivery {
+            topic,
+            event,
+            payload,
+            sequence: None,
+            frame: &frame,
+        };
+        self.deliver(members, &delivery, except)
+    }
+
+    /// Hands `delivery` to every member but `except`; answers how many took
+    /// it. An actor that could not is dropped from the topic (counted); a
+    /// socket whose outbox is full is closed by its own session.
+    fn deliver(
+        &self,
+        members: dashmap::mapref::one::Ref<'_, String, HashMap<SessionId, Member>>,
+        delivery: &Delivery<'_>,
+        except: Option<SessionId>,
+    ) -> usize {
+        let mut taken = 0;
+        let mut dropped = Vec::new();
+        for (id, member) in members.iter().filter(|(id, _)| Some(**id) != except) {
+            if member.deliver(delivery) {
+                taken += 1;
+            } else if member.is_actor() {
+                dropped.push(*id);
+            }
+        }
+        drop(members);
+        for id in dropped {
+            metrics::counter!("switchboard_hub_actor_members_dropped_total").increment(1);
+            tracing::warn!(
+                topic = delivery.topic,
+                id,
+                "actor member dropped: its mailbox is full or closed"
+            );
+            self.unsubscribe(delivery.topic, id);
+        }
+        taken
     }
 
     /// Joins `topic` with recovery: under the topic log's lock, `reply` is
@@ -296,19 +354,6 @@ impl Registry {
             .map(|entry| entry.value().clone())
             .collect()
     }
-}
-
-/// Queues an encoded frame to every member but `except`; answers how many took it.
-fn send_frame(
-    members: &HashMap<SessionId, Outbox>,
-    frame: &ByteString,
-    except: Option<SessionId>,
-) -> usize {
-    members
-        .iter()
-        .filter(|(id, _)| Some(**id) != except)
-        .filter(|(_, outbox)| outbox.push(frame.clone()).is_ok())
-        .count()
 }
 
 /// A broadcast or push of a reserved event name (it would reach phoenix.js

@@ -176,6 +176,30 @@ impl HubService {
         self.state.registry.topic_count()
     }
 
+    /// Makes an actor of the application a member of `topic`: from now on
+    /// it gets every message on it as a [`TopicMessage`] (with its sequence
+    /// on a recoverable topic), as a socket member would. Set the actor's
+    /// mailbox capacity: a message it cannot take at once drops it from the
+    /// topic (counted `switchboard_hub_actor_members_dropped_total`).
+    /// Answers its member id, for [`leave_actor`](Self::leave_actor).
+    ///
+    /// [`TopicMessage`]: crate::server::TopicMessage
+    pub fn join_actor(
+        &self,
+        topic: &str,
+        member: actix::Recipient<crate::server::TopicMessage>,
+    ) -> SessionId {
+        let registry = &self.state.registry;
+        let id = registry.next_session_id();
+        registry.add_member(topic, id, crate::server::member::Member::Actor(member));
+        id
+    }
+
+    /// Removes the actor member `id` from `topic`.
+    pub fn leave_actor(&self, topic: &str, id: SessionId) {
+        self.state.registry.unsubscribe(topic, id);
+    }
+
     /// Who is on `topic` now, as `presence_state` carries it:
     /// `{key: {"metas": [{"phx_ref": ..., ...}]}}`.
     pub fn presence(&self, topic: &str) -> serde_json::Value {

@@ -245,6 +245,12 @@ impl PhoenixPeer {
         PhoenixPeer::spawn("presence_client.mjs", scenario, url, extra, &[])
     }
 
+    /// Starts `node listen_client.mjs listen --url <url> <extra...>`: joins,
+    /// then ends at the first message of `--event`.
+    pub fn listen(url: &str, extra: &[&str]) -> PhoenixPeer {
+        PhoenixPeer::spawn("listen_client.mjs", "listen", url, extra, &[])
+    }
+
     fn spawn(
         script: &str,
         scenario: &str,

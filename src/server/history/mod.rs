@@ -69,7 +69,19 @@ impl TopicLog {
     /// Stamps the next sequence onto `payload`, encodes the broadcast frame
     /// once and keeps it. A content envelope is restamped in place; any other
     /// payload is wrapped in one (`aspect` = the event, `producer` = `hub`).
+    #[cfg(test)]
     pub(crate) fn append(&mut self, topic: &str, event: &str, payload: &Value) -> ByteString {
+        self.append_stamped(topic, event, payload).0
+    }
+
+    /// [`append`](Self::append), answering the stamped payload too (and
+    /// its sequence is the log's new top).
+    pub(crate) fn append_stamped(
+        &mut self,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+    ) -> (ByteString, Value) {
         self.top += 1;
         let stamped = self.stamp(topic, event, payload);
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, &stamped));
@@ -83,7 +95,7 @@ impl TopicLog {
                 metrics::counter!("switchboard_history_evicted_total").increment(1);
             }
         }
-        frame
+        (frame, stamped)
     }
 
     fn stamp(&self, topic: &str, event: &str, payload: &Value) -> Value {
@@ -162,7 +174,6 @@ impl TopicLog {
     }
 
     /// The last sequence broadcast (0 before the first).
-    #[cfg(test)]
     pub(crate) fn top(&self) -> u64 {
         self.top
     }
