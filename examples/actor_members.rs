@@ -80,14 +80,24 @@ impl ChatSession {
         let Ok(request) = serde_json::from_str::<Value>(text) else {
             return ctx.text(json!({"error": "not JSON"}).to_string());
         };
+        // join_actor checks nothing: the app decides who may join what. This
+        // one allows its rooms only, each once, and speaking where joined.
+        let joined = |topic: &str| self.joined.iter().any(|(t, _)| t == topic);
         if let Some(topic) = request["join"].as_str() {
-            let id = self.hub.join_actor(topic, ctx.address().recipient());
-            self.joined.push((topic.to_owned(), id));
+            if !topic.starts_with("room:") || topic.len() > 64 || self.joined.len() >= 16 {
+                return ctx.text(json!({"error": "rooms only, at most 16"}).to_string());
+            }
+            if !joined(topic) {
+                let id = self.hub.join_actor(topic, ctx.address().recipient());
+                self.joined.push((topic.to_owned(), id));
+            }
             ctx.text(json!({ "joined": topic }).to_string());
         } else if let (Some(body), Some(topic)) =
             (request["say"].as_str(), request["topic"].as_str())
         {
-            self.hub.broadcast(topic, "say", &json!({ "body": body }));
+            if joined(topic) {
+                self.hub.broadcast(topic, "say", &json!({ "body": body }));
+            }
         } else {
             ctx.text(json!({"error": "expected join or say"}).to_string());
         }

@@ -97,3 +97,41 @@ async fn phx_s18_actors_are_members_with_sequences_and_a_full_mailbox_drops_them
         "the stalled member was dropped"
     );
 }
+
+#[actix_web::test]
+async fn phx_s18_an_actor_dropped_during_a_presence_diff_does_not_stall_the_topic() {
+    // The default rooms track presence: every join fans a diff out to the
+    // stalled actor too, which is dropped from inside that fan-out.
+    let hub = HubService::builder(&test_config()).start().expect("hub");
+    let (seen, _kept) = mpsc::unbounded_channel();
+    let stalled = Member {
+        seen,
+        capacity: 1,
+        stall: true,
+    }
+    .start();
+    hub.service().join_actor("room:p", stalled.recipient());
+    let board = support::client::switchboard();
+    let mut clients = Vec::new();
+    for n in 0..5 {
+        let handle =
+            support::client::open(&board, support::client::fast_config(&hub.socket_url())).await;
+        let joined = tokio::time::timeout(
+            WAIT,
+            handle.join("room:p", json!({ "user": format!("u{n}") })),
+        );
+        joined.await.expect("the join is answered").expect("joined");
+        clients.push(handle);
+    }
+    assert!(
+        eventually(|| hub.service().member_count("room:p") == 5).await,
+        "the actor was dropped"
+    );
+    assert_eq!(
+        hub.service()
+            .presence("room:p")
+            .as_object()
+            .map(|keys| keys.len()),
+        Some(5)
+    );
+}

@@ -46,6 +46,8 @@ pub struct HistoryQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPage {
     /// The topic's epoch: sequences of another epoch are not comparable.
+    /// Empty when the topic has no history yet (nothing broadcast, nobody
+    /// joined).
     pub epoch: String,
     /// The topic's last sequence.
     pub top: u64,

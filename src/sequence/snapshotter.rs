@@ -244,10 +244,15 @@ impl Snapshotter {
                 if self.ledger.wants_write(false) {
                     self.start_write(ctx);
                 } else if self.policy == FlushPolicy::Every && !self.retry_armed {
+                    // A detached timer, like the tick's: a pending retry
+                    // does not keep a snapshotter nobody holds alive.
                     self.retry_armed = true;
-                    ctx.run_later(WRITE_RETRY, |this, ctx| {
-                        this.retry_armed = false;
-                        this.kick(ctx);
+                    let snapshotter = ctx.address().downgrade();
+                    actix::spawn(async move {
+                        tokio::time::sleep(WRITE_RETRY).await;
+                        if let Some(snapshotter) = snapshotter.upgrade() {
+                            snapshotter.do_send(Tick);
+                        }
                     });
                 }
                 self.arm(ctx);
@@ -305,6 +310,7 @@ impl Handler<Tick> for Snapshotter {
 
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
         self.tick_armed = false;
+        self.retry_armed = false;
         self.tick(ctx);
     }
 }

@@ -37,6 +37,11 @@ pub struct SocketInfo {
     pub session_id: SessionId,
     /// Query parameters of the connect request (`vsn`, app params).
     pub params: HashMap<String, String>,
+    /// Who the socket's credentials name: `anonymous` without credentials,
+    /// `bearer` or `basic` for the single token or user, the token's name
+    /// under `auth.type = "tokens"`. Unlike anything in a payload, a peer
+    /// cannot choose it.
+    pub principal: String,
 }
 
 /// Handles joins and inbound events for the topics it is routed to.
@@ -139,11 +144,13 @@ impl ChannelContext<'_> {
 
     /// Tracks this socket's presence on the topic under `key` with `meta`
     /// (an object); every member gets the `presence_diff`.
+    /// It first gets the topic's `presence_state` (phoenix.js's `Presence`
+    /// shows nothing before one).
     pub fn track(&self, key: &str, meta: &Value) -> Result<(), PresenceRefusal> {
         let session = self.socket.session_id;
-        self.registry
-            .presence()
-            .track(self.registry, self.topic, session, key, meta)
+        let presence = self.registry.presence();
+        presence.push_state(self.topic, self.join_ref, self.outbox);
+        presence.track(self.registry, self.topic, session, key, meta)
     }
 
     /// Replaces the meta this socket has under `key` (a new `phx_ref`, the
@@ -287,8 +294,10 @@ mod tests {
 }
 
 /// A [`RoomChannel`] whose members are tracked for presence: under the join
-/// payload's `user` when it is a string (at most 128 bytes), else under the
-/// socket's id, with `{"online_at": unix milliseconds}`.
+/// payload's `user` when it is a string (at most 128 bytes), else under
+/// `socket:<id>`, with `{"online_at": unix milliseconds}`. The `user` is
+/// what the client claims; a channel that needs proven identity keys on
+/// [`SocketInfo::principal`] instead.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PresenceRoom;
 
@@ -305,7 +314,7 @@ impl Channel for PresenceRoom {
     fn presence(&self, _: &str, payload: &Value, socket: &SocketInfo) -> Option<(String, Value)> {
         let key = match payload.get("user").and_then(Value::as_str) {
             Some(user) if !user.is_empty() && user.len() <= 128 => user.to_owned(),
-            _ => socket.session_id.to_string(),
+            _ => format!("socket:{}", socket.session_id),
         };
         Some((key, serde_json::json!({ "online_at": unix_millis() })))
     }

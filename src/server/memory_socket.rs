@@ -61,7 +61,15 @@ impl HubService {
         }));
         let oversized = Arc::new(AtomicBool::new(false));
         if phoenix {
-            start_phoenix(self, admitted.params, hub_end.sink, stream, oversized);
+            let principal = admitted.principal;
+            start_phoenix(
+                self,
+                admitted.params,
+                principal,
+                hub_end.sink,
+                stream,
+                oversized,
+            );
         } else {
             start_ingest(self, admitted.principal, hub_end.sink, stream, oversized);
         }

@@ -175,12 +175,17 @@ impl Registry {
     /// Removes a member from a topic, untracking its presence there; the
     /// topic goes when its last member does.
     pub(crate) fn unsubscribe(&self, topic: &str, id: SessionId) {
+        self.remove_member(topic, id);
+        self.presence.untrack(self, topic, id, None);
+    }
+
+    /// Removes a member from a topic's members (nothing else).
+    fn remove_member(&self, topic: &str, id: SessionId) {
         if let Some(mut members) = self.topics.get_mut(topic) {
             members.remove(&id);
         }
         self.topics
             .remove_if(topic, |_, members| members.is_empty());
-        self.presence.untrack(self, topic, id, None);
     }
 
     /// Sends `[null, null, topic, event, payload]` to every member as it
@@ -276,7 +281,9 @@ impl Registry {
                 id,
                 "actor member dropped: its mailbox is full or closed"
             );
-            self.unsubscribe(delivery.topic, id);
+            // Membership only: an actor is never tracked for presence, and
+            // this may run under a topic's presence or history lock.
+            self.remove_member(delivery.topic, id);
         }
         taken
     }
@@ -317,9 +324,18 @@ impl Registry {
         query: &crate::protocol::history::HistoryQuery,
     ) -> Option<crate::protocol::history::HistoryPage> {
         let history = self.history_for(topic)?;
-        let log = history.log(topic, |topic| self.member_count(topic) > 0);
-        let log = history::lock(&log);
-        Some(history.page(&log, query))
+        let Some(log) = history.existing(topic) else {
+            // Nothing broadcast and nobody joined: no log is made for a read.
+            return Some(crate::protocol::history::HistoryPage {
+                epoch: String::new(),
+                top: 0,
+                oldest: None,
+                publications: Vec::new(),
+                truncated: false,
+            });
+        };
+        let selected = history.select(&history::lock(&log), query);
+        Some(selected.into_page())
     }
 
     /// Sockets open now.

@@ -182,6 +182,10 @@ impl HubService {
     /// mailbox capacity: a message it cannot take at once drops it from the
     /// topic (counted `switchboard_hub_actor_members_dropped_total`).
     /// Answers its member id, for [`leave_actor`](Self::leave_actor).
+    /// Nothing is checked here (no channel's join runs): the app decides
+    /// which of its actors may join what. A bounded mailbox bounds only the
+    /// hub's side; what the actor itself buffers (a WebSocket it writes
+    /// to) is the actor's to bound.
     ///
     /// [`TopicMessage`]: crate::server::TopicMessage
     pub fn join_actor(

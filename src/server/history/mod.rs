@@ -201,14 +201,19 @@ impl History {
         self.max_replay
     }
 
-    /// The page a history request gets from `log`: at most
+    /// What a history request gets from `log`: at most
     /// `history.max_request` messages, within the ring's own byte bound.
-    pub(crate) fn page(
+    pub(crate) fn select(
         &self,
         log: &TopicLog,
         query: &crate::protocol::history::HistoryQuery,
-    ) -> crate::protocol::history::HistoryPage {
-        log.range(query, self.max_request, self.max_bytes)
+    ) -> range::Selected {
+        log.select(query, self.max_request, self.max_bytes)
+    }
+
+    /// The log of `topic` if it has one (never made here).
+    pub(crate) fn existing(&self, topic: &str) -> Option<Arc<Mutex<TopicLog>>> {
+        self.logs.get(topic).map(|log| log.clone())
     }
 
     /// Histories for the topics `config` names, in an epoch chosen now.

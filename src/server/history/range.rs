@@ -1,19 +1,43 @@
 //! A range of a topic's ring, read on request (pure).
 
+use bytestring::ByteString;
 use serde_json::Value;
 
 use super::TopicLog;
 use crate::protocol::history::{HistoryPage, HistoryQuery};
 
+/// A range of a ring, copied under the log's lock and read after it.
+pub(crate) struct Selected {
+    epoch: String,
+    top: u64,
+    oldest: Option<u64>,
+    frames: Vec<ByteString>,
+    truncated: bool,
+}
+
+impl Selected {
+    /// The page: each frame's payload, parsed now (outside the lock).
+    pub(crate) fn into_page(self) -> HistoryPage {
+        HistoryPage {
+            epoch: self.epoch,
+            top: self.top,
+            oldest: self.oldest,
+            publications: self.frames.iter().map(|frame| payload_of(frame)).collect(),
+            truncated: self.truncated,
+        }
+    }
+}
+
 impl TopicLog {
     /// The part of the ring `query` asks for: at most `max_items` messages
-    /// and, past the first, at most `max_bytes` of encoded frames.
-    pub(crate) fn range(
+    /// and, past the first, at most `max_bytes` of encoded frames. Only
+    /// cheap copies of the frames are made here.
+    pub(crate) fn select(
         &self,
         query: &HistoryQuery,
         max_items: usize,
         max_bytes: usize,
-    ) -> HistoryPage {
+    ) -> Selected {
         let since = query.since.unwrap_or(0);
         let until = query.until.unwrap_or(u64::MAX);
         let limit = query
@@ -34,22 +58,33 @@ impl TopicLog {
         } else {
             count.saturating_sub(limit)
         };
-        let mut publications = Vec::new();
+        let mut frames = Vec::new();
         let mut bytes = 0;
         for (_, frame) in matching().skip(skip).take(limit) {
-            if !publications.is_empty() && bytes + frame.len() > max_bytes {
+            if !frames.is_empty() && bytes + frame.len() > max_bytes {
                 break;
             }
             bytes += frame.len();
-            publications.push(payload_of(frame));
+            frames.push(frame.clone());
         }
-        HistoryPage {
+        Selected {
             epoch: self.epoch.clone(),
             top: self.top,
             oldest: self.ring.front().map(|(sequence, _)| *sequence),
-            truncated: publications.len() < count,
-            publications,
+            truncated: frames.len() < count,
+            frames,
         }
+    }
+
+    /// [`select`](Self::select), read into a page.
+    #[cfg(test)]
+    pub(crate) fn range(
+        &self,
+        query: &HistoryQuery,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> HistoryPage {
+        self.select(query, max_items, max_bytes).into_page()
     }
 }
 

@@ -40,7 +40,14 @@ pub(crate) async fn phoenix_socket(
             Ok(upgraded) => upgraded,
             Err(error) => return error.error_response(),
         };
-    start_phoenix(&service, admitted.params, sink, stream, oversized);
+    start_phoenix(
+        &service,
+        admitted.params,
+        admitted.principal,
+        sink,
+        stream,
+        oversized,
+    );
     response
 }
 
@@ -68,6 +75,7 @@ pub(crate) async fn ingest_socket(
 pub(crate) fn start_phoenix(
     service: &HubService,
     params: HashMap<String, String>,
+    principal: String,
     sink: SocketSink,
     stream: InboundStream,
     oversized: Arc<AtomicBool>,
@@ -83,6 +91,7 @@ pub(crate) fn start_phoenix(
     let info = SocketInfo {
         session_id: id,
         params,
+        principal,
     };
     ServerSession::start(
         session_parts(service, sink, stream, id, oversized),

@@ -99,20 +99,17 @@ fn authorized(
         .map(web::Query::into_inner)
         .unwrap_or_default();
     let token = params.get("token").map(String::as_str);
-    if service
-        .credentials()
-        .principal(req.headers(), token)
-        .is_none()
-    {
+    let Some(principal) = service.credentials().principal(req.headers(), token) else {
         service.stats().refused(Refusal::Unauthorized);
         return Err(Denied::Refused(Refusal::Unauthorized));
-    }
+    };
     let channel = service.router().find(topic).ok_or(Denied::Unrouted)?;
     let mut join_params = params.clone();
     join_params.retain(|key, _| !RANGE_KEYS.contains(&key.as_str()) && key != "token");
     let info = SocketInfo {
         session_id: 0,
         params: join_params,
+        principal,
     };
     match catch_unwind(AssertUnwindSafe(|| channel.join(topic, &json!({}), &info))) {
         Ok(Ok(_)) => Ok(params),

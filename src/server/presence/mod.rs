@@ -84,7 +84,9 @@ impl Presence {
         key: &str,
         meta: &Value,
     ) -> Result<(), PresenceRefusal> {
-        let shared = self.topic(topic);
+        let Some(shared) = self.existing(topic) else {
+            return self.settle_refusal(PresenceRefusal::NotTracked);
+        };
         let mut table = lock(&shared);
         let updated = table.update(session, key, meta, self.next_ref(), &self.limits);
         self.settle(registry, topic, &table, updated)
@@ -98,7 +100,7 @@ impl Presence {
         session: SessionId,
         key: Option<&str>,
     ) {
-        let Some(shared) = self.topics.get(topic).map(|entry| entry.clone()) else {
+        let Some(shared) = self.existing(topic) else {
             return;
         };
         let mut table = lock(&shared);
@@ -115,23 +117,36 @@ impl Presence {
         table: &MutexGuard<'_, TopicPresence>,
         changed: Result<Diff, PresenceRefusal>,
     ) -> Result<(), PresenceRefusal> {
-        let diff = changed.inspect_err(|refusal| {
-            metrics::counter!("switchboard_presence_refused_total", "reason" => reason(*refusal))
-                .increment(1);
-        })?;
-        if !diff.is_empty() {
-            registry.fan_out(topic, PRESENCE_DIFF, &diff.to_value());
-        }
         if table.is_empty() {
+            // Whatever happened, an empty topic is not kept.
             self.topics
                 .remove_if(topic, |_, shared| Arc::strong_count(shared) <= 2);
+        }
+        let diff = match changed {
+            Ok(diff) => diff,
+            Err(refusal) => return self.settle_refusal(refusal),
+        };
+        if !diff.is_empty() {
+            registry.fan_out(topic, PRESENCE_DIFF, &diff.to_value());
         }
         Ok(())
     }
 
+    /// Counts a refusal and answers it.
+    fn settle_refusal(&self, refusal: PresenceRefusal) -> Result<(), PresenceRefusal> {
+        metrics::counter!("switchboard_presence_refused_total", "reason" => reason(refusal))
+            .increment(1);
+        Err(refusal)
+    }
+
+    /// `topic`'s presence, if anyone is tracked there.
+    fn existing(&self, topic: &str) -> Option<Arc<Mutex<TopicPresence>>> {
+        self.topics.get(topic).map(|entry| entry.clone())
+    }
+
     /// `{key: {metas: [...]}}` of `topic` now.
     pub(crate) fn list(&self, topic: &str) -> Value {
-        match self.topics.get(topic).map(|entry| entry.clone()) {
+        match self.existing(topic) {
             Some(shared) => lock(&shared).state(),
             None => Value::Object(Default::default()),
         }
@@ -140,11 +155,16 @@ impl Presence {
     /// Queues `presence_state` for one socket that joined `topic` with
     /// `join_ref`.
     pub(crate) fn push_state(&self, topic: &str, join_ref: Option<&str>, outbox: &Outbox) {
-        let shared = self.topic(topic);
-        let table = lock(&shared);
-        let frame = phoenix::encode_parts(join_ref, None, topic, PRESENCE_STATE, &table.state());
-        // On overflow the session is told through SlowConsumer and closes.
-        let _ = outbox.push(ByteString::from(frame));
+        // Queued under the topic's lock, so no change of it can come between.
+        let queue = |state: &Value| {
+            let frame = phoenix::encode_parts(join_ref, None, topic, PRESENCE_STATE, state);
+            // On overflow the session is told through SlowConsumer and closes.
+            let _ = outbox.push(ByteString::from(frame));
+        };
+        match self.existing(topic) {
+            Some(shared) => queue(&lock(&shared).state()),
+            None => queue(&Value::Object(Default::default())),
+        }
     }
 }
 

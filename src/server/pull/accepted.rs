@@ -70,8 +70,11 @@ impl Accepted {
             }
         }
         let before = state.floor;
-        while state.above.remove(&(state.floor + 1)) {
-            state.floor += 1;
+        while let Some(next) = state.floor.checked_add(1) {
+            if !state.above.remove(&next) {
+                break;
+            }
+            state.floor = next;
         }
         (state.floor > before).then_some(state.floor)
     }
@@ -182,6 +185,13 @@ mod tests {
             last = accepted.accepted("t", "e", sequence).or(last);
         }
         assert_eq!(last, Some(MAX_AHEAD as u64 + 2));
+    }
+
+    #[test]
+    fn the_top_sequence_does_not_overflow() {
+        let mut accepted = Accepted::default();
+        accepted.forwarded("t", "e", u64::MAX);
+        assert_eq!(accepted.accepted("t", "e", u64::MAX), Some(u64::MAX));
     }
 
     #[test]
