@@ -46,6 +46,11 @@ pub struct ClientModeConfig {
     /// A PEM file of CA certificates trusted for `wss://` besides the
     /// platform's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// A PEM certificate chain presented to a remote that asks for one
+    /// (mutual TLS); needs `key_file`.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The PEM private key of `cert_file`.
+    pub key_file: Option<std::path::PathBuf>,
     /// Redial policy (`max_retries = 0` retries forever; past a finite
     /// one `/health` turns unhealthy).
     pub reconnect: ReconnectPolicy,

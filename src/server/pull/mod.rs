@@ -79,6 +79,8 @@ impl Pull {
         connection.protocol = config.protocol;
         connection.reconnect = config.reconnect;
         connection.tls.ca_file = config.ca_file.clone();
+        connection.tls.cert_file = config.cert_file.clone();
+        connection.tls.key_file = config.key_file.clone();
         if let Some(name) = &config.token_env {
             connection.auth = ClientAuth::Bearer(TokenSource::Env(name.clone()));
         }
