@@ -15,6 +15,7 @@ pub(crate) mod channel;
 pub(crate) mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub(crate) mod longpoll;
 pub(crate) mod member;
 pub(crate) mod memory_socket;
 pub(crate) mod origin;

@@ -19,6 +19,7 @@ use crate::ingest::{
 use crate::protocol::envelope::Envelope;
 use crate::sequence::Snapshotter;
 use crate::server::auth::Credentials;
+use crate::server::longpoll::LongPolls;
 use crate::server::origin::Origin;
 use crate::server::origin_warnings::OriginWarnings;
 use crate::server::pull::Pull;
@@ -36,6 +37,7 @@ struct HubState {
     /// `server.public_url`, parsed.
     public_origin: Option<Origin>,
     origin_warnings: OriginWarnings,
+    longpolls: Arc<LongPolls>,
     /// What `/health` and `/metrics` require, when anything.
     admin: Option<Credentials>,
     router: ChannelRouter,
@@ -143,6 +145,7 @@ impl HubService {
                 credentials,
                 public_origin,
                 origin_warnings: OriginWarnings::default(),
+                longpolls: Arc::default(),
                 admin,
                 router,
                 registry,
@@ -290,6 +293,10 @@ impl HubService {
     /// The server section of the config in force.
     pub fn config(&self) -> &ServerConfig {
         &self.state.config
+    }
+
+    pub(crate) fn longpolls(&self) -> &Arc<LongPolls> {
+        &self.state.longpolls
     }
 
     pub(crate) fn origin_warnings(&self) -> &OriginWarnings {

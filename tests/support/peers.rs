@@ -245,6 +245,11 @@ impl PhoenixPeer {
         PhoenixPeer::spawn("presence_client.mjs", scenario, url, extra, &[])
     }
 
+    /// Starts `node longpoll_client.mjs <scenario> --url <url>`.
+    pub fn longpoll(scenario: &str, url: &str) -> PhoenixPeer {
+        PhoenixPeer::spawn("longpoll_client.mjs", scenario, url, &[], &[])
+    }
+
     /// Starts `node listen_client.mjs listen --url <url> <extra...>`: joins,
     /// then ends at the first message of `--event`.
     pub fn listen(url: &str, extra: &[&str]) -> PhoenixPeer {

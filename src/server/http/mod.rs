@@ -8,6 +8,7 @@
 pub(crate) mod admission;
 pub(crate) mod endpoint;
 pub(crate) mod health;
+pub(crate) mod longpoll;
 pub(crate) mod pending;
 pub(crate) mod routes;
 pub(crate) mod topic_reads;

@@ -7,6 +7,7 @@ use crate::metrics;
 use crate::server::http::admission::{headers_fit, refused};
 use crate::server::http::endpoint;
 use crate::server::http::health;
+use crate::server::http::longpoll;
 use crate::server::http::topic_reads;
 use crate::server::service::HubService;
 
@@ -20,6 +21,13 @@ impl HubService {
             .route(
                 &self.config().ingest_path,
                 web::get().to(endpoint::ingest_socket),
+            )
+            .service(
+                web::resource(longpoll::longpoll_path(&self.config().path))
+                    .app_data(web::PayloadConfig::new(self.config().max_frame_bytes))
+                    .route(web::get().to(longpoll::poll))
+                    .route(web::post().to(longpoll::post))
+                    .route(web::method(actix_web::http::Method::OPTIONS).to(longpoll::preflight)),
             )
             .route("/health", web::get().to(health))
             .route("/history/{topic}", web::get().to(topic_reads::history))
