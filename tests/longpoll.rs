@@ -178,3 +178,34 @@ async fn phx_s19_phoenix_js_with_long_poll_fallback_rejoins_after_a_hub_restart(
     eprintln!("rejoined over {}", result["transport"]);
     second.shutdown().await;
 }
+
+#[actix_web::test]
+async fn phx_s19_a_session_without_polls_expires_and_health_answers_cors() {
+    let mut config = test_config();
+    config.server.longpoll_window = std::time::Duration::from_millis(300);
+    let hub = start_hub(&config);
+    let poll = LongPoll::open(&hub).await;
+    assert_eq!(hub.service().connections(), 1);
+    // No poll within the window: the session goes, and its slot with it.
+    assert!(
+        eventually(|| hub.service().connections() == 0).await,
+        "the idle session was closed"
+    );
+    let gone = get(&format!("{}&token={}", poll.base, poll.token)).await;
+    assert_eq!(gone["status"], 410);
+
+    let own = format!("http://{}", hub.addr());
+    let health = awc::Client::new()
+        .get(format!("{own}/health"))
+        .insert_header(("origin", own.as_str()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        health
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some(own.as_str())
+    );
+}

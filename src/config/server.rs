@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// A socket with no inbound frame for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A long-poll session without a poll for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub longpoll_window: Duration,
     /// Most topics one socket may join.
     pub max_channels_per_socket: usize,
     /// Most frames waiting to be written to one socket; past this the socket
@@ -139,6 +142,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             public_url: None,
             idle_timeout: Duration::from_secs(60),
+            longpoll_window: Duration::from_secs(20),
             max_channels_per_socket: 100,
             max_outbound_frames: 1024,
             max_outbound_bytes: 4 * 1024 * 1024,

@@ -3,9 +3,12 @@
 //! history), whose inbound stream is fed by POSTs and whose outbound frames
 //! wait in a bounded queue for the next GET.
 //!
-//! A session ends when no GET came for [`WINDOW`], or when the hub closes
-//! it; its token then answers `410` and phoenix.js starts a new one.
+//! A session ends when no GET came for `server.longpoll_window`, when it
+//! lets more than `server.max_outbound_bytes` wait for a GET, or when the
+//! hub closes it; its token then answers `410` and phoenix.js starts a new
+//! one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +25,6 @@ use crate::transport::{Message, SocketSink, TransportError};
 /// How long a GET waits for messages before answering 204 (phoenix.js
 /// gives up on a request after its `timeout`, 10 s by default).
 pub(crate) const POLL_WAIT: Duration = Duration::from_secs(5);
-/// A session without a GET for this long is closed.
-pub(crate) const WINDOW: Duration = Duration::from_secs(20);
 /// Frames waiting for the next GET (the session's outbox bounds it too).
 const OUTBOUND_FRAMES: usize = 256;
 /// Most frames one GET answers.
@@ -37,6 +38,8 @@ const MAX_SESSIONS: usize = 100_000;
 pub(crate) struct LongPollSession {
     inbound: Mutex<Option<mpsc::Sender<AggregatedMessage>>>,
     outbound: tokio::sync::Mutex<mpsc::Receiver<String>>,
+    /// Bytes of the frames waiting for a GET.
+    waiting: AtomicUsize,
     last_poll: Mutex<Instant>,
 }
 
@@ -62,6 +65,8 @@ impl LongPolls {
     pub(crate) fn open(
         self: &Arc<Self>,
         slot: ConnectionSlot,
+        window: Duration,
+        max_bytes: usize,
     ) -> Option<(String, SocketSink, InboundStream)> {
         if self.sessions.len() >= MAX_SESSIONS {
             return None;
@@ -72,6 +77,7 @@ impl LongPolls {
         let session = Arc::new(LongPollSession {
             inbound: Mutex::new(Some(to_session)),
             outbound: tokio::sync::Mutex::new(from_session),
+            waiting: AtomicUsize::new(0),
             last_poll: Mutex::new(Instant::now()),
         });
         self.sessions.insert(token.clone(), session.clone());
@@ -82,32 +88,41 @@ impl LongPolls {
                 Some((Ok::<_, ProtocolError>(message), (posts, slot)))
             },
         ));
-        let sink: SocketSink = Box::pin(sink::unfold(
-            to_polls,
-            |to_polls, message: Message| async move {
-                match message {
-                    Message::Text(text) => to_polls
-                        .send(text.to_string())
-                        .await
-                        .map_err(|_| TransportError::Closed)?,
-                    // Nothing else travels over long-poll; a close ends it.
-                    Message::Close(_) => return Err(TransportError::Closed),
-                    _ => {}
+        let counted = session.clone();
+        let sink: SocketSink =
+            Box::pin(sink::unfold(to_polls, move |to_polls, message: Message| {
+                let counted = counted.clone();
+                async move {
+                    match message {
+                        Message::Text(text) => {
+                            // A peer that lets this much wait is not polling.
+                            let before = counted.waiting.fetch_add(text.len(), Ordering::Relaxed);
+                            if before + text.len() > max_bytes {
+                                return Err(TransportError::Closed);
+                            }
+                            to_polls
+                                .send(text.to_string())
+                                .await
+                                .map_err(|_| TransportError::Closed)?;
+                        }
+                        // Nothing else travels over long-poll; a close ends it.
+                        Message::Close(_) => return Err(TransportError::Closed),
+                        _ => {}
+                    }
+                    Ok(to_polls)
                 }
-                Ok(to_polls)
-            },
-        ));
-        self.watch(token.clone(), session);
+            }));
+        self.watch(token.clone(), session, window);
         Some((token, sink, stream))
     }
 
-    /// Closes `token`'s session once no GET came for [`WINDOW`].
-    fn watch(self: &Arc<Self>, token: String, session: Arc<LongPollSession>) {
+    /// Closes `token`'s session once no GET came for `window`.
+    fn watch(self: &Arc<Self>, token: String, session: Arc<LongPollSession>, window: Duration) {
         let polls = Arc::downgrade(self);
         actix::spawn(async move {
             loop {
-                tokio::time::sleep(WINDOW / 4).await;
-                let idle = lock(&session.last_poll).elapsed() >= WINDOW;
+                tokio::time::sleep(window / 4).await;
+                let idle = lock(&session.last_poll).elapsed() >= window;
                 let closed = lock(&session.inbound).is_none();
                 if idle || closed {
                     // Dropping the sender ends the session's stream.
@@ -152,6 +167,8 @@ impl LongPolls {
                 Err(_) => break,
             }
         }
+        let taken: usize = messages.iter().map(String::len).sum();
+        session.waiting.fetch_sub(taken, Ordering::Relaxed);
         Polled::Messages(messages)
     }
 
@@ -175,7 +192,6 @@ impl LongPolls {
         }
         true
     }
-
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

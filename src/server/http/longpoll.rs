@@ -103,7 +103,10 @@ fn open(req: &HttpRequest, service: &HubService) -> serde_json::Value {
         Err(Refusal::Capacity | Refusal::PendingUpgrades) => return json!({"status": 500}),
         Err(_) => return json!({"status": 403}),
     };
-    let Some((token, sink, stream)) = service.longpolls().open(admitted.slot) else {
+    let config = service.config();
+    let (window, max_bytes) = (config.longpoll_window, config.max_outbound_bytes);
+    let Some((token, sink, stream)) = service.longpolls().open(admitted.slot, window, max_bytes)
+    else {
         return json!({"status": 500});
     };
     let oversized = Arc::new(AtomicBool::new(false));
@@ -119,7 +122,7 @@ fn open(req: &HttpRequest, service: &HubService) -> serde_json::Value {
 }
 
 /// `response` with CORS headers when the request's origin may open sockets.
-fn with_cors(
+pub(crate) fn with_cors(
     req: &HttpRequest,
     service: &HubService,
     mut response: HttpResponseBuilder,

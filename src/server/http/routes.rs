@@ -44,7 +44,19 @@ async fn health(req: HttpRequest, service: web::Data<HubService>) -> HttpRespons
     if !service.admits_admin(&req) {
         return unauthorized();
     }
-    health::health(service).await
+    let mut response = health::health(service.clone()).await;
+    // Pages of an allowed origin may read it (phoenix.js apps check it).
+    if let Some(origin) = longpoll::with_cors(&req, &service, HttpResponse::Ok())
+        .finish()
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .cloned()
+    {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+    }
+    response
 }
 
 /// `GET /metrics`, behind `server.admin_token_env` when set.
