@@ -90,6 +90,12 @@ async fn joined(
     handle
 }
 
+/// `GET /presence/{topic}`, as JSON.
+async fn listed_over_http(url: &str) -> Value {
+    let mut response = awc::Client::new().get(url).send().await.expect("GET");
+    response.json().await.expect("JSON")
+}
+
 fn counts(list: &BTreeMap<String, Vec<Value>>) -> BTreeMap<&str, usize> {
     list.iter()
         .map(|(key, metas)| (key.as_str(), metas.len()))
@@ -119,14 +125,7 @@ async fn phx_s17_presence_follows_joins_updates_leaves_within_its_bounds() {
     // A third socket of ann is past max_metas_per_key: joined, not tracked.
     let _ann_third = joined(&board, &hub, "desk:1", "ann").await;
     let http = format!("http://{}/presence/desk:1", hub.addr());
-    let listed: Value = awc::Client::new()
-        .get(&http)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let listed = listed_over_http(&http).await;
     assert_eq!(
         listed["ann"]["metas"].as_array().map(Vec::len),
         Some(2),
@@ -157,14 +156,7 @@ async fn phx_s17_presence_follows_joins_updates_leaves_within_its_bounds() {
     );
 
     // Over HTTP, the same list.
-    let listed: Value = awc::Client::new()
-        .get(&http)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let listed = listed_over_http(&http).await;
     let over_http: BTreeMap<String, Vec<Value>> = listed
         .as_object()
         .expect("an object")

@@ -192,6 +192,18 @@ impl Registry {
     /// is: never sequenced, reserved names allowed (the hub's own
     /// `presence_diff`).
     pub(crate) fn fan_out(&self, topic: &str, event: &str, payload: &Value) -> usize {
+        self.send_unsequenced(topic, event, payload, None)
+    }
+
+    /// Encodes `[null, null, topic, event, payload]` once and hands it to
+    /// every member but `except`.
+    fn send_unsequenced(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+        except: Option<SessionId>,
+    ) -> usize {
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
@@ -203,7 +215,7 @@ impl Registry {
             sequence: None,
             frame: &frame,
         };
-        self.deliver(members, &delivery, None)
+        self.deliver(members, &delivery, except)
     }
 
     /// Sends `[null, null, topic, event, payload]` to every member except
@@ -241,18 +253,7 @@ impl Registry {
             };
             return self.deliver(members, &delivery, None);
         }
-        let Some(members) = self.topics.get(topic) else {
-            return 0;
-        };
-        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        let delivery = Delivery {
-            topic,
-            event,
-            payload,
-            sequence: None,
-            frame: &frame,
-        };
-        self.deliver(members, &delivery, except)
+        self.send_unsequenced(topic, event, payload, except)
     }
 
     /// Hands `delivery` to every member but `except`; answers how many took
