@@ -44,6 +44,7 @@
 #![deny(unreachable_pub)]
 
 pub mod client;
+pub(crate) mod cluster;
 pub mod config;
 pub mod ingest;
 pub(crate) mod metrics;

@@ -40,6 +40,7 @@ impl Handler<Backpressure> for Collector<Backpressure> {
 
 fn item(n: usize) -> SinkItem {
     SinkItem {
+        store_id: None,
         id: n.to_string(),
         kind: ItemKind::Data,
         payload: Bytes::from(format!("{{\"seq\":{n}}}")),

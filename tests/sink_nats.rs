@@ -27,6 +27,7 @@ const STREAM: &str = "FEDERATED";
 
 fn item(id: &str, seq: usize) -> SinkItem {
     SinkItem {
+        store_id: None,
         id: id.to_owned(),
         kind: if seq.is_multiple_of(10) {
             ItemKind::Control
@@ -316,6 +317,7 @@ async fn unusable_items_are_rejected_not_retried() {
 
     let max = sink.client().server_info().max_payload;
     let huge = SinkItem {
+        store_id: None,
         id: "huge".to_owned(),
         kind: ItemKind::Data,
         payload: Bytes::from(vec![b' '; max + 1]),

@@ -7,12 +7,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod client_mode;
+mod cluster;
 mod history;
 mod ingest;
 mod presence;
 mod server;
 
 pub use client_mode::{ClientModeConfig, Mode};
+pub use cluster::ClusterConfig;
 pub use history::{HistoryConfig, SnapshotConfig, SnapshotEvery};
 pub use ingest::{BackpressureConfig, BidirectionalConfig, OnFull, SinkConfig, SinkType, Subjects};
 pub use presence::PresenceConfig;
@@ -73,6 +75,10 @@ pub struct Config {
     pub presence: PresenceConfig,
     /// The remote hub pulled from under `mode = "client"`.
     pub client: ClientModeConfig,
+    /// Makes the hub a node of a cluster over NATS JetStream; none (the
+    /// default) is one node on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -236,6 +242,9 @@ impl Config {
                 .validate("")
                 .map_err(|problem| invalid("client.reconnect", &problem))?;
         }
+        if let Some((key, problem)) = self.cluster.as_ref().and_then(ClusterConfig::problem) {
+            return Err(invalid(key, &problem));
+        }
         let auth = &self.auth;
         match auth.kind {
             AuthType::None => {}
@@ -332,6 +341,27 @@ mod tests {
         assert_eq!(config.sink.subjects.control, "federated.control");
         let log = Config::from_toml("[sink]\ntype = \"log\"\n").unwrap();
         assert_eq!(log.sink.kind, SinkType::InProcess);
+    }
+
+    #[test]
+    fn cluster_section() {
+        let config = Config::from_toml("[cluster]\nnats_url = \"nats://127.0.0.1:4333\"\n")
+            .unwrap()
+            .validated()
+            .unwrap();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.nats_url, "nats://127.0.0.1:4333");
+        assert_eq!(cluster.down_after, Duration::from_secs(3));
+        assert!(Config::default().cluster.is_none());
+        let bad = Config::from_toml("[cluster]\nnode_id = \"a.b\"\n").unwrap();
+        let message = bad.validate().unwrap_err().to_string();
+        assert!(message.starts_with("cluster.node_id "), "{message}");
+        let bad = Config::from_toml("[cluster]\nsubject_prefix = \"sb.>\"\n").unwrap();
+        let message = bad.validate().unwrap_err().to_string();
+        assert!(message.starts_with("cluster.subject_prefix "), "{message}");
+        let bad = Config::from_toml("[cluster]\ndown_after = \"1s\"\n").unwrap();
+        let message = bad.validate().unwrap_err().to_string();
+        assert!(message.starts_with("cluster.down_after "), "{message}");
     }
 
     #[test]

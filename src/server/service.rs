@@ -109,6 +109,13 @@ impl HubService {
                 .with_history(History::new(&config.history))
                 .with_presence(&config.presence),
         );
+        if let Some(cluster) = &config.cluster {
+            registry.set_cluster(crate::cluster::Cluster::start(
+                cluster,
+                &config.history,
+                &registry,
+            ));
+        }
         let hub = Hub::new(
             registry.clone(),
             server.shutdown_batch,
@@ -165,8 +172,27 @@ impl HubService {
     /// `topic` now, without a round trip to the hub actor; returns how many
     /// members it was queued for. A reserved event name (`phx_*`, presence)
     /// is refused: 0, counted and logged.
+    ///
+    /// On a cluster node (`[cluster]`) it reaches every node's members and
+    /// answers this node's: at once on a plain topic; on a recoverable one
+    /// once the history stream has stored and sequenced it.
     pub fn broadcast(&self, topic: &str, event: &str, payload: &serde_json::Value) -> usize {
         self.state.registry.broadcast(topic, event, payload, None)
+    }
+
+    /// [`broadcast`](Self::broadcast) to this node's members only, never
+    /// sequenced (the same as `broadcast` on a hub without a cluster, on a
+    /// plain topic).
+    pub fn broadcast_local(&self, topic: &str, event: &str, payload: &serde_json::Value) -> usize {
+        self.state.registry.broadcast_local(topic, event, payload)
+    }
+
+    /// This node's id, on a cluster node.
+    pub fn node_id(&self) -> Option<&str> {
+        self.state
+            .registry
+            .cluster()
+            .map(|cluster| cluster.node_id())
     }
 
     /// Open sockets (Phoenix and ingest).
@@ -349,8 +375,14 @@ impl HubService {
         self.state.registry.start_draining();
     }
 
-    /// Refuses new sockets and closes open ones with 1012 in batches.
+    /// Refuses new sockets and closes open ones with 1012 in batches. On a
+    /// cluster node the others are told it drains; its presences stay
+    /// until it has been gone for `cluster.down_after`, so its clients can
+    /// join elsewhere without leaving.
     pub async fn drain(&self) {
+        if let Some(cluster) = self.state.registry.cluster() {
+            cluster.start_draining();
+        }
         if self
             .state
             .hub

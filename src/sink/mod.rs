@@ -17,6 +17,7 @@ pub(crate) mod select;
 
 pub use crate::config::Subjects;
 pub use in_process::{ActorSink, CountingSink, Ingested};
+pub(crate) use nats::redact;
 pub use nats::{NatsSink, NatsSinkConfig, StreamConfig};
 pub use select::from_config;
 
@@ -32,9 +33,14 @@ pub enum ItemKind {
 /// One item for a sink.
 #[derive(Clone, PartialEq)]
 pub struct SinkItem {
-    /// The envelope id it came with: the deduplication key downstream
-    /// (JetStream's `Nats-Msg-Id`).
+    /// The envelope id it came with (its ack carries it): the
+    /// deduplication key downstream (JetStream's `Nats-Msg-Id`) unless
+    /// `store_id` says otherwise.
     pub id: String,
+    /// The id to store it under instead, when set: a cluster node sets
+    /// `producer:sequence` on sequenced data, so a producer that resends to
+    /// another node is stored once.
+    pub store_id: Option<String>,
     /// Data or control.
     pub kind: ItemKind,
     /// The payload, as JSON text.
@@ -45,6 +51,7 @@ impl fmt::Debug for SinkItem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinkItem")
             .field("id", &self.id)
+            .field("store_id", &self.store_id)
             .field("kind", &self.kind)
             .field("bytes", &self.payload.len())
             .finish()

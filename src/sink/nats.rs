@@ -323,13 +323,13 @@ async fn publish_jetstream(
     let mut message = PublishMessage::build()
         .payload(item.payload)
         .expected_stream(stream.as_str());
-    if !item.id.is_empty() {
+    let stored_as = item.store_id.as_deref().unwrap_or(&item.id);
+    if !stored_as.is_empty() {
         // Parsed, not converted: an id with CR or LF cannot be a header
         // (the conversion would panic).
-        let id: HeaderValue = item.id.parse().map_err(|_| {
+        let id: HeaderValue = stored_as.parse().map_err(|_| {
             SinkError::Rejected(format!(
-                "item id {:?} cannot be a Nats-Msg-Id header",
-                item.id
+                "item id {stored_as:?} cannot be a Nats-Msg-Id header"
             ))
         })?;
         message = message.header(async_nats::header::NATS_MESSAGE_ID, id);
@@ -459,7 +459,7 @@ async fn bounded<F: std::future::IntoFuture>(
 }
 
 /// The URL without its credentials, for logs and errors.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     url.split(',')
         .map(|server| match (server.find("://"), server.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {

@@ -25,6 +25,7 @@ use crate::protocol::content::envelope_body;
 use crate::protocol::phoenix;
 use crate::protocol::resume::{ResumeReply, ResumeRequest};
 
+mod cluster_log;
 mod range;
 
 /// Producer named on envelopes the hub wraps around plain payloads.
@@ -50,6 +51,10 @@ pub(crate) struct TopicLog {
     last_append: u64,
     /// When it was last published to (or made).
     last_used: Instant,
+    /// A cluster node's copy of a topic that may not have had a message
+    /// yet: a joiner that saw nothing (`""`, 0) resumes into whatever epoch
+    /// began since.
+    lenient: bool,
 }
 
 impl TopicLog {
@@ -63,6 +68,7 @@ impl TopicLog {
             max_bytes,
             last_append: 0,
             last_used: Instant::now(),
+            lenient: false,
         }
     }
 
@@ -83,10 +89,18 @@ impl TopicLog {
         payload: &Value,
     ) -> (ByteString, Value) {
         self.top += 1;
-        let stamped = self.stamp(topic, event, payload);
+        let stamped = stamp(topic, event, payload, self.top, &self.epoch);
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, &stamped));
+        self.keep(self.top, frame.clone());
+        (frame, stamped)
+    }
+
+    /// Keeps `frame` as sequence `sequence` (the new top), then evicts the
+    /// oldest past the ring's count and byte bounds.
+    fn keep(&mut self, sequence: u64, frame: ByteString) {
+        self.top = sequence;
         self.bytes += frame.len();
-        self.ring.push_back((self.top, frame.clone()));
+        self.ring.push_back((sequence, frame));
         while self.ring.len() > self.capacity
             || (self.bytes > self.max_bytes && self.ring.len() > 1)
         {
@@ -95,33 +109,9 @@ impl TopicLog {
                 metrics::counter!("switchboard_history_evicted_total").increment(1);
             }
         }
-        (frame, stamped)
     }
 
-    fn stamp(&self, topic: &str, event: &str, payload: &Value) -> Value {
-        let mut envelope = if let Some(fields) = envelope_body(payload) {
-            // A content envelope, complete or not: completed, then restamped.
-            let mut fields = fields.clone();
-            fields
-                .entry("producer")
-                .or_insert_with(|| json!(HUB_PRODUCER));
-            fields
-                .entry("produced_at")
-                .or_insert_with(|| json!(unix_millis()));
-            fields
-        } else {
-            let mut wrapped = Map::new();
-            wrapped.insert("aspect".to_owned(), json!(event));
-            wrapped.insert("produced_at".to_owned(), json!(unix_millis()));
-            wrapped.insert("producer".to_owned(), json!(HUB_PRODUCER));
-            wrapped.insert("payload".to_owned(), payload.clone());
-            wrapped
-        };
-        envelope.insert("channel".to_owned(), json!(topic));
-        envelope.insert("sequence".to_owned(), json!(self.top));
-        envelope.insert("epoch".to_owned(), json!(self.epoch));
-        Value::Object(envelope)
-    }
+    // A content envelope, complete or not: completed, then restamped.
 
     /// What a join resuming from `resume` gets (SEQ-4, SEQ-5): at most
     /// `max_replay` messages, the newest (a joiner further behind is not
@@ -139,7 +129,8 @@ impl TopicLog {
             // A first join starts live from the top.
             return answer(false, Vec::new());
         };
-        if resume.epoch != self.epoch || resume.sequence > self.top {
+        let saw_nothing = self.lenient && resume.epoch.is_empty() && resume.sequence == 0;
+        if (resume.epoch != self.epoch && !saw_nothing) || resume.sequence > self.top {
             // Nothing is stitched across epochs.
             return answer(false, Vec::new());
         }
@@ -347,6 +338,40 @@ impl History {
     pub(crate) fn topic_count(&self) -> usize {
         self.logs.len()
     }
+}
+
+/// `payload` as message `sequence` of `topic` in `epoch`: a content
+/// envelope is completed and restamped in place; any other payload is
+/// wrapped in one (`aspect` = the event, `producer` = `hub`).
+pub(crate) fn stamp(
+    topic: &str,
+    event: &str,
+    payload: &Value,
+    sequence: u64,
+    epoch: &str,
+) -> Value {
+    let mut envelope = if let Some(fields) = envelope_body(payload) {
+        // A content envelope, complete or not: completed, then restamped.
+        let mut fields = fields.clone();
+        fields
+            .entry("producer")
+            .or_insert_with(|| json!(HUB_PRODUCER));
+        fields
+            .entry("produced_at")
+            .or_insert_with(|| json!(unix_millis()));
+        fields
+    } else {
+        let mut wrapped = Map::new();
+        wrapped.insert("aspect".to_owned(), json!(event));
+        wrapped.insert("produced_at".to_owned(), json!(unix_millis()));
+        wrapped.insert("producer".to_owned(), json!(HUB_PRODUCER));
+        wrapped.insert("payload".to_owned(), payload.clone());
+        wrapped
+    };
+    envelope.insert("channel".to_owned(), json!(topic));
+    envelope.insert("sequence".to_owned(), json!(sequence));
+    envelope.insert("epoch".to_owned(), json!(epoch));
+    Value::Object(envelope)
 }
 
 /// Locks a log; a poisoned lock still holds consistent data (every update

@@ -1,10 +1,13 @@
 //! `GET /health`: `{healthy, status, details{mode, connections, topics,
-//! queue, client}}`; `client` (the remote URL and whether a socket to it is
-//! up) only in client mode, where exhausted redials make it unhealthy.
+//! queue, client, cluster}}`; `client` (the remote URL and whether a socket
+//! to it is up) only in client mode, where exhausted redials make it
+//! unhealthy; `cluster` only on a cluster node, whose status is `degraded`
+//! (still healthy: local delivery goes on) while NATS is out of reach.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::cluster::ClusterHealth;
 use crate::server::pull::PullHealth;
 use crate::server::HubService;
 
@@ -34,6 +37,9 @@ pub(crate) struct HealthDetails {
     /// Client mode: the remote hub.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<PullHealth>,
+    /// A cluster node: its NATS link, peers and figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterHealth>,
 }
 
 /// The ingest queue's depth and utilization.
@@ -51,8 +57,12 @@ impl Health {
         let registry = service.registry();
         let draining = registry.is_draining();
         let client = service.pull().map(|pull| pull.health());
+        let cluster = registry.cluster().map(|cluster| cluster.health());
+        let degraded = cluster.as_ref().is_some_and(|c| c.state != "connected");
         let status = match &client {
             _ if draining => "draining",
+            // Local delivery goes on; the other nodes are out of reach.
+            _ if degraded => "degraded",
             None => "serving",
             Some(pull) if pull.gave_up => "gave_up",
             Some(pull) if pull.connected => "connected",
@@ -71,6 +81,7 @@ impl Health {
                     utilization: queue.utilization,
                 },
                 client,
+                cluster,
             },
         }
     }

@@ -36,11 +36,31 @@ pub(crate) async fn history(
         Ok(query) => query,
         Err(why) => return HttpResponse::BadRequest().json(json!({ "reason": why })),
     };
-    match service.registry().history_page(&topic, &query) {
+    let registry = service.registry();
+    let page = match registry.cluster() {
+        // A cluster node that does not follow the topic reads the stream.
+        Some(cluster)
+            if registry.history_for(&topic).is_some() && cluster.live_copy(&topic).is_none() =>
+        {
+            match cluster.read_history(&topic, CLUSTER_READ).await {
+                Ok(log) => registry.page_of(&topic, &log, &query),
+                Err(error) => {
+                    tracing::warn!(%error, %topic, "history not read from the cluster");
+                    let reason = json!({ "reason": error.to_string() });
+                    return HttpResponse::ServiceUnavailable().json(reason);
+                }
+            }
+        }
+        _ => registry.history_page(&topic, &query),
+    };
+    match page {
         Some(page) => HttpResponse::Ok().json(page),
         None => HttpResponse::NotFound().json(json!({ "reason": NOT_RECOVERABLE })),
     }
 }
+
+/// How long a history read from the cluster's stream may take.
+const CLUSTER_READ: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) async fn presence(
     req: HttpRequest,

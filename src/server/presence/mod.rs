@@ -6,6 +6,7 @@
 //! A topic's changes are made and fanned out under its lock, so every member
 //! sees them in one order; a joiner's state is queued under the same lock.
 
+mod remote;
 pub(crate) mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,7 +73,7 @@ impl Presence {
         let shared = self.topic(topic);
         let mut table = lock(&shared);
         let tracked = table.track(session, key, meta, self.next_ref(), &self.limits);
-        self.settle(registry, topic, &table, tracked)
+        self.settle(registry, topic, &mut table, tracked)
     }
 
     /// Replaces the meta `session` has under `key` on `topic`.
@@ -89,7 +90,7 @@ impl Presence {
         };
         let mut table = lock(&shared);
         let updated = table.update(session, key, meta, self.next_ref(), &self.limits);
-        self.settle(registry, topic, &table, updated)
+        self.settle(registry, topic, &mut table, updated)
     }
 
     /// Stops tracking `session` on `topic` under `key` (every key: `None`).
@@ -105,16 +106,19 @@ impl Presence {
         };
         let mut table = lock(&shared);
         let diff = table.untrack(session, key);
-        let _ = self.settle(registry, topic, &table, Ok(diff));
+        let _ = self.settle(registry, topic, &mut table, Ok(diff));
     }
 
-    /// Fans a change out (under the topic's lock) and forgets an empty
-    /// topic; a refusal is counted.
+    /// Fans a change out (under the topic's lock) to local members and, in
+    /// a cluster, to the other nodes; forgets an empty topic; a refusal is
+    /// counted. A draining node publishes no leaves: its clients are moving
+    /// to other nodes, and the others let its presences go only once it has
+    /// been down for `cluster.down_after`.
     fn settle(
         &self,
         registry: &Registry,
         topic: &str,
-        table: &MutexGuard<'_, TopicPresence>,
+        table: &mut MutexGuard<'_, TopicPresence>,
         changed: Result<Diff, PresenceRefusal>,
     ) -> Result<(), PresenceRefusal> {
         if table.is_empty() {
@@ -128,6 +132,13 @@ impl Presence {
         };
         if !diff.is_empty() {
             registry.fan_out(topic, PRESENCE_DIFF, &diff.to_value());
+            if let Some(cluster) = registry.cluster() {
+                let leaves_only = diff.joins.is_empty();
+                if !(leaves_only && cluster.is_draining()) {
+                    let v = Presence::next_version(table);
+                    cluster.publish_presence(topic, &diff.into_wire(v));
+                }
+            }
         }
         Ok(())
     }

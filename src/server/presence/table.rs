@@ -36,28 +36,41 @@ pub enum PresenceRefusal {
     NotTracked,
 }
 
-struct Tracked {
+pub(super) struct Tracked {
     session: SessionId,
-    meta: Map<String, Value>,
+    pub(super) meta: Map<String, Value>,
 }
 
-/// One topic's presence.
+/// One topic's presence: this node's sockets, and in a cluster what each
+/// other node said it holds ([`remote`](super::remote)).
 #[derive(Default)]
 pub(crate) struct TopicPresence {
-    keys: BTreeMap<String, Vec<Tracked>>,
+    pub(super) keys: BTreeMap<String, Vec<Tracked>>,
+    pub(super) remote: BTreeMap<String, super::remote::RemoteCopy>,
+    /// How many changes of this node's own presence here were published.
+    pub(super) version: u64,
 }
 
 /// A change: metas that joined and metas that left, by key.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Diff {
-    joins: BTreeMap<String, Vec<Value>>,
-    leaves: BTreeMap<String, Vec<Value>>,
+    pub(super) joins: BTreeMap<String, Vec<Value>>,
+    pub(super) leaves: BTreeMap<String, Vec<Value>>,
 }
 
 impl Diff {
     /// Whether nothing changed.
     pub(crate) fn is_empty(&self) -> bool {
         self.joins.is_empty() && self.leaves.is_empty()
+    }
+
+    /// The change as other nodes get it, as this node's `v`-th.
+    pub(crate) fn into_wire(self, v: u64) -> crate::cluster::wire::PresenceWire {
+        crate::cluster::wire::PresenceWire::Diff {
+            v,
+            joins: self.joins,
+            leaves: self.leaves,
+        }
     }
 
     /// `{"joins": {key: {"metas": [...]}}, "leaves": {...}}`.
@@ -76,25 +89,37 @@ fn by_key(metas: &BTreeMap<String, Vec<Value>>) -> Value {
 }
 
 impl TopicPresence {
-    /// Whether nobody is tracked.
+    /// Whether nobody is tracked, here or on another node.
     pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.remote.values().all(|copy| copy.keys.is_empty())
     }
 
-    /// `{key: {"metas": [...]}}`, as `presence_state` carries it.
+    /// This node's own metas, by key.
+    pub(crate) fn local_metas(&self) -> BTreeMap<String, Vec<Value>> {
+        self.keys
+            .iter()
+            .map(|(key, tracked)| {
+                let metas = tracked
+                    .iter()
+                    .map(|tracked| Value::Object(tracked.meta.clone()))
+                    .collect();
+                (key.clone(), metas)
+            })
+            .collect()
+    }
+
+    /// `{key: {"metas": [...]}}`, as `presence_state` carries it: this
+    /// node's metas, then every other node's.
     pub(crate) fn state(&self) -> Value {
-        Value::Object(
-            self.keys
-                .iter()
-                .map(|(key, tracked)| {
-                    let metas: Vec<Value> = tracked
-                        .iter()
-                        .map(|tracked| Value::Object(tracked.meta.clone()))
-                        .collect();
-                    (key.clone(), json!({ "metas": metas }))
-                })
-                .collect(),
-        )
+        let mut all = self.local_metas();
+        for copy in self.remote.values() {
+            for (key, metas) in &copy.keys {
+                all.entry(key.clone())
+                    .or_default()
+                    .extend(metas.iter().cloned());
+            }
+        }
+        by_key(&all)
     }
 
     /// Tracks `session` under `key` with `meta`, stamped with `phx_ref`.

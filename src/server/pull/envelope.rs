@@ -62,6 +62,7 @@ pub(super) async fn forward(mut received: mpsc::Receiver<UpstreamData>, ingest: 
             None => None,
         };
         let item = SinkItem {
+            store_id: None,
             id: data.id().to_owned(),
             kind: ItemKind::Data,
             payload: Bytes::from(data.payload().to_string()),

@@ -50,6 +50,7 @@ pub(super) async fn forward(mut incoming: mpsc::Receiver<Incoming>, route: Route
             None => None,
         };
         let item = SinkItem {
+            store_id: None,
             id,
             kind: ItemKind::Data,
             payload: Bytes::from(message.payload.to_string()),

@@ -228,6 +228,7 @@ impl IngestSocket {
         }
         let origin = ctx.address().recipient();
         let mut ticket = None;
+        let mut store_id = None;
         if let Some((producer, sequence)) = key_fields(&payload) {
             if producer.len() > MAX_PRODUCER_NAME {
                 self.stats.frame_problem(FrameProblem::InvalidPayload);
@@ -240,6 +241,11 @@ impl IngestSocket {
                 producer: scoped(&self.principal, producer),
                 sequence,
             };
+            if self.registry.cluster().is_some() {
+                // Stored once across nodes: a producer that resends to
+                // another node is deduplicated by the stream on its position.
+                store_id = Some(format!("{}:{sequence}", key.producer));
+            }
             match self.dedup.admit(&key, &id, &origin) {
                 (Admission::New, claim) => ticket = claim,
                 // Stored already: ack again, store nothing.
@@ -263,6 +269,7 @@ impl IngestSocket {
         }
         let entry = Ingest {
             item: SinkItem {
+                store_id,
                 id,
                 kind: ItemKind::Data,
                 payload: Bytes::from(payload.to_string()),

@@ -3,11 +3,12 @@
 //! codes, the socket itself) stay in [`session`](crate::server::session).
 //! History requests are answered in [`history`].
 
+mod cluster_join;
 mod history;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytestring::ByteString;
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
 use crate::protocol::resume::{ResumeRequest, UNRECOVERED};
 use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::server::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
-use crate::server::history::History;
+use crate::server::history::TopicLog;
 use crate::server::registry::Registry;
 use crate::server::session::{Protocol, ServerSession};
 use crate::server::stats::{FrameProblem, HubStats};
@@ -34,10 +35,15 @@ struct Joined {
     channel: Arc<dyn Channel>,
 }
 
+type Ctx = Context<ServerSession<PhoenixSocket>>;
+
 /// Per-socket Phoenix state.
 pub(crate) struct PhoenixSocket {
     info: SocketInfo,
     joined: HashMap<String, Joined>,
+    /// Joins waiting for this node's copy of a recoverable topic (in a
+    /// cluster), by topic: their join_ref.
+    waiting: HashMap<String, Option<String>>,
     max_channels: usize,
     router: ChannelRouter,
     registry: Arc<Registry>,
@@ -63,6 +69,7 @@ impl PhoenixSocket {
         PhoenixSocket {
             info,
             joined: HashMap::new(),
+            waiting: HashMap::new(),
             max_channels: deps.max_channels,
             router: deps.router,
             registry: deps.registry,
@@ -73,6 +80,7 @@ impl PhoenixSocket {
 
     /// Leaves every topic and forgets the socket (when it closes).
     fn leave_all(&mut self) {
+        self.waiting.clear();
         let topics: Vec<String> = self.joined.drain().map(|(topic, _)| topic).collect();
         self.registry
             .remove_session(self.info.session_id, topics.iter().map(String::as_str));
@@ -80,7 +88,7 @@ impl PhoenixSocket {
 
     /// Handles one inbound text frame. Never fails: bad input is counted,
     /// logged and answered where Phoenix would answer.
-    pub(crate) fn handle_text(&mut self, text: &str) {
+    pub(crate) fn handle_text(&mut self, text: &str, ctx: &mut Ctx) {
         let frame = match Frame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {
@@ -103,7 +111,7 @@ impl PhoenixSocket {
             return;
         }
         match frame.event.as_str() {
-            phoenix::PHX_JOIN => self.join(frame),
+            phoenix::PHX_JOIN => self.join(frame, ctx),
             phoenix::PHX_LEAVE => self.leave(frame),
             HISTORY_EVENT => self.history(frame),
             event if phoenix::is_reserved_event(event) => self.reserved(&frame),
@@ -135,6 +143,7 @@ impl PhoenixSocket {
     /// Forgets a joined topic: membership first, so no broadcast can follow
     /// the closing frame; then `event` (`phx_close` or `phx_error`).
     fn drop_topic(&mut self, topic: &str, event: &str, payload: &Value) {
+        self.waiting.remove(topic);
         let Some(joined) = self.joined.remove(topic) else {
             return;
         };
@@ -143,7 +152,7 @@ impl PhoenixSocket {
         self.send(join_ref, join_ref, topic, event, payload);
     }
 
-    fn join(&mut self, frame: Frame) {
+    fn join(&mut self, frame: Frame, ctx: &mut Ctx) {
         let Some(channel) = self.router.find(&frame.topic) else {
             return self.unmatched(&frame);
         };
@@ -153,7 +162,7 @@ impl PhoenixSocket {
         // A second join replaces the first: close the old one first.
         self.drop_topic(&frame.topic, phoenix::PHX_CLOSE, &json!({}));
         let join_ref = frame.join_ref.as_deref();
-        if self.joined.len() >= self.max_channels {
+        if self.joined.len() + self.waiting.len() >= self.max_channels {
             self.stats.frame_problem(FrameProblem::TooManyChannels);
             tracing::warn!(topic = %frame.topic, cap = self.max_channels, "join refused: channel cap");
             let refused = Reply::error(&ChannelErrorCode::TooManyChannels);
@@ -166,7 +175,17 @@ impl PhoenixSocket {
             Ok(Ok(response)) => {
                 let registry = self.registry.clone();
                 let accepted = match registry.history_for(&frame.topic) {
-                    Some(history) => self.join_resuming(history, &frame, response),
+                    Some(history) => match registry.cluster() {
+                        Some(cluster) => {
+                            let replay = history.max_replay();
+                            return self
+                                .join_in_cluster(cluster, replay, frame, response, channel, ctx);
+                        }
+                        None => {
+                            let log = history.log(&frame.topic, |t| registry.member_count(t) > 0);
+                            self.join_resuming(&log, history.max_replay(), &frame, response)
+                        }
+                    },
                     None => {
                         // Subscribed before the reply, as Phoenix does: no
                         // broadcast made after the client sees "ok" can miss it.
@@ -180,14 +199,7 @@ impl PhoenixSocket {
                     }
                 };
                 if accepted {
-                    self.track_joiner(channel.as_ref(), &frame);
-                    self.joined.insert(
-                        frame.topic.clone(),
-                        Joined {
-                            join_ref: frame.join_ref.clone(),
-                            channel,
-                        },
-                    );
+                    self.keep_joined(channel, &frame);
                 }
             }
             Ok(Err(code)) => self.reply(join_ref, &frame, Reply::error(&code)),
@@ -198,6 +210,18 @@ impl PhoenixSocket {
                 self.reply(join_ref, &frame, Reply::error(&crashed));
             }
         }
+    }
+
+    /// A join accepted and replied to: presence, and the topic kept.
+    fn keep_joined(&mut self, channel: Arc<dyn Channel>, frame: &Frame) {
+        self.track_joiner(channel.as_ref(), frame);
+        self.joined.insert(
+            frame.topic.clone(),
+            Joined {
+                join_ref: frame.join_ref.clone(),
+                channel,
+            },
+        );
     }
 
     /// After a join's reply: when the channel tracks the joiner, the topic's
@@ -220,7 +244,13 @@ impl PhoenixSocket {
     /// A join on a recoverable topic: reply with the recovery outcome, then
     /// the replay, then live frames (SEQ-3..SEQ-7). A strict resume that
     /// cannot be recovered is refused with `unrecovered`.
-    fn join_resuming(&self, history: &History, frame: &Frame, response: Value) -> bool {
+    fn join_resuming(
+        &self,
+        log: &Mutex<TopicLog>,
+        max_replay: usize,
+        frame: &Frame,
+        response: Value,
+    ) -> bool {
         let resume = ResumeRequest::read(&frame.payload);
         let join_ref = frame.join_ref.as_deref();
         let asked = frame
@@ -236,7 +266,8 @@ impl PhoenixSocket {
         }
         let strict = resume.as_ref().is_some_and(|resume| resume.strict);
         let accepted = self.registry.subscribe_resuming(
-            history,
+            log,
+            max_replay,
             &frame.topic,
             self.info.session_id,
             &self.outbox,
@@ -370,8 +401,8 @@ fn names_fit(frame: &Frame) -> bool {
 }
 
 impl Protocol for PhoenixSocket {
-    fn on_text(&mut self, text: &str, _: &mut Context<ServerSession<Self>>) {
-        self.handle_text(text);
+    fn on_text(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>) {
+        self.handle_text(text, ctx);
     }
 
     fn on_rate_limited(&mut self, text: &str, _: &mut Context<ServerSession<Self>>) {

@@ -4,16 +4,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use actix::{Message, Recipient};
 use bytestring::ByteString;
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::history::{self, History, Recovery};
+use super::history::{self, History, Recovery, TopicLog};
 use super::member::{Delivery, Member};
 use super::presence::Presence;
+use crate::cluster::Cluster;
 use crate::config::PresenceConfig;
 use crate::protocol::phoenix;
 use crate::protocol::resume::ResumeRequest;
@@ -53,7 +54,11 @@ pub(crate) struct Registry {
     draining: AtomicBool,
     history: Option<History>,
     presence: Presence,
+    /// The cluster this hub is a node of (`[cluster]`).
+    cluster: OnceLock<Arc<Cluster>>,
 }
+
+mod cluster;
 
 /// One counted slot of `max_connections`; frees itself when dropped.
 pub(crate) struct ConnectionSlot {
@@ -79,6 +84,7 @@ impl Registry {
             draining: AtomicBool::new(false),
             history: None,
             presence: Presence::new(&PresenceConfig::default()),
+            cluster: OnceLock::new(),
         }
     }
 
@@ -164,12 +170,22 @@ impl Registry {
         self.add_member(topic, id, Member::Socket(outbox));
     }
 
-    /// Adds any member to a topic.
+    /// Adds any member to a topic. In a cluster, the topic's first member
+    /// makes the node follow it.
     pub(crate) fn add_member(&self, topic: &str, id: SessionId, member: Member) {
-        self.topics
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(id, member);
+        let first = match self.topics.entry(topic.to_owned()) {
+            dashmap::Entry::Occupied(mut members) => {
+                members.get_mut().insert(id, member);
+                false
+            }
+            dashmap::Entry::Vacant(empty) => {
+                empty.insert(HashMap::from([(id, member)]));
+                true
+            }
+        };
+        if let (true, Some(cluster)) = (first, self.cluster()) {
+            cluster.set_members(topic, true);
+        }
     }
 
     /// Removes a member from a topic, untracking its presence there; the
@@ -184,8 +200,13 @@ impl Registry {
         if let Some(mut members) = self.topics.get_mut(topic) {
             members.remove(&id);
         }
-        self.topics
-            .remove_if(topic, |_, members| members.is_empty());
+        let gone = self
+            .topics
+            .remove_if(topic, |_, members| members.is_empty())
+            .is_some();
+        if let (true, Some(cluster)) = (gone, self.cluster()) {
+            cluster.set_members(topic, false);
+        }
     }
 
     /// Sends `[null, null, topic, event, payload]` to every member as it
@@ -232,6 +253,9 @@ impl Registry {
         if phoenix::is_reserved_event(event) {
             refuse_reserved(topic, event, "broadcast");
             return 0;
+        }
+        if let Some(cluster) = self.cluster() {
+            return self.broadcast_in_cluster(cluster, topic, event, payload, except);
         }
         if let Some(history) = self.history_for(topic) {
             let log = history.log(topic, |topic| self.member_count(topic) > 0);
@@ -294,18 +318,19 @@ impl Registry {
     /// when it accepts, the replay is queued and the socket becomes a member;
     /// so reply, replay and live frames reach it in that order, with no hole
     /// and no duplicate. Answers whether the join was accepted.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn subscribe_resuming(
         &self,
-        history: &History,
+        log: &Mutex<TopicLog>,
+        max_replay: usize,
         topic: &str,
         id: SessionId,
         outbox: &Outbox,
         resume: Option<&ResumeRequest>,
         reply: impl FnOnce(&Recovery) -> bool,
     ) -> bool {
-        let log = history.log(topic, |topic| self.member_count(topic) > 0);
-        let log = history::lock(&log);
-        let recovery = log.recover(resume, history.max_replay());
+        let log = history::lock(log);
+        let recovery = log.recover(resume, max_replay);
         if !reply(&recovery) {
             return false;
         }
@@ -325,7 +350,11 @@ impl Registry {
         query: &crate::protocol::history::HistoryQuery,
     ) -> Option<crate::protocol::history::HistoryPage> {
         let history = self.history_for(topic)?;
-        let Some(log) = history.existing(topic) else {
+        let log = match self.cluster() {
+            Some(cluster) => cluster.live_copy(topic),
+            None => history.existing(topic),
+        };
+        let Some(log) = log else {
             // Nothing broadcast and nobody joined: no log is made for a read.
             return Some(crate::protocol::history::HistoryPage {
                 epoch: String::new(),
