@@ -47,8 +47,9 @@ pub(super) struct SequencedJob {
     pub bytes: usize,
 }
 
-/// A recoverable topic as this node holds it: its copy of the history, and
-/// whether the copy has caught up with the stream.
+/// A topic as this node follows it: whether it is subscribed (and, on a
+/// recoverable topic, its copy of the history caught up with the stream),
+/// and that copy (unused on a plain topic).
 pub(super) struct Feed {
     pub log: Arc<Mutex<TopicLog>>,
     /// Where the copy is in the stream (kept here, so a task that follows
@@ -154,8 +155,9 @@ impl Shared {
     }
 }
 
-/// A join on a recoverable topic, waiting for this node's copy of it to
-/// catch up with the stream. While it lives the topic stays followed.
+/// A join waiting for this node to follow its topic (on a recoverable
+/// topic: for its copy to catch up with the stream). While it lives the
+/// topic stays followed.
 pub(crate) struct FeedJoin {
     shared: Arc<Shared>,
     topic: String,
@@ -290,8 +292,8 @@ impl Cluster {
         self.shared.send_presence(topic, wire);
     }
 
-    /// Starts a join on recoverable `topic`: the topic is followed from now
-    /// on, and the join may go on once [`FeedJoin::is_ready`].
+    /// Starts a join on `topic`: the topic is followed from now on, and the
+    /// join may go on once [`FeedJoin::is_ready`].
     pub(crate) fn join_feed(&self, topic: &str) -> FeedJoin {
         let feed = self
             .shared

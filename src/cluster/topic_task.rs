@@ -36,11 +36,14 @@ pub(super) async fn follow(
     // Subscribed before reading back: nothing stored from now on is missed.
     let _ = tokio::time::timeout(shared.config.request_timeout, client.flush()).await;
     shared.send_presence(&topic, &PresenceWire::Sync { to: None });
-    let feed = recoverable.then(|| shared.feed(&topic, || {}));
+    // Joins wait for this: subscribed (and, on a recoverable topic, the
+    // copy caught up).
+    let followed = shared.feed(&topic, || {});
+    let feed = recoverable.then_some(followed.clone());
     if let Some(feed) = &feed {
         catch_up(&shared, &topic, feed, None).await;
-        feed.ready.send_replace(true);
     }
+    followed.ready.send_replace(true);
     reconnects.borrow_and_update();
     loop {
         tokio::select! {

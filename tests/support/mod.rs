@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod cluster;
 pub mod fault_proxy;
 pub mod nats;
 pub mod peers;

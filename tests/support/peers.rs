@@ -245,6 +245,11 @@ impl PhoenixPeer {
         PhoenixPeer::spawn("presence_client.mjs", scenario, url, extra, &[])
     }
 
+    /// Starts `node cluster_client.mjs <scenario> --url <url> <extra...>`.
+    pub fn cluster(scenario: &str, url: &str, extra: &[&str]) -> PhoenixPeer {
+        PhoenixPeer::spawn("cluster_client.mjs", scenario, url, extra, &[])
+    }
+
     /// Starts `node longpoll_client.mjs <scenario> --url <url>`.
     pub fn longpoll(scenario: &str, url: &str) -> PhoenixPeer {
         PhoenixPeer::spawn("longpoll_client.mjs", scenario, url, &[], &[])

@@ -212,6 +212,7 @@ impl TopicRecovery {
             self.track = Some(Track::live(top, epoch));
             return (Joined::Fresh, None);
         };
+        track.adopt_first_epoch(&epoch);
         // Each reply says afresh what follows the position: a hole an
         // earlier reply expected is not carried over.
         if recovered {
@@ -275,6 +276,7 @@ impl TopicRecovery {
             self.stats.stale_epoch += 1;
             return Vec::new();
         }
+        track.adopt_first_epoch(&epoch);
         if track.epoch.as_deref() != Some(epoch.as_str()) {
             // The hub's history for this topic restarted under us: hold the
             // message and rejoin, which announces the change as a gap.
@@ -309,6 +311,14 @@ impl TopicRecovery {
 }
 
 impl Track {
+    /// A topic joined before its first message (a cluster node answers
+    /// epoch `""` then) takes the first epoch the hub names.
+    fn adopt_first_epoch(&mut self, epoch: &str) {
+        if self.delivered == 0 && self.epoch.as_deref() == Some("") {
+            self.epoch = Some(epoch.to_owned());
+        }
+    }
+
     /// A position taken from the hub, nothing replayed after it.
     fn live(delivered: u64, epoch: String) -> Track {
         Track {
@@ -463,6 +473,25 @@ mod tests {
         let steps = feed(&mut topic, &[6, 7, 8], "e");
         assert_eq!(delivered(&steps), vec![6, 7, 8]);
         assert_eq!(topic.position(), (8, Some("e")));
+    }
+
+    #[test]
+    fn a_topic_joined_before_its_first_message_takes_the_first_epoch_named() {
+        // A cluster node answers epoch "" for a topic nothing was sent on.
+        let mut topic = TopicRecovery::new(false);
+        assert_eq!(topic.on_join_reply(&reply(false, "", 0)).0, Joined::Fresh);
+        let steps = feed(&mut topic, &[1, 2], "e");
+        assert_eq!(delivered(&steps), vec![1, 2]);
+        assert_eq!(topic.position(), (2, Some("e")));
+        // Resumed from ("", 0) and recovered into the epoch begun since.
+        let mut topic = TopicRecovery::restored(false, 0, Some(String::new()));
+        topic.joining();
+        assert_eq!(
+            topic.on_join_reply(&reply(true, "e", 2)).0,
+            Joined::Recovered
+        );
+        assert_eq!(delivered(&feed(&mut topic, &[1, 2], "e")), vec![1, 2]);
+        assert_eq!(topic.position(), (2, Some("e")));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! A join on a recoverable topic of a cluster node: it goes on once this
-//! node's copy of the topic has caught up with the history stream (at once
-//! when the node follows the topic already), so the reply's position and
-//! the replay are the cluster's, not this node's alone.
+//! A join on a cluster node goes on once the node follows the topic (at
+//! once when it does already): subscribed to the other nodes' broadcasts,
+//! so none made after the client sees "ok" can miss it; and on a
+//! recoverable topic with its copy caught up with the history stream, so
+//! the reply's position and the replay are the cluster's, not this node's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +25,13 @@ const CATCH_UP: Duration = Duration::from_secs(5);
 pub(crate) const CLUSTER_UNAVAILABLE: &str = "cluster_unavailable";
 
 impl PhoenixSocket {
-    /// Joins at once when the copy is caught up; otherwise waits for it
-    /// (the socket goes on reading meanwhile).
+    /// Joins at once when the node follows the topic; otherwise waits for
+    /// it (the socket goes on reading meanwhile). `max_replay` is set on a
+    /// recoverable topic.
     pub(super) fn join_in_cluster(
         &mut self,
         cluster: &Cluster,
-        max_replay: usize,
+        max_replay: Option<usize>,
         frame: Frame,
         response: Value,
         channel: Arc<dyn Channel>,
@@ -70,12 +72,16 @@ impl PhoenixSocket {
     fn finish_join(
         &mut self,
         feed: &FeedJoin,
-        max_replay: usize,
+        max_replay: Option<usize>,
         frame: &Frame,
         response: Value,
         channel: Arc<dyn Channel>,
     ) {
-        if self.join_resuming(feed.log(), max_replay, frame, response) {
+        let accepted = match max_replay {
+            Some(max_replay) => self.join_resuming(feed.log(), max_replay, frame, response),
+            None => self.join_plain(frame, response),
+        };
+        if accepted {
             self.keep_joined(channel, frame);
         }
     }

@@ -174,29 +174,17 @@ impl PhoenixSocket {
         match decided {
             Ok(Ok(response)) => {
                 let registry = self.registry.clone();
-                let accepted = match registry.history_for(&frame.topic) {
-                    Some(history) => match registry.cluster() {
-                        Some(cluster) => {
-                            let replay = history.max_replay();
-                            return self
-                                .join_in_cluster(cluster, replay, frame, response, channel, ctx);
-                        }
-                        None => {
-                            let log = history.log(&frame.topic, |t| registry.member_count(t) > 0);
-                            self.join_resuming(&log, history.max_replay(), &frame, response)
-                        }
-                    },
-                    None => {
-                        // Subscribed before the reply, as Phoenix does: no
-                        // broadcast made after the client sees "ok" can miss it.
-                        self.registry.subscribe(
-                            &frame.topic,
-                            self.info.session_id,
-                            self.outbox.clone(),
-                        );
-                        self.reply(join_ref, &frame, Reply::ok(response));
-                        true
+                let history = registry.history_for(&frame.topic);
+                if let Some(cluster) = registry.cluster() {
+                    let replay = history.map(|history| history.max_replay());
+                    return self.join_in_cluster(cluster, replay, frame, response, channel, ctx);
+                }
+                let accepted = match history {
+                    Some(history) => {
+                        let log = history.log(&frame.topic, |t| registry.member_count(t) > 0);
+                        self.join_resuming(&log, history.max_replay(), &frame, response)
                     }
+                    None => self.join_plain(&frame, response),
                 };
                 if accepted {
                     self.keep_joined(channel, &frame);
@@ -210,6 +198,15 @@ impl PhoenixSocket {
                 self.reply(join_ref, &frame, Reply::error(&crashed));
             }
         }
+    }
+
+    /// A join on a plain topic: subscribed before the reply, as Phoenix
+    /// does, so no broadcast made after the client sees "ok" can miss it.
+    fn join_plain(&self, frame: &Frame, response: Value) -> bool {
+        self.registry
+            .subscribe(&frame.topic, self.info.session_id, self.outbox.clone());
+        self.reply(frame.join_ref.as_deref(), frame, Reply::ok(response));
+        true
     }
 
     /// A join accepted and replied to: presence, and the topic kept.
