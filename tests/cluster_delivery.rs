@@ -106,6 +106,27 @@ async fn broadcasts_from_every_node_reach_every_member_on_every_node_once() {
     let cluster = &health["details"]["cluster"];
     assert_eq!(cluster["node_id"], "n1");
     assert!(cluster["delivered"].as_u64().unwrap() >= 20, "{health}");
+    assert_eq!(cluster["peers"].as_array().unwrap().len(), 2, "{health}");
+    let metrics = metrics_text(&nodes[0]).await;
+    for name in [
+        "switchboard_cluster_published_total",
+        "switchboard_cluster_delivered_total",
+        "switchboard_cluster_subscriptions",
+        "switchboard_cluster_peers",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+}
+
+/// `GET /metrics` of `node`.
+async fn metrics_text(node: &Node) -> String {
+    let url = format!("http://{}/metrics", node.addr);
+    let mut response = awc::Client::new().get(url).send().await.expect("answered");
+    let body = response.body().limit(1 << 22).await.expect("a body");
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[actix_web::test]

@@ -28,9 +28,11 @@ const url = option("--url")
 const topic = option("--topic", "room:lobby")
 const event = option("--event", "say")
 const count = Number(option("--count", "10"))
-const emit = (obj) => process.stdout.write(JSON.stringify(obj) + "\n")
+let ended = false
+const emit = (obj) => { if (!ended) process.stdout.write(JSON.stringify(obj) + "\n") }
 const end = (ok, details) => {
   emit({ ok, ...details })
+  ended = true
   setTimeout(() => process.exit(ok ? 0 : 1), 50)
 }
 if (!url) {

@@ -303,6 +303,17 @@ impl PhoenixPeer {
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("peer printed non-JSON: {line}"))
     }
 
+    /// The next JSON line if the peer prints one within `within`.
+    pub async fn line_within(&mut self, within: Duration) -> Option<Value> {
+        let line = tokio::time::timeout(within, self.lines.next_line())
+            .await
+            .ok()?;
+        let line = line.expect("peer stdout readable")?;
+        Some(
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("peer printed non-JSON: {line}")),
+        )
+    }
+
     /// Waits for the peer to exit; returns its last JSON line.
     pub async fn result(mut self) -> Value {
         let mut last = Value::Null;
