@@ -41,8 +41,8 @@ async fn push_acked(client: &mut Client, topic: &str, event: &str, payload: Valu
 }
 
 #[actix_web::test]
-async fn broadcasts_from_every_node_reach_every_member_on_every_node_once() {
-    let test = "broadcasts_from_every_node_reach_every_member_on_every_node_once";
+async fn cl_1_broadcasts_from_every_node_reach_every_member_on_every_node_once() {
+    let test = "cl_1_broadcasts_from_every_node_reach_every_member_on_every_node_once";
     let Some(nats) = nats_or_skip(test) else {
         return;
     };
@@ -130,9 +130,9 @@ async fn metrics_text(node: &Node) -> String {
 }
 
 #[actix_web::test]
-async fn concurrent_publishes_from_three_nodes_keep_one_order_everywhere() {
+async fn cl_2_concurrent_publishes_from_three_nodes_keep_one_order_everywhere() {
     let Some(nats) =
-        nats_or_skip("concurrent_publishes_from_three_nodes_keep_one_order_everywhere")
+        nats_or_skip("cl_2_concurrent_publishes_from_three_nodes_keep_one_order_everywhere")
     else {
         return;
     };
@@ -219,9 +219,9 @@ fn addr(node: &Node) -> SocketAddr {
 }
 
 #[actix_web::test]
-async fn a_client_whose_node_is_killed_resumes_on_another_exactly_where_it_was() {
+async fn cl_3_a_client_whose_node_is_killed_resumes_on_another_exactly_where_it_was() {
     let Some(nats) =
-        nats_or_skip("a_client_whose_node_is_killed_resumes_on_another_exactly_where_it_was")
+        nats_or_skip("cl_3_a_client_whose_node_is_killed_resumes_on_another_exactly_where_it_was")
     else {
         return;
     };
@@ -283,8 +283,8 @@ async fn a_client_whose_node_is_killed_resumes_on_another_exactly_where_it_was()
 }
 
 #[actix_web::test]
-async fn a_client_away_longer_than_the_history_is_told_of_the_gap() {
-    let Some(nats) = nats_or_skip("a_client_away_longer_than_the_history_is_told_of_the_gap")
+async fn cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap() {
+    let Some(nats) = nats_or_skip("cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap")
     else {
         return;
     };

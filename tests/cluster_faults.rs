@@ -40,8 +40,8 @@ async fn users_until(
 }
 
 #[actix_web::test]
-async fn presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not() {
-    let test = "presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not";
+async fn cl_4_presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not() {
+    let test = "cl_4_presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not";
     let Some(nats) = nats_or_skip(test) else {
         return;
     };
@@ -77,11 +77,14 @@ async fn presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not() {
     })
     .await;
     assert_eq!(all, json!({"ann": 1, "bob": 1, "cy": 1}));
-    let seen_by_ann = users_until(&mut ann, "bob and cy from node 1", |users| {
-        users.get("bob").is_some() && users.get("cy").is_some()
+    // ann sees the same from node 1 (her own join may come after the state).
+    let seen_by_ann = users_until(&mut ann, "all three from node 1", |users| {
+        ["ann", "bob", "cy"]
+            .iter()
+            .all(|key| users.get(*key).is_some())
     })
     .await;
-    assert_eq!(seen_by_ann["ann"], 1);
+    assert_eq!(seen_by_ann, all);
 
     // Node 3 drains: cy moves to node 2 through the balancer and never leaves.
     proxy.set_upstream(addr(&nodes[1]));
@@ -121,8 +124,9 @@ async fn presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not() {
         took <= DOWN_AFTER + HEARTBEAT * 2,
         "ann left after {took:?}"
     );
+    // The period runs from the last heartbeat heard, up to one before the kill.
     assert!(
-        took >= DOWN_AFTER - HEARTBEAT,
+        took >= DOWN_AFTER - HEARTBEAT * 2,
         "ann left before the down period: {took:?}"
     );
     eprintln!("killed node's presence left after {took:?} (down_after {DOWN_AFTER:?})");
@@ -162,9 +166,9 @@ async fn next_tick(client: &mut Client) -> u64 {
 }
 
 #[actix_web::test]
-async fn nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_cluster_comes_back() {
+async fn cl_5_nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_cluster_comes_back() {
     let Some(mut nats) = nats_or_skip(
-        "nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_cluster_comes_back",
+        "cl_5_nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_cluster_comes_back",
     ) else {
         return;
     };
@@ -238,10 +242,10 @@ async fn nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_cluster_c
 }
 
 #[actix_web::test]
-async fn a_producer_redirected_to_another_node_mid_stream_is_stored_exactly_once() {
-    let Some(nats) =
-        nats_or_skip("a_producer_redirected_to_another_node_mid_stream_is_stored_exactly_once")
-    else {
+async fn cl_6_a_producer_redirected_to_another_node_mid_stream_is_stored_exactly_once() {
+    let Some(nats) = nats_or_skip(
+        "cl_6_a_producer_redirected_to_another_node_mid_stream_is_stored_exactly_once",
+    ) else {
         return;
     };
     let mut layout = Layout::new(&nats.url());
