@@ -12,8 +12,15 @@ use crate::protocol::phoenix::{self, Frame};
 use crate::server::member::Delivery;
 
 impl Registry {
-    /// Makes the hub a node of `cluster` (once).
+    /// Makes the hub a node of `cluster` (once). Session ids then start
+    /// from a number drawn from the node's id, so the default presence key
+    /// (`socket:<id>`) of two sockets on two nodes differs.
     pub(crate) fn set_cluster(&self, cluster: Arc<Cluster>) {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(cluster.node_id(), &mut hasher);
+        let base = (std::hash::Hasher::finish(&hasher) & 0xff_ffff) << 32;
+        self.next_session
+            .fetch_max(base + 1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.cluster.set(cluster);
     }
 
