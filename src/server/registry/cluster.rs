@@ -18,7 +18,7 @@ impl Registry {
     pub(crate) fn set_cluster(&self, cluster: Arc<Cluster>) {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(cluster.node_id(), &mut hasher);
-        let base = (std::hash::Hasher::finish(&hasher) & 0xff_ffff) << 32;
+        let base = (std::hash::Hasher::finish(&hasher) & 0xf_ffff) << 32; // below 2^53: exact in JSON
         self.next_session
             .fetch_max(base + 1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.cluster.set(cluster);
