@@ -6,12 +6,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::client::{fast_config, open, switchboard, wait_for};
-use support::cluster::{start_cluster, Layout, Node, CLUSTER_WAIT};
+use support::cluster::{addr, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT};
 use support::fault_proxy::{Cut, FaultProxy};
 use support::nats::nats_or_skip;
 use support::peers::{node_ready, PhoenixPeer};
@@ -25,19 +24,6 @@ async fn next(pushes: &mut mpsc::Receiver<Incoming>) -> Incoming {
         .await
         .expect("a message in time")
         .expect("the subscription lives")
-}
-
-/// Pushes `event` with `payload` on `topic` and waits for its reply,
-/// passing over broadcasts on the way.
-async fn push_acked(client: &mut Client, topic: &str, event: &str, payload: Value, r: &str) {
-    client.send(Some("1"), Some(r), topic, event, payload).await;
-    loop {
-        let frame = client.recv().await;
-        if frame[1] == r && frame[3] == "phx_reply" {
-            assert_eq!(frame[4]["status"], "ok", "{frame}");
-            return;
-        }
-    }
 }
 
 #[actix_web::test]
@@ -202,6 +188,29 @@ async fn cl_2_concurrent_publishes_from_three_nodes_keep_one_order_everywhere() 
     eprintln!("3 x {EACH} concurrent recoverable publishes: {conflicts} compare-and-set retries");
 }
 
+/// A supervised client joined to recoverable `topic` through `proxy` (the
+/// balancer): its switchboard and handle (kept alive), events and `item`s.
+async fn follow_through(
+    proxy: &FaultProxy,
+    topic: &str,
+) -> (
+    actix::Addr<switchboard::client::Switchboard>,
+    PhoenixHandle,
+    tokio::sync::broadcast::Receiver<ConnectEvent>,
+    mpsc::Receiver<Incoming>,
+) {
+    let board = switchboard();
+    let url = format!("ws://{}/socket/websocket", proxy.addr());
+    let handle = open(&board, fast_config(&url)).await;
+    let events = handle.events();
+    let pushes = handle.incoming(topic, Some("item"), 1024);
+    handle
+        .join_recoverable(topic, json!({}), false)
+        .await
+        .expect("joins through the balancer");
+    (board, handle, events, pushes)
+}
+
 /// Waits for the next `Rejoined` of `topic`; its reply.
 async fn rejoined(
     events: &mut tokio::sync::broadcast::Receiver<ConnectEvent>,
@@ -212,10 +221,6 @@ async fn rejoined(
         _ => None,
     })
     .await
-}
-
-fn addr(node: &Node) -> SocketAddr {
-    node.addr.parse().expect("a socket address")
 }
 
 #[actix_web::test]
@@ -229,18 +234,7 @@ async fn cl_3_a_client_whose_node_is_killed_resumes_on_another_exactly_where_it_
     const TOPIC: &str = "feed:resume";
     const TOTAL: u64 = 200;
     let proxy = FaultProxy::start(addr(&nodes[0]));
-    let board = switchboard();
-    let handle = open(
-        &board,
-        fast_config(&format!("ws://{}/socket/websocket", proxy.addr())),
-    )
-    .await;
-    let mut events = handle.events();
-    let mut pushes = handle.incoming(TOPIC, Some("item"), 1024);
-    handle
-        .join_recoverable(TOPIC, json!({}), false)
-        .await
-        .expect("joins on node 1");
+    let (_board, _handle, mut events, mut pushes) = follow_through(&proxy, TOPIC).await;
 
     // Published on node 2 all along, one every 5 ms.
     let publisher_url = nodes[1].socket();
@@ -293,18 +287,7 @@ async fn cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap() {
     let nodes = start_cluster(&layout, 2).await;
     const TOPIC: &str = "feed:short";
     let proxy = FaultProxy::start(addr(&nodes[0]));
-    let board = switchboard();
-    let handle = open(
-        &board,
-        fast_config(&format!("ws://{}/socket/websocket", proxy.addr())),
-    )
-    .await;
-    let mut events = handle.events();
-    let mut pushes = handle.incoming(TOPIC, Some("item"), 64);
-    handle
-        .join_recoverable(TOPIC, json!({}), false)
-        .await
-        .expect("joins");
+    let (_board, _handle, mut events, mut pushes) = follow_through(&proxy, TOPIC).await;
     let mut publisher = Client::connect(nodes[1].socket()).await;
     publisher.join(TOPIC, "1").await;
     for n in 1..=3 {

@@ -5,21 +5,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
 use serde_json::{json, Value};
-use support::cluster::{start_cluster, Layout, Node, CLUSTER_WAIT, DOWN_AFTER, HEARTBEAT};
+use support::cluster::{
+    addr, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT, DOWN_AFTER, HEARTBEAT,
+};
 use support::fault_proxy::{Cut, FaultProxy};
 use support::nats::{nats_or_skip, observer, read_stream, stream_count};
 use support::peers::{node_ready, PhoenixPeer};
 use support::Client;
 use switchboard::client::{OpenProducer, Switchboard};
-
-fn addr(node: &Node) -> SocketAddr {
-    node.addr.parse().expect("a socket address")
-}
 
 /// Reads `observer`'s lines until a `users` line satisfies `check`.
 async fn users_until(
@@ -134,18 +131,6 @@ async fn cl_4_presence_spans_nodes_a_killed_node_leaves_a_drained_one_does_not()
     cy.close_stdin();
     bob.result().await;
     cy.result().await;
-}
-
-/// Pushes `event` on `topic` and waits for its reply, passing broadcasts.
-async fn push_acked(client: &mut Client, topic: &str, event: &str, payload: Value, r: &str) {
-    client.send(Some("1"), Some(r), topic, event, payload).await;
-    loop {
-        let frame = client.recv().await;
-        if frame[1] == r && frame[3] == "phx_reply" {
-            assert_eq!(frame[4]["status"], "ok", "{frame}");
-            return;
-        }
-    }
 }
 
 /// Broadcasts the next `tick` (its `n` one more than the last).

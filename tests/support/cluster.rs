@@ -200,6 +200,30 @@ pub async fn start_cluster(layout: &Layout, count: usize) -> Vec<Node> {
     nodes
 }
 
+/// `node`'s address, for a proxy's upstream.
+pub fn addr(node: &Node) -> std::net::SocketAddr {
+    node.addr.parse().expect("a socket address")
+}
+
+/// Pushes `event` with `payload` on `topic` and waits for its reply,
+/// passing over broadcasts on the way.
+pub async fn push_acked(
+    client: &mut super::Client,
+    topic: &str,
+    event: &str,
+    payload: Value,
+    r: &str,
+) {
+    client.send(Some("1"), Some(r), topic, event, payload).await;
+    loop {
+        let frame = client.recv().await;
+        if frame[1] == r && frame[3] == "phx_reply" {
+            assert_eq!(frame[4]["status"], "ok", "{frame}");
+            return;
+        }
+    }
+}
+
 /// A GET's JSON body, whatever its status.
 pub async fn http_json(url: &str) -> Value {
     let mut response = tokio::time::timeout(WAIT, awc::Client::new().get(url).send())

@@ -49,19 +49,7 @@ impl Registry {
             return self.member_count(topic);
         }
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        let taken = match self.topics.get(topic) {
-            Some(members) => {
-                let delivery = Delivery {
-                    topic,
-                    event,
-                    payload,
-                    sequence: None,
-                    frame: &frame,
-                };
-                self.deliver(members, &delivery, except)
-            }
-            None => 0,
-        };
+        let taken = self.deliver_plain(topic, event, payload, &frame, except);
         cluster.publish_plain(topic, &frame);
         taken
     }

@@ -4,20 +4,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use actix::{Message, Recipient};
 use bytestring::ByteString;
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::history::{self, History, Recovery, TopicLog};
+use super::history::{self, History};
 use super::member::{Delivery, Member};
 use super::presence::Presence;
 use crate::cluster::Cluster;
 use crate::config::PresenceConfig;
 use crate::protocol::phoenix;
-use crate::protocol::resume::ResumeRequest;
 use crate::transport::outbox::Outbox;
 
 /// Identifies one socket for the life of the hub.
@@ -59,6 +58,7 @@ pub(crate) struct Registry {
 }
 
 mod cluster;
+mod resume;
 
 /// One counted slot of `max_connections`; frees itself when dropped.
 pub(crate) struct ConnectionSlot {
@@ -225,16 +225,32 @@ impl Registry {
         payload: &Value,
         except: Option<SessionId>,
     ) -> usize {
+        if !self.topics.contains_key(topic) {
+            return 0;
+        }
+        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
+        self.deliver_plain(topic, event, payload, &frame, except)
+    }
+
+    /// Hands `frame` (`[null, null, topic, event, payload]`, encoded) to
+    /// every member but `except`.
+    fn deliver_plain(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+        frame: &ByteString,
+        except: Option<SessionId>,
+    ) -> usize {
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
-        let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
         let delivery = Delivery {
             topic,
             event,
             payload,
             sequence: None,
-            frame: &frame,
+            frame,
         };
         self.deliver(members, &delivery, except)
     }
@@ -311,61 +327,6 @@ impl Registry {
             self.remove_member(delivery.topic, id);
         }
         taken
-    }
-
-    /// Joins `topic` with recovery: under the topic log's lock, `reply` is
-    /// handed the [`Recovery`] (it queues the join reply, or refuses) and,
-    /// when it accepts, the replay is queued and the socket becomes a member;
-    /// so reply, replay and live frames reach it in that order, with no hole
-    /// and no duplicate. Answers whether the join was accepted.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn subscribe_resuming(
-        &self,
-        log: &Mutex<TopicLog>,
-        max_replay: usize,
-        topic: &str,
-        id: SessionId,
-        outbox: &Outbox,
-        resume: Option<&ResumeRequest>,
-        reply: impl FnOnce(&Recovery) -> bool,
-    ) -> bool {
-        let log = history::lock(log);
-        let recovery = log.recover(resume, max_replay);
-        if !reply(&recovery) {
-            return false;
-        }
-        for frame in recovery.replay {
-            // On overflow the session is told through SlowConsumer and closes.
-            let _ = outbox.push(frame);
-        }
-        self.subscribe(topic, id, outbox.clone());
-        true
-    }
-
-    /// The page of `topic`'s history `query` asks for; `None` when the
-    /// topic is not recoverable.
-    pub(crate) fn history_page(
-        &self,
-        topic: &str,
-        query: &crate::protocol::history::HistoryQuery,
-    ) -> Option<crate::protocol::history::HistoryPage> {
-        let history = self.history_for(topic)?;
-        let log = match self.cluster() {
-            Some(cluster) => cluster.live_copy(topic),
-            None => history.existing(topic),
-        };
-        let Some(log) = log else {
-            // Nothing broadcast and nobody joined: no log is made for a read.
-            return Some(crate::protocol::history::HistoryPage {
-                epoch: String::new(),
-                top: 0,
-                oldest: None,
-                publications: Vec::new(),
-                truncated: false,
-            });
-        };
-        let selected = history.select(&history::lock(&log), query);
-        Some(selected.into_page())
     }
 
     /// Sockets open now.
