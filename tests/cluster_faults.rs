@@ -180,6 +180,16 @@ async fn cl_5_nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_clus
         .await;
     assert_eq!(health["healthy"], true, "degraded, not dead: {health}");
     assert_eq!(health["details"]["cluster"]["state"], "disconnected");
+    // A join on a topic the node did not follow is answered at once.
+    let mut late = Client::connect(nodes[0].socket()).await;
+    let asked = Instant::now();
+    let reply = late.join("room:new-in-the-outage", "1").await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "joined after {:?}",
+        asked.elapsed()
+    );
     // Two seconds of broadcasts without NATS: the local member gets each.
     let outage = Instant::now();
     let mut during = 0;

@@ -240,6 +240,11 @@ impl Cluster {
         &self.shared.node_id
     }
 
+    /// Whether the node is connected to NATS now.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.shared.stats.state() == super::health::LinkState::Connected
+    }
+
     /// Whether the node is draining (it publishes no presence leaves).
     pub(crate) fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Acquire)

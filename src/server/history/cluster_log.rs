@@ -13,6 +13,9 @@ impl TopicLog {
     pub(crate) fn cluster_copy(capacity: usize, max_bytes: usize) -> TopicLog {
         let mut log = TopicLog::new(String::new(), capacity.max(1), max_bytes.max(1));
         log.lenient = true;
+        // Plain topics are followed with a copy that stays empty: no room
+        // is taken before a message is.
+        log.ring = std::collections::VecDeque::new();
         log
     }
 

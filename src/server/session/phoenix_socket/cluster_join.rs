@@ -18,7 +18,8 @@ use crate::protocol::ChannelErrorCode;
 use crate::server::channel::Channel;
 use crate::server::session::ServerSession;
 
-/// How long a join waits for the node's copy to catch up.
+/// How long a join waits for the node to follow its topic; then a plain
+/// topic is joined anyway, a recoverable one refused.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
 /// The error reason of a join the cluster could not serve in time.
@@ -38,7 +39,10 @@ impl PhoenixSocket {
         ctx: &mut Ctx,
     ) {
         let feed = cluster.join_feed(&frame.topic);
-        if feed.is_ready() {
+        // A plain topic needs no stream: while NATS is away it is joined at
+        // once (local members hear each other; the cluster when it is back).
+        let plain_offline = max_replay.is_none() && !cluster.is_connected();
+        if feed.is_ready() || plain_offline {
             return self.finish_join(&feed, max_replay, &frame, response, channel);
         }
         self.waiting
@@ -55,7 +59,7 @@ impl PhoenixSocket {
                     return; // left, replaced or closed meanwhile
                 }
                 socket.waiting.remove(&frame.topic);
-                if ready {
+                if ready || max_replay.is_none() {
                     socket.finish_join(&feed, max_replay, &frame, response, channel);
                 } else {
                     tracing::warn!(topic = %frame.topic, "join refused: the cluster's history is not reachable");
