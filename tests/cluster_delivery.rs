@@ -338,3 +338,52 @@ async fn cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap() {
         assert_eq!(next(&mut pushes).await.payload["sequence"], json!(n));
     }
 }
+
+#[actix_web::test]
+async fn cl_3_a_history_stream_made_again_starts_a_new_epoch() {
+    let Some(nats) = nats_or_skip("cl_3_a_history_stream_made_again_starts_a_new_epoch") else {
+        return;
+    };
+    let nodes = start_cluster(&Layout::new(&nats.url()), 2).await;
+    const TOPIC: &str = "feed:remade";
+    let mut subscriber = Client::connect(nodes[1].socket()).await;
+    subscriber.join(TOPIC, "1").await;
+    let mut publisher = Client::connect(nodes[0].socket()).await;
+    publisher.join(TOPIC, "1").await;
+    for n in 1..=2 {
+        push_acked(
+            &mut publisher,
+            TOPIC,
+            "say",
+            json!({"n": n}),
+            &n.to_string(),
+        )
+        .await;
+    }
+    let first = next_said(&mut subscriber).await;
+    let before = next_said(&mut subscriber).await;
+    assert_eq!(
+        (first["sequence"].as_u64(), before["sequence"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // The operator deletes the stream; the next broadcast makes it again.
+    let (_client, js) = support::nats::observer(&nats.url()).await;
+    js.delete_stream("SBTEST").await.expect("deleted");
+    push_acked(&mut publisher, TOPIC, "say", json!({"n": 3}), "3").await;
+    let after = tokio::time::timeout(CLUSTER_WAIT, next_said(&mut subscriber))
+        .await
+        .expect("the broadcast after the stream was made again arrives");
+    assert_eq!(after["sequence"], 1, "{after}");
+    assert_ne!(after["epoch"], before["epoch"], "a new epoch: {after}");
+    assert_eq!(after["payload"]["n"], 3);
+}
+
+/// The payload of the next `say` a client receives.
+async fn next_said(client: &mut Client) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if frame[3] == "say" {
+            return frame[4].clone();
+        }
+    }
+}

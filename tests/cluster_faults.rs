@@ -295,3 +295,82 @@ async fn cl_6_a_producer_redirected_to_another_node_mid_stream_is_stored_exactly
         TOTAL / 3
     );
 }
+
+#[actix_web::test]
+async fn cl_4_a_node_restarted_under_its_name_is_a_new_node_to_the_others() {
+    let test = "cl_4_a_node_restarted_under_its_name_is_a_new_node_to_the_others";
+    let Some(nats) = nats_or_skip(test) else {
+        return;
+    };
+    if !node_ready(test) {
+        return;
+    }
+    let layout = Layout::new(&nats.url());
+    let mut nodes = start_cluster(&layout, 2).await;
+    const FEED: &str = "feed:restart";
+    let room = ["--topic", "room:restart"];
+    let mut bob = PhoenixPeer::cluster(
+        "presence",
+        &nodes[1].phoenix_url(),
+        &[&room[..], &["--user", "bob"]].concat(),
+    );
+    assert_eq!(bob.next_line().await["event"], "joined");
+    let _ann = PhoenixPeer::cluster(
+        "presence",
+        &nodes[0].phoenix_url(),
+        &[&room[..], &["--user", "ann"]].concat(),
+    );
+    users_until(&mut bob, "ann", |users| users.get("ann").is_some()).await;
+    let mut subscriber = Client::connect(nodes[1].socket()).await;
+    subscriber.join(FEED, "1").await;
+    let mut publisher = Client::connect(nodes[0].socket()).await;
+    publisher.join(FEED, "1").await;
+    for n in 1..=3 {
+        push_acked(&mut publisher, FEED, "say", json!({"n": n}), &n.to_string()).await;
+    }
+    // Stored (delivered on node 2) before node 1 goes: a push's reply says
+    // it was taken, not yet stored.
+    let mut sequences = said_sequences(&mut subscriber, 3).await;
+
+    // Node 1 dies and comes back at once under the same name.
+    nodes[0].kill().await;
+    let again = Node::spawn(&layout, "n1").await;
+    again
+        .wait_health("the restarted node hears node 2", |health| {
+            health["details"]["cluster"]["peers"]
+                .as_array()
+                .is_some_and(|peers| peers.len() == 1)
+        })
+        .await;
+    let _dee = PhoenixPeer::cluster(
+        "presence",
+        &again.phoenix_url(),
+        &[&room[..], &["--user", "dee"]].concat(),
+    );
+    // Its new member is heard; the old process's member goes after the
+    // down period, not kept as if the node had never gone.
+    users_until(&mut bob, "dee, and ann gone", |users| {
+        users.get("dee").is_some() && users.get("ann").is_none()
+    })
+    .await;
+    // Its recoverable broadcasts are new messages, not taken for resends.
+    let mut publisher = Client::connect(again.socket()).await;
+    publisher.join(FEED, "1").await;
+    for n in 4..=6 {
+        push_acked(&mut publisher, FEED, "say", json!({"n": n}), &n.to_string()).await;
+    }
+    sequences.extend(said_sequences(&mut subscriber, 3).await);
+    assert_eq!(sequences, (1..=6).collect::<Vec<u64>>());
+}
+
+/// The sequences of the next `count` `say`s a client receives.
+async fn said_sequences(client: &mut Client, count: usize) -> Vec<u64> {
+    let mut sequences = Vec::new();
+    while sequences.len() < count {
+        let frame = client.recv().await;
+        if frame[3] == "say" {
+            sequences.push(frame[4]["sequence"].as_u64().expect("a sequence"));
+        }
+    }
+    sequences
+}

@@ -79,6 +79,8 @@ async fn connect(shared: &Arc<Shared>, reconnects: watch::Sender<u64>) -> Option
         .retry_on_initial_connect()
         .connection_timeout(shared.config.request_timeout)
         .request_timeout(Some(shared.config.request_timeout))
+        // A half-open link is noticed within two heartbeats.
+        .ping_interval(shared.config.heartbeat)
         .reconnect_delay_callback(|attempts| {
             (RETRY * u32::try_from(attempts).unwrap_or(u32::MAX)).min(MAX_REDIAL)
         })
@@ -96,7 +98,9 @@ async fn connect(shared: &Arc<Shared>, reconnects: watch::Sender<u64>) -> Option
                         shared.stats.set_state(LinkState::Disconnected);
                         tracing::warn!(node = %shared.node_id, "cluster lost NATS; redialling");
                     }
-                    async_nats::Event::SlowConsumer(_) => shared.stats.dropped(Dropped::Malformed),
+                    async_nats::Event::SlowConsumer(_) => {
+                        shared.stats.dropped(Dropped::SlowConsumer)
+                    }
                     _ => {}
                 }
             }
@@ -111,11 +115,11 @@ async fn connect(shared: &Arc<Shared>, reconnects: watch::Sender<u64>) -> Option
     }
 }
 
-/// Makes (or finds) the history stream, retrying while NATS is away.
-async fn find_stream(shared: Arc<Shared>, js: jetstream::Context) {
+/// The history stream as this node would make it.
+pub(super) fn history_stream(shared: &Shared) -> stream::Config {
     let config = &shared.config;
     let subjects = &shared.subjects;
-    let wanted = stream::Config {
+    stream::Config {
         name: config.stream.clone(),
         subjects: vec![subjects.history_all()],
         storage: stream::StorageType::File,
@@ -130,11 +134,16 @@ async fn find_stream(shared: Arc<Shared>, js: jetstream::Context) {
             headers_only: false,
         }),
         ..Default::default()
-    };
+    }
+}
+
+/// Makes (or finds) the history stream, retrying while NATS is away.
+pub(super) async fn find_stream(shared: Arc<Shared>, js: jetstream::Context) {
+    let wanted = history_stream(&shared);
     loop {
         match js.get_or_create_stream(wanted.clone()).await {
             Ok(found) => {
-                tracing::info!(stream = %config.stream, "cluster history stream ready");
+                tracing::info!(stream = %shared.config.stream, "cluster history stream ready");
                 shared.stream.send_replace(Some(found));
                 return;
             }
@@ -146,10 +155,22 @@ async fn find_stream(shared: Arc<Shared>, js: jetstream::Context) {
     }
 }
 
+/// Makes (or finds) the history stream once; the stream handle is
+/// replaced when it was.
+pub(super) async fn find_stream_once(shared: &Shared, js: &jetstream::Context) {
+    match js.get_or_create_stream(history_stream(shared)).await {
+        Ok(found) => {
+            tracing::warn!(stream = %shared.config.stream, "cluster history stream made again");
+            shared.stream.send_replace(Some(found));
+        }
+        Err(error) => tracing::debug!(%error, "cluster history stream not made"),
+    }
+}
+
 /// The headers every message of this node carries.
 pub(super) fn headers(shared: &Shared, kind: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(wire::NODE, shared.node_id.as_str());
+    headers.insert(wire::NODE, shared.instance.as_str());
     headers.insert(wire::KIND, kind);
     let now = crate::protocol::clock::unix_millis().to_string();
     headers.insert(wire::SENT_AT, now.as_str());
@@ -202,7 +223,7 @@ async fn beat(shared: Arc<Shared>, client: Client) {
             last_beat = Some(now);
             let draining = shared.draining.load(Ordering::Acquire);
             let heartbeat = Heartbeat {
-                node: shared.node_id.clone(),
+                node: shared.instance.clone(),
                 state: if draining { "draining" } else { "serving" }.to_owned(),
                 connections: registry.connections(),
                 topics: registry.topic_count(),
@@ -240,7 +261,7 @@ async fn hear_peers(shared: Arc<Shared>, client: Client) {
             shared.stats.dropped(Dropped::Malformed);
             continue;
         };
-        if heartbeat.node == shared.node_id {
+        if heartbeat.node == shared.instance {
             continue;
         }
         let node = heartbeat.node.clone();
@@ -260,7 +281,7 @@ async fn hear_peers(shared: Arc<Shared>, client: Client) {
                 }
             }
             Ok(false) => {}
-            Err(()) => shared.stats.dropped(Dropped::QueueFull),
+            Err(()) => shared.stats.dropped(Dropped::TooManyPeers),
         }
         let peers = shared
             .peers
@@ -285,7 +306,16 @@ async fn follow_topics(shared: &Arc<Shared>, client: &Client, reconnects: &watch
             break;
         };
         following.retain(|_, task| !task.is_finished());
-        for topic in shared.interest.take_changed() {
+        let mut changed = shared.interest.take_changed();
+        // A wanted topic whose task ended (NATS closed it) is followed again.
+        changed.extend(
+            shared
+                .interest
+                .all()
+                .into_iter()
+                .filter(|topic| !following.contains_key(topic)),
+        );
+        for topic in changed {
             let wanted = shared.interest.wanted(&topic);
             if wanted && !following.contains_key(&topic) {
                 let recoverable = registry.history_for(&topic).is_some();
@@ -297,11 +327,10 @@ async fn follow_topics(shared: &Arc<Shared>, client: &Client, reconnects: &watch
                     reconnects.subscribe(),
                 );
                 following.insert(topic, tokio::spawn(task));
-            } else if !wanted {
+            } else if !wanted && shared.let_go(&topic) {
                 if let Some(task) = following.remove(&topic) {
                     task.abort();
                 }
-                shared.drop_feed(&topic);
                 registry.presence().forget_remote(&topic);
             }
         }

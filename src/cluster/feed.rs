@@ -53,18 +53,18 @@ impl FeedState {
         (&self.epoch, self.top)
     }
 
-    /// A message that arrived live.
+    /// A message that arrived live. One of another epoch is never taken
+    /// live: the stream is read to find out what happened (a new epoch, a
+    /// stream made again, or a late message of an old one).
     pub(crate) fn offer_live(&self, message: &Stored) -> Offer {
-        if message.stream_sequence <= self.stream_sequence {
+        if message.epoch != self.epoch {
+            return Offer::ReadBack;
+        }
+        if message.stream_sequence <= self.stream_sequence || message.sequence <= self.top {
             return Offer::Duplicate;
         }
-        if message.epoch == self.epoch {
-            if message.sequence == self.top + 1 {
-                return Offer::Append;
-            }
-            if message.sequence <= self.top {
-                return Offer::Duplicate;
-            }
+        if Some(message.sequence) == self.top.checked_add(1) {
+            return Offer::Append;
         }
         Offer::ReadBack
     }
@@ -74,7 +74,7 @@ impl FeedState {
         if message.stream_sequence <= self.stream_sequence {
             return Offer::Duplicate;
         }
-        if message.epoch == self.epoch && message.sequence == self.top + 1 {
+        if message.epoch == self.epoch && Some(message.sequence) == self.top.checked_add(1) {
             return Offer::Append;
         }
         Offer::Restart
@@ -137,6 +137,8 @@ mod tests {
         assert_eq!(feed.offer_live(&after_hole), Offer::ReadBack);
         assert_eq!(feed.offer_next(&after_hole), Offer::Restart);
         feed.take(&after_hole);
+        // A late message of an old epoch is looked into, never taken.
+        assert_eq!(feed.offer_live(&stored(2, 3, "old")), Offer::ReadBack);
         // The topic's history was lost and began again.
         let reborn = stored(40, 1, "f");
         assert_eq!(feed.offer_live(&reborn), Offer::ReadBack);
@@ -144,5 +146,9 @@ mod tests {
         feed.take(&reborn);
         assert_eq!(feed.position(), ("f", 1));
         assert_eq!(feed.stream_sequence(), 40);
+        // The stream was made again: numbers from 1, a new epoch.
+        assert_eq!(feed.offer_live(&stored(1, 1, "g")), Offer::ReadBack);
+        feed = FeedState::default();
+        assert_eq!(feed.offer_next(&stored(1, 1, "g")), Offer::Restart);
     }
 }

@@ -67,7 +67,12 @@ pub(super) struct CopyBounds {
 
 /// What the node's thread and the handle share.
 pub(super) struct Shared {
+    /// The configured (or drawn) name, as `/health` shows it.
     pub node_id: String,
+    /// Who this process is on the wire: `node_id~boot`, a new `boot` per
+    /// start, so a node restarted under the same name is a new node to
+    /// the others (its old presences go, its message ids are new).
+    pub instance: String,
     pub subjects: Subjects,
     pub config: ClusterConfig,
     pub copies: CopyBounds,
@@ -86,6 +91,14 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Whether `node` (an instance) is among the peers heard from.
+    pub(super) fn knows(&self, node: &str) -> bool {
+        self.peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .knows(node)
+    }
+
     /// Takes room for `bytes` in the outgoing bound; `false` when full.
     pub(super) fn reserve(&self, bytes: usize) -> bool {
         let within = self
@@ -148,10 +161,17 @@ impl Shared {
             .clone()
     }
 
-    /// Lets the copy of `topic` go unless it is wanted again.
-    pub(super) fn drop_feed(&self, topic: &str) {
-        self.feeds
-            .remove_if(topic, |_, _| !self.interest.wanted(topic));
+    /// Lets `topic` go unless it is wanted again: decided under its feed
+    /// entry's lock, where a join marks it wanted. `true` when let go.
+    pub(super) fn let_go(&self, topic: &str) -> bool {
+        match self.feeds.entry(topic.to_owned()) {
+            dashmap::Entry::Occupied(feed) if !self.interest.wanted(topic) => {
+                feed.remove();
+                true
+            }
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(_) => !self.interest.wanted(topic),
+        }
     }
 }
 
@@ -211,8 +231,10 @@ impl Cluster {
         };
         let (outgoing, outgoing_rx) = mpsc::channel(config.max_pending);
         let (sequenced, sequenced_rx) = mpsc::channel(config.max_pending);
+        let instance = format!("{node_id}~{:08x}", fastrand::u32(..));
         let shared = Arc::new(Shared {
             node_id,
+            instance,
             subjects: Subjects::new(&config.subject_prefix),
             config: config.clone(),
             copies: CopyBounds {
@@ -238,6 +260,11 @@ impl Cluster {
     /// This node's id.
     pub(crate) fn node_id(&self) -> &str {
         &self.shared.node_id
+    }
+
+    /// This process on the wire: `node_id~boot`.
+    pub(crate) fn instance(&self) -> &str {
+        &self.shared.instance
     }
 
     /// Whether the node is connected to NATS now.
@@ -337,6 +364,7 @@ impl Cluster {
             .view(Instant::now());
         ClusterHealth::read(
             &self.shared.node_id,
+            &self.shared.instance,
             &self.shared.stats,
             peers,
             self.shared.followed.load(Ordering::Relaxed),

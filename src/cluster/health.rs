@@ -40,6 +40,15 @@ pub(crate) enum Dropped {
     Malformed,
     /// A recoverable publish lost the compare-and-set too many times.
     Contended,
+    /// NATS refused a recoverable publish for good (too large, or refused
+    /// for about ten seconds while connected).
+    Rejected,
+    /// The NATS client dropped messages it could not hand over in time.
+    SlowConsumer,
+    /// A heartbeat from one node more than the peer table holds.
+    TooManyPeers,
+    /// Presence from a node not heard from (yet).
+    UnknownNode,
 }
 
 impl Dropped {
@@ -49,6 +58,10 @@ impl Dropped {
             Dropped::Disconnected => "disconnected",
             Dropped::Malformed => "malformed",
             Dropped::Contended => "contended",
+            Dropped::Rejected => "rejected",
+            Dropped::SlowConsumer => "slow_consumer",
+            Dropped::TooManyPeers => "too_many_peers",
+            Dropped::UnknownNode => "unknown_node",
         }
     }
 }
@@ -118,6 +131,8 @@ impl Stats {
 pub(crate) struct ClusterHealth {
     /// This node's id.
     pub node_id: String,
+    /// This process on the wire (`node_id~boot`), as the others list it.
+    pub instance: String,
     /// `connected`, `connecting` or `disconnected` (NATS).
     pub state: &'static str,
     /// The other nodes heard from.
@@ -141,6 +156,7 @@ pub(crate) struct ClusterHealth {
 impl ClusterHealth {
     pub(crate) fn read(
         node_id: &str,
+        instance: &str,
         stats: &Stats,
         peers: Vec<PeerView>,
         subscriptions: usize,
@@ -148,6 +164,7 @@ impl ClusterHealth {
     ) -> ClusterHealth {
         ClusterHealth {
             node_id: node_id.to_owned(),
+            instance: instance.to_owned(),
             state: stats.state().name(),
             peers,
             subscriptions,

@@ -16,8 +16,10 @@
 //! - **heartbeats**: which nodes are up ([`peers`]).
 //!
 //! A node subscribes only to the topics it has members on. Everything it
-//! sends waits in bounded queues; what does not fit, or cannot leave while
-//! NATS is away, is counted and dropped, never buffered without bound.
+//! sends waits in bounded queues: what does not fit is counted and dropped;
+//! a plain broadcast or presence change that cannot leave while NATS is
+//! away is counted and dropped too, a recoverable broadcast waits (in the
+//! same bound) until the stream takes it.
 
 mod connection;
 pub(crate) mod feed;

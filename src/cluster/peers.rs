@@ -63,6 +63,11 @@ impl PeerTable {
         Ok(true)
     }
 
+    /// Whether `node` is up.
+    pub(crate) fn knows(&self, node: &str) -> bool {
+        self.peers.contains_key(node)
+    }
+
     /// Removes and answers the peers not heard from for `down_after`.
     pub(crate) fn expire(&mut self, now: Instant, down_after: Duration) -> Vec<String> {
         let down: Vec<String> = self

@@ -33,6 +33,9 @@ use crate::server::history::stamp;
 
 /// Most tries of one broadcast that lose the compare-and-set.
 const MAX_CONFLICTS: u32 = 1000;
+/// Most tries of one broadcast that NATS refuses while connected (about
+/// ten seconds of retries): then it is dropped, counted.
+const MAX_REFUSALS: u32 = 50;
 /// Most topics whose last message is remembered.
 const MAX_REMEMBERED: usize = 10_000;
 
@@ -54,7 +57,7 @@ pub(super) async fn run(
     let mut published: u64 = 0;
     while let Some(job) = jobs.recv().await {
         published += 1;
-        let id = format!("{}:{published}", shared.node_id);
+        let id = format!("{}:{published}", shared.instance);
         store(&shared, &js, &mut last, &job, &id).await;
         shared.release(job.bytes);
     }
@@ -68,7 +71,7 @@ async fn store(
     id: &str,
 ) {
     let subject = shared.subjects.history(&job.topic);
-    let mut conflicts = 0;
+    let (mut conflicts, mut refusals) = (0, 0);
     loop {
         let stream = current_stream(shared).await;
         let known = match last.get(&job.topic) {
@@ -134,9 +137,25 @@ async fn store(
                     return;
                 }
             }
+            Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                tracing::warn!(topic = %job.topic, "recoverable broadcast dropped: larger than NATS takes");
+                shared.stats.dropped(Dropped::Rejected);
+                return;
+            }
             Err(error) => {
                 tracing::debug!(%error, topic = %job.topic, "recoverable publish failed; retrying");
                 last.remove(&job.topic);
+                if error.kind() == PublishErrorKind::StreamNotFound {
+                    // Deleted under us: made again, its sequences anew.
+                    super::connection::find_stream_once(shared, js).await;
+                } else if shared.stats.state() == super::health::LinkState::Connected {
+                    refusals += 1;
+                    if refusals >= MAX_REFUSALS {
+                        tracing::warn!(%error, topic = %job.topic, "recoverable broadcast dropped: NATS keeps refusing it");
+                        shared.stats.dropped(Dropped::Rejected);
+                        return;
+                    }
+                }
                 tokio::time::sleep(RETRY).await;
             }
         }

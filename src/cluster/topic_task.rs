@@ -45,7 +45,15 @@ pub(super) async fn follow(
     }
     followed.ready.send_replace(true);
     reconnects.borrow_and_update();
+    // After a reconnect: when the nodes that did not answer are let go.
+    let mut unanswered_at: Option<tokio::time::Instant> = None;
     loop {
+        let unanswered = async {
+            match unanswered_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             message = plain.next() => match message {
                 Some(message) => on_plain(&shared, &topic, &message),
@@ -63,7 +71,17 @@ pub(super) async fn follow(
                 if let Some(feed) = &feed {
                     catch_up(&shared, &topic, feed, None).await;
                 }
-                shared.send_presence(&topic, &PresenceWire::Sync { to: None });
+                if let Some(registry) = shared.registry.upgrade() {
+                    let publish = |wire: PresenceWire| shared.send_presence(&topic, &wire);
+                    registry.presence().resync(&topic, &publish);
+                }
+                unanswered_at = Some(tokio::time::Instant::now() + shared.config.request_timeout);
+            }
+            () = unanswered => {
+                unanswered_at = None;
+                if let Some(registry) = shared.registry.upgrade() {
+                    registry.presence().drop_unanswered(&registry, &topic);
+                }
             }
         }
     }
@@ -94,7 +112,7 @@ fn on_plain(shared: &Shared, topic: &str, message: &Message) {
     let Some(node) = wire::header(headers, wire::NODE) else {
         return shared.stats.dropped(Dropped::Malformed);
     };
-    if node == shared.node_id {
+    if node == shared.instance {
         return; // our own, delivered here already
     }
     let Some(registry) = shared.registry.upgrade() else {
@@ -111,9 +129,15 @@ fn on_plain(shared: &Shared, topic: &str, message: &Message) {
         },
         Some(wire::KIND_PRESENCE) => match serde_json::from_slice::<PresenceWire>(&message.payload)
         {
+            Ok(presence)
+                if !matches!(presence, PresenceWire::Sync { .. }) && !shared.knows(node) =>
+            {
+                // What a node not heard from yet holds is asked for once it is.
+                shared.stats.dropped(Dropped::UnknownNode);
+            }
             Ok(presence) => {
                 let publish = |reply: PresenceWire| shared.send_presence(topic, &reply);
-                let me = shared.node_id.as_str();
+                let me = shared.instance.as_str();
                 registry
                     .presence()
                     .on_remote(&registry, topic, node, me, presence, &publish);
@@ -168,17 +192,34 @@ pub(super) async fn read_back(
     until: Option<u64>,
 ) -> Result<(), async_nats::jetstream::stream::DirectGetError> {
     let subject = shared.subjects.history(topic);
+    let behind = lock(&feed.state).stream_sequence();
+    if until.is_some_and(|until| until <= behind) && made_again(stream, behind).await {
+        // A message numbered below the copy's position: the stream began anew.
+        restart_copy(topic, feed);
+    }
     loop {
         let after = lock(&feed.state).stream_sequence();
         if until.is_some_and(|until| after >= until) {
             return Ok(());
         }
         let message = match stream
-            .direct_get_next_for_subject(subject.as_str(), Some(after + 1))
+            .direct_get_next_for_subject(subject.as_str(), Some(after.saturating_add(1)))
             .await
         {
             Ok(message) => message,
-            Err(error) if error.kind() == DirectGetErrorKind::NotFound => return Ok(()),
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                if after > 0 && made_again(stream, after).await {
+                    // Numbered from 1 again: the copy starts afresh, empty.
+                    tracing::warn!(
+                        topic,
+                        "the history stream was made again: its copy restarts"
+                    );
+                    *lock(&feed.state) = Default::default();
+                    history::lock(&feed.log).restart("", 0);
+                    continue;
+                }
+                return Ok(());
+            }
             Err(error) => return Err(error),
         };
         let headers = Some(&message.headers);
@@ -191,6 +232,26 @@ pub(super) async fn read_back(
                 lock(&feed.state).skip(message.sequence);
             }
         }
+    }
+}
+
+/// The stream was made again (numbered from 1): the copy starts afresh,
+/// empty, and is read again from the start.
+fn restart_copy(topic: &str, feed: &Feed) {
+    tracing::warn!(
+        topic,
+        "the history stream was made again: its copy restarts"
+    );
+    *lock(&feed.state) = Default::default();
+    history::lock(&feed.log).restart("", 0);
+}
+
+/// Whether the stream now ends before `after`: it was deleted and made
+/// again (or lost its store), so its sequences began anew.
+async fn made_again(stream: &Stream, after: u64) -> bool {
+    match stream.get_info().await {
+        Ok(info) => info.state.last_sequence < after,
+        Err(_) => false,
     }
 }
 
@@ -210,6 +271,14 @@ fn take(
         true => state.offer_next(stored),
         false => state.offer_live(stored),
     };
+    tracing::trace!(
+        topic,
+        stored.sequence,
+        stored.stream_sequence,
+        read_back,
+        ?offer,
+        "offered"
+    );
     if !matches!(offer, Offer::Append | Offer::Restart) {
         return offer;
     }
@@ -224,7 +293,7 @@ fn take(
                 "the history stream has a hole"
             );
         }
-        log.restart(&stored.epoch, stored.sequence - 1);
+        log.restart(&stored.epoch, stored.sequence.saturating_sub(1));
     }
     log.push_stored(stored.sequence, frame.clone());
     state.take(stored);

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 /// The node that made a message.
 pub(crate) const NODE: &str = "Sb-Node";
-/// `broadcast` or `presence` on a topic subject.
+/// `broadcast` or `presence` on a topic subject, `sequenced` on a
+/// history subject.
 pub(crate) const KIND: &str = "Sb-Kind";
 /// A recoverable message's sequence in its topic.
 pub(crate) const SEQUENCE: &str = "Sb-Seq";

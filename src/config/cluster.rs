@@ -20,8 +20,10 @@ pub struct ClusterConfig {
     /// The NATS server (several separated by commas). Credentials may be
     /// embedded (`nats://user:password@host:4222`).
     pub nats_url: String,
-    /// This node's name in `/health`, heartbeats and subjects; empty (the
-    /// default) picks a random one at start. Letters, digits, `-` and `_`.
+    /// This node's name in `/health` and heartbeats (each start adds a
+    /// random part there, so a restarted node is a new one to the others);
+    /// empty (the default) picks a random one at start. Letters, digits,
+    /// `-` and `_`.
     pub node_id: String,
     /// The first token(s) of every subject the cluster uses.
     pub subject_prefix: String,
@@ -99,8 +101,8 @@ impl ClusterConfig {
             let why = "must be 1 to 64 letters, digits, '-' or '_'";
             return Some(("cluster.stream", why.to_owned()));
         }
-        if self.heartbeat.is_zero() {
-            return Some(("cluster.heartbeat", "must be > 0".to_owned()));
+        if self.heartbeat < Duration::from_millis(10) {
+            return Some(("cluster.heartbeat", "must be at least 10ms".to_owned()));
         }
         if self.down_after < self.heartbeat * 2 {
             let why = "must be at least twice cluster.heartbeat";

@@ -38,8 +38,9 @@ pub struct SinkItem {
     /// `store_id` says otherwise.
     pub id: String,
     /// The id to store it under instead, when set: a cluster node sets
-    /// `producer:sequence` on sequenced data, so a producer that resends to
-    /// another node is stored once.
+    /// `k:producer:sequence` on sequenced data (so a producer that resends
+    /// to another node is stored once) and `i:` with the envelope id scoped
+    /// to its credential on the rest.
     pub store_id: Option<String>,
     /// Data or control.
     pub kind: ItemKind,

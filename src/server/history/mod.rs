@@ -111,8 +111,6 @@ impl TopicLog {
         }
     }
 
-    // A content envelope, complete or not: completed, then restamped.
-
     /// What a join resuming from `resume` gets (SEQ-4, SEQ-5): at most
     /// `max_replay` messages, the newest (a joiner further behind is not
     /// recovered).

@@ -6,6 +6,7 @@
 //! A topic's changes are made and fanned out under its lock, so every member
 //! sees them in one order; a joiner's state is queued under the same lock.
 
+mod cluster;
 mod remote;
 pub(crate) mod table;
 
@@ -35,6 +36,10 @@ pub(crate) struct Presence {
     limits: PresenceLimits,
     prefix: String,
     refs: AtomicU64,
+    /// Where the next topic table's change numbers start: far past every
+    /// earlier table's, so a topic emptied and tracked again never reuses a
+    /// number another node has seen (it sees a jump, and asks for the state).
+    next_versions: AtomicU64,
 }
 
 impl Presence {
@@ -49,6 +54,7 @@ impl Presence {
             },
             prefix: format!("{:08x}", fastrand::u32(..)),
             refs: AtomicU64::new(0),
+            next_versions: AtomicU64::new(0),
         }
     }
 
@@ -58,7 +64,13 @@ impl Presence {
     }
 
     fn topic(&self, topic: &str) -> Arc<Mutex<TopicPresence>> {
-        self.topics.entry(topic.to_owned()).or_default().clone()
+        self.topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| {
+                let base = self.next_versions.fetch_add(1 << 32, Ordering::Relaxed);
+                Arc::new(Mutex::new(TopicPresence::numbered_from(base)))
+            })
+            .clone()
     }
 
     /// Tracks `session` on `topic` under `key`; the diff reaches every member.

@@ -13,13 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::table::{Diff, PresenceLimits, TopicPresence};
-use super::{lock, Presence, PRESENCE_DIFF};
 use crate::cluster::wire::{Metas, PresenceWire};
-use crate::server::registry::Registry;
-
-/// Most bytes of metas in one state message (NATS' default payload limit is
-/// 1 MiB).
-const STATE_PART_BYTES: usize = 256 * 1024;
 
 /// What one other node holds on one topic.
 #[derive(Default)]
@@ -29,6 +23,8 @@ pub(crate) struct RemoteCopy {
     pub(super) keys: Metas,
     /// A state arriving in parts.
     staging: Option<Metas>,
+    /// Asked for its state again (after a reconnect) and not answered yet.
+    stale: bool,
 }
 
 fn phx_ref(meta: &Value) -> Option<&str> {
@@ -97,7 +93,7 @@ impl RemoteCopy {
 impl TopicPresence {
     /// Applies `wire` from `node`; answers the change for local members and
     /// whether a change of `node`'s was missed (ask it for its state).
-    fn apply_remote(
+    pub(super) fn apply_remote(
         &mut self,
         node: &str,
         wire: PresenceWire,
@@ -110,7 +106,7 @@ impl TopicPresence {
                 if v <= copy.v {
                     return (diff, false);
                 }
-                let missed = copy.v != 0 && v != copy.v + 1;
+                let missed = copy.v != 0 && Some(v) != copy.v.checked_add(1);
                 copy.v = v;
                 for (key, metas) in &leaves {
                     for meta in metas {
@@ -138,13 +134,22 @@ impl TopicPresence {
                         None => return (diff, false), // its first part was missed
                     }
                 };
+                // Bounded as the parts arrive, as a copy is.
                 for (key, metas) in keys {
-                    staging.entry(key).or_default().extend(metas);
+                    if !staging.contains_key(&key) && staging.len() >= limits.max_keys {
+                        metrics::counter!("switchboard_cluster_presence_dropped_total")
+                            .increment(1);
+                        continue;
+                    }
+                    let kept = staging.entry(key).or_default();
+                    let room = limits.max_metas_per_key.saturating_sub(kept.len());
+                    kept.extend(metas.into_iter().take(room));
                 }
                 if last {
                     let state = copy.staging.take().unwrap_or_default();
                     copy.replace(state, limits, &mut diff);
                     copy.v = copy.v.max(v);
+                    copy.stale = false;
                 }
                 (diff, false)
             }
@@ -152,132 +157,37 @@ impl TopicPresence {
         }
     }
 
+    /// Marks every copy as asked for its state again.
+    pub(super) fn mark_stale(&mut self) {
+        for copy in self.remote.values_mut() {
+            copy.stale = true;
+        }
+    }
+
+    /// Forgets the copies still stale: what they held leaves.
+    pub(super) fn drop_stale(&mut self) -> Diff {
+        let stale: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(_, copy)| copy.stale)
+            .map(|(node, _)| node.clone())
+            .collect();
+        let mut diff = Diff::default();
+        for node in stale {
+            for (key, metas) in self.drop_remote(&node).leaves {
+                diff.leaves.entry(key).or_default().extend(metas);
+            }
+        }
+        diff
+    }
+
     /// Forgets what `node` holds: every meta of it leaves.
-    fn drop_remote(&mut self, node: &str) -> Diff {
+    pub(super) fn drop_remote(&mut self, node: &str) -> Diff {
         let mut diff = Diff::default();
         if let Some(copy) = self.remote.remove(node) {
             diff.leaves = copy.keys;
         }
         diff
-    }
-}
-
-impl Presence {
-    /// A presence message from `node` on `topic`. Answers what to publish
-    /// back: a sync request to `node` after a missed change, or this node's
-    /// state when asked for it (sent in parts, in order, by `publish`).
-    pub(crate) fn on_remote(
-        &self,
-        registry: &Registry,
-        topic: &str,
-        node: &str,
-        me: &str,
-        wire: PresenceWire,
-        publish: &dyn Fn(PresenceWire),
-    ) {
-        if let PresenceWire::Sync { to } = &wire {
-            if to.as_deref().is_none_or(|to| to == me) {
-                self.publish_state(topic, to.is_some(), publish);
-            }
-            return;
-        }
-        let shared = self.topic(topic);
-        let mut table = lock(&shared);
-        let (diff, missed) = table.apply_remote(node, wire, &self.limits);
-        if !diff.is_empty() {
-            registry.fan_out(topic, PRESENCE_DIFF, &diff.to_value());
-        }
-        drop(table);
-        if missed {
-            metrics::counter!("switchboard_cluster_presence_resyncs_total").increment(1);
-            publish(PresenceWire::Sync {
-                to: Some(node.to_owned()),
-            });
-        }
-    }
-
-    /// Publishes this node's whole presence on `topic` in parts; nothing
-    /// when it holds none and `always` is false.
-    fn publish_state(&self, topic: &str, always: bool, publish: &dyn Fn(PresenceWire)) {
-        let Some(shared) = self.existing(topic) else {
-            if always {
-                publish(state_part(0, Metas::new(), true, true));
-            }
-            return;
-        };
-        // Under the lock: no diff of this node can come between the parts.
-        let table = lock(&shared);
-        let metas = table.local_metas();
-        if metas.is_empty() && !always {
-            return;
-        }
-        let mut part = Metas::new();
-        let mut bytes = 0;
-        let mut first = true;
-        for (key, key_metas) in metas {
-            let size: usize = key_metas.iter().map(|m| m.to_string().len()).sum();
-            if bytes + size > STATE_PART_BYTES && !part.is_empty() {
-                publish(state_part(
-                    table.version,
-                    std::mem::take(&mut part),
-                    first,
-                    false,
-                ));
-                first = false;
-                bytes = 0;
-            }
-            bytes += size;
-            part.insert(key, key_metas);
-        }
-        publish(state_part(table.version, part, first, true));
-    }
-
-    /// The next number of a local change of `topic` (under its lock).
-    pub(crate) fn next_version(table: &mut TopicPresence) -> u64 {
-        table.version += 1;
-        table.version
-    }
-
-    /// `node` is down: everything it held leaves, on every topic.
-    pub(crate) fn drop_node(&self, registry: &Registry, node: &str) {
-        let topics: Vec<String> = self.topics.iter().map(|e| e.key().clone()).collect();
-        for topic in topics {
-            let Some(shared) = self.existing(&topic) else {
-                continue;
-            };
-            let mut table = lock(&shared);
-            let diff = table.drop_remote(node);
-            if !diff.is_empty() {
-                registry.fan_out(&topic, PRESENCE_DIFF, &diff.to_value());
-            }
-            if table.is_empty() {
-                self.topics.remove_if(&topic, |_, shared| {
-                    std::sync::Arc::strong_count(shared) <= 2
-                });
-            }
-        }
-    }
-
-    /// This node no longer follows `topic`: its copies of other nodes go
-    /// (nobody here to tell).
-    pub(crate) fn forget_remote(&self, topic: &str) {
-        if let Some(shared) = self.existing(topic) {
-            let mut table = lock(&shared);
-            table.remote.clear();
-            if table.is_empty() {
-                self.topics
-                    .remove_if(topic, |_, shared| std::sync::Arc::strong_count(shared) <= 2);
-            }
-        }
-    }
-}
-
-fn state_part(v: u64, keys: Metas, first: bool, last: bool) -> PresenceWire {
-    PresenceWire::State {
-        v,
-        keys,
-        first,
-        last,
     }
 }
 
@@ -340,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn a_state_in_parts_replaces_the_copy_and_a_down_node_leaves() {
+    fn a_state_in_parts_replaces_the_copy_and_unanswered_or_down_nodes_leave() {
         let mut table = TopicPresence::default();
         table.apply_remote("b", diff(1, &[("ann", "r1"), ("bob", "r2")], &[]), &LIMITS);
         let part = |keys, first, last| PresenceWire::State {
@@ -362,8 +272,23 @@ mod tests {
         let (ignored, _) =
             table.apply_remote("b", part(metas(&[("dee", "r4")]), false, true), &LIMITS);
         assert!(ignored.is_empty());
-        let gone = table.drop_remote("b").to_value();
-        assert_eq!(gone["leaves"]["bob"]["metas"][0]["phx_ref"], "r2");
+        table.apply_remote("c", diff(1, &[("dee", "r5")], &[]), &LIMITS);
+        table.mark_stale();
+        let answered = PresenceWire::State {
+            v: 2,
+            keys: metas(&[("dee", "r5")]),
+            first: true,
+            last: true,
+        };
+        table.apply_remote("c", answered, &LIMITS);
+        let unanswered = table.drop_stale().to_value();
+        assert_eq!(
+            unanswered["leaves"]["bob"]["metas"][0]["phx_ref"], "r2",
+            "{unanswered}"
+        );
+        assert!(unanswered["leaves"].get("dee").is_none(), "{unanswered}");
+        let gone = table.drop_remote("c").to_value();
+        assert_eq!(gone["leaves"]["dee"]["metas"][0]["phx_ref"], "r5");
         assert!(table.is_empty());
     }
 

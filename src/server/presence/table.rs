@@ -89,6 +89,14 @@ fn by_key(metas: &BTreeMap<String, Vec<Value>>) -> Value {
 }
 
 impl TopicPresence {
+    /// An empty table whose own changes are numbered from `base + 1`.
+    pub(crate) fn numbered_from(base: u64) -> TopicPresence {
+        TopicPresence {
+            version: base,
+            ..TopicPresence::default()
+        }
+    }
+
     /// Whether nobody is tracked, here or on another node.
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.remote.values().all(|copy| copy.keys.is_empty())

@@ -13,11 +13,12 @@ use crate::server::member::Delivery;
 
 impl Registry {
     /// Makes the hub a node of `cluster` (once). Session ids then start
-    /// from a number drawn from the node's id, so the default presence key
-    /// (`socket:<id>`) of two sockets on two nodes differs.
+    /// from a number drawn from the node's instance (its id and this
+    /// start), so the default presence key (`socket:<id>`) of two sockets
+    /// on two nodes, or on one node before and after a restart, differs.
     pub(crate) fn set_cluster(&self, cluster: Arc<Cluster>) {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(cluster.node_id(), &mut hasher);
+        std::hash::Hash::hash(cluster.instance(), &mut hasher);
         let base = (std::hash::Hasher::finish(&hasher) & 0xf_ffff) << 32; // below 2^53: exact in JSON
         self.next_session
             .fetch_max(base + 1, std::sync::atomic::Ordering::Relaxed);
@@ -87,11 +88,16 @@ impl Registry {
         let Some(members) = self.topics.get(topic) else {
             return 0;
         };
-        let decoded = members
-            .values()
-            .any(|member| member.is_actor())
+        let has_actors = members.values().any(|member| member.is_actor());
+        let decoded = has_actors
             .then(|| Frame::decode(frame))
             .and_then(Result::ok);
+        if has_actors && decoded.is_none() {
+            // Not a frame: nobody here gets it.
+            metrics::counter!("switchboard_cluster_dropped_total", "reason" => "malformed")
+                .increment(1);
+            return 0;
+        }
         let (event, payload) = match &decoded {
             Some(frame) => (frame.event.as_str(), &frame.payload),
             None => ("", &Value::Null),

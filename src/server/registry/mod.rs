@@ -173,18 +173,18 @@ impl Registry {
     /// Adds any member to a topic. In a cluster, the topic's first member
     /// makes the node follow it.
     pub(crate) fn add_member(&self, topic: &str, id: SessionId, member: Member) {
-        let first = match self.topics.entry(topic.to_owned()) {
+        match self.topics.entry(topic.to_owned()) {
             dashmap::Entry::Occupied(mut members) => {
                 members.get_mut().insert(id, member);
-                false
             }
             dashmap::Entry::Vacant(empty) => {
+                // Told under the entry's lock: a leave of the last member and
+                // this join reach the cluster in the order they happened.
+                if let Some(cluster) = self.cluster() {
+                    cluster.set_members(topic, true);
+                }
                 empty.insert(HashMap::from([(id, member)]));
-                true
             }
-        };
-        if let (true, Some(cluster)) = (first, self.cluster()) {
-            cluster.set_members(topic, true);
         }
     }
 
@@ -197,15 +197,15 @@ impl Registry {
 
     /// Removes a member from a topic's members (nothing else).
     fn remove_member(&self, topic: &str, id: SessionId) {
-        if let Some(mut members) = self.topics.get_mut(topic) {
-            members.remove(&id);
-        }
-        let gone = self
-            .topics
-            .remove_if(topic, |_, members| members.is_empty())
-            .is_some();
-        if let (true, Some(cluster)) = (gone, self.cluster()) {
-            cluster.set_members(topic, false);
+        if let dashmap::Entry::Occupied(mut members) = self.topics.entry(topic.to_owned()) {
+            members.get_mut().remove(&id);
+            if members.get().is_empty() {
+                // Under the entry's lock, as in `add_member`.
+                if let Some(cluster) = self.cluster() {
+                    cluster.set_members(topic, false);
+                }
+                members.remove();
+            }
         }
     }
 

@@ -228,7 +228,13 @@ impl IngestSocket {
         }
         let origin = ctx.address().recipient();
         let mut ticket = None;
-        let mut store_id = None;
+        // On a cluster node every item is stored under an id of its own
+        // namespace: `k:` a sequenced message's position (so a producer
+        // that resends to another node is stored once), `i:` another's
+        // envelope id scoped to its credential (so no sender's ids can
+        // shadow another's).
+        let clustered = self.registry.cluster().is_some();
+        let mut store_id = clustered.then(|| format!("i:{}", scoped(&self.principal, &id)));
         if let Some((producer, sequence)) = key_fields(&payload) {
             if producer.len() > MAX_PRODUCER_NAME {
                 self.stats.frame_problem(FrameProblem::InvalidPayload);
@@ -241,10 +247,8 @@ impl IngestSocket {
                 producer: scoped(&self.principal, producer),
                 sequence,
             };
-            if self.registry.cluster().is_some() {
-                // Stored once across nodes: a producer that resends to
-                // another node is deduplicated by the stream on its position.
-                store_id = Some(format!("{}:{sequence}", key.producer));
+            if clustered {
+                store_id = Some(format!("k:{}:{sequence}", key.producer));
             }
             match self.dedup.admit(&key, &id, &origin) {
                 (Admission::New, claim) => ticket = claim,
