@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::client::{fast_config, open, switchboard, wait_for};
-use support::cluster::{addr, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT};
+use support::cluster::{addr, joined, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT};
 use support::fault_proxy::{Cut, FaultProxy};
 use support::nats::nats_or_skip;
 use support::peers::{node_ready, PhoenixPeer};
@@ -288,8 +288,7 @@ async fn cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap() {
     const TOPIC: &str = "feed:short";
     let proxy = FaultProxy::start(addr(&nodes[0]));
     let (_board, _handle, mut events, mut pushes) = follow_through(&proxy, TOPIC).await;
-    let mut publisher = Client::connect(nodes[1].socket()).await;
-    publisher.join(TOPIC, "1").await;
+    let mut publisher = joined(&nodes[1], TOPIC).await;
     for n in 1..=3 {
         push_acked(
             &mut publisher,
@@ -346,10 +345,8 @@ async fn cl_3_a_history_stream_made_again_starts_a_new_epoch() {
     };
     let nodes = start_cluster(&Layout::new(&nats.url()), 2).await;
     const TOPIC: &str = "feed:remade";
-    let mut subscriber = Client::connect(nodes[1].socket()).await;
-    subscriber.join(TOPIC, "1").await;
-    let mut publisher = Client::connect(nodes[0].socket()).await;
-    publisher.join(TOPIC, "1").await;
+    let mut subscriber = joined(&nodes[1], TOPIC).await;
+    let mut publisher = joined(&nodes[0], TOPIC).await;
     for n in 1..=2 {
         push_acked(
             &mut publisher,

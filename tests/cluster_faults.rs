@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use serde_json::{json, Value};
 use support::cluster::{
-    addr, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT, DOWN_AFTER, HEARTBEAT,
+    addr, joined, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT, DOWN_AFTER, HEARTBEAT,
 };
 use support::fault_proxy::{Cut, FaultProxy};
 use support::nats::{nats_or_skip, observer, read_stream, stream_count};
@@ -159,12 +159,9 @@ async fn cl_5_nats_stopped_during_broadcasts_local_delivery_goes_on_and_the_clus
     };
     let mut nodes = start_cluster(&Layout::new(&nats.url()), 2).await;
     const TOPIC: &str = "room:outage";
-    let mut local = Client::connect(nodes[0].socket()).await;
-    local.join(TOPIC, "1").await;
-    let mut remote = Client::connect(nodes[1].socket()).await;
-    remote.join(TOPIC, "1").await;
-    let mut publisher = Client::connect(nodes[0].socket()).await;
-    publisher.join(TOPIC, "1").await;
+    let mut local = joined(&nodes[0], TOPIC).await;
+    let mut remote = joined(&nodes[1], TOPIC).await;
+    let mut publisher = joined(&nodes[0], TOPIC).await;
     let mut n = 0u64;
     tick(&mut publisher, &mut n).await;
     assert_eq!(next_tick(&mut local).await, 1);
@@ -321,10 +318,8 @@ async fn cl_4_a_node_restarted_under_its_name_is_a_new_node_to_the_others() {
         &[&room[..], &["--user", "ann"]].concat(),
     );
     users_until(&mut bob, "ann", |users| users.get("ann").is_some()).await;
-    let mut subscriber = Client::connect(nodes[1].socket()).await;
-    subscriber.join(FEED, "1").await;
-    let mut publisher = Client::connect(nodes[0].socket()).await;
-    publisher.join(FEED, "1").await;
+    let mut subscriber = joined(&nodes[1], FEED).await;
+    let mut publisher = joined(&nodes[0], FEED).await;
     for n in 1..=3 {
         push_acked(&mut publisher, FEED, "say", json!({"n": n}), &n.to_string()).await;
     }
@@ -354,8 +349,7 @@ async fn cl_4_a_node_restarted_under_its_name_is_a_new_node_to_the_others() {
     })
     .await;
     // Its recoverable broadcasts are new messages, not taken for resends.
-    let mut publisher = Client::connect(again.socket()).await;
-    publisher.join(FEED, "1").await;
+    let mut publisher = joined(&again, FEED).await;
     for n in 4..=6 {
         push_acked(&mut publisher, FEED, "say", json!({"n": n}), &n.to_string()).await;
     }

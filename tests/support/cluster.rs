@@ -205,6 +205,14 @@ pub fn addr(node: &Node) -> std::net::SocketAddr {
     node.addr.parse().expect("a socket address")
 }
 
+/// A raw V2 client on `node`, joined to `topic`.
+pub async fn joined(node: &Node, topic: &str) -> super::Client {
+    let mut client = super::Client::connect(node.socket()).await;
+    let reply = client.join(topic, "1").await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    client
+}
+
 /// Pushes `event` with `payload` on `topic` and waits for its reply,
 /// passing over broadcasts on the way.
 pub async fn push_acked(

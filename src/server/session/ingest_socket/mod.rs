@@ -228,11 +228,9 @@ impl IngestSocket {
         }
         let origin = ctx.address().recipient();
         let mut ticket = None;
-        // On a cluster node every item is stored under an id of its own
-        // namespace: `k:` a sequenced message's position (so a producer
-        // that resends to another node is stored once), `i:` another's
-        // envelope id scoped to its credential (so no sender's ids can
-        // shadow another's).
+        // A cluster node stores under `k:` a sequenced message's position
+        // (a resend to another node is stored once), under `i:` other ids
+        // scoped to the credential (no sender's ids shadow another's).
         let clustered = self.registry.cluster().is_some();
         let mut store_id = clustered.then(|| format!("i:{}", scoped(&self.principal, &id)));
         if let Some((producer, sequence)) = key_fields(&payload) {
