@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpServer};
 use anyhow::{anyhow, Context};
-use switchboard::config::{Config, SinkConfig, SinkType};
+use switchboard::config::{ClusterConfig, Config, SinkConfig, SinkType};
 use switchboard::server::{ChannelRouter, Credentials, HubService};
 use switchboard::sink::CountingSink;
 use switchboard::sink::Sink;
@@ -65,6 +65,20 @@ type Ready = anyhow::Result<(SocketAddr, HubService, ServerHandle)>;
 impl BenchHub {
     /// Starts a hub on `listen` (port 0 picks a free port).
     pub fn start(listen: SocketAddr, sink: SinkChoice) -> anyhow::Result<BenchHub> {
+        BenchHub::start_with(listen, sink, None)
+    }
+
+    /// Starts a hub that is a node of `cluster` (in-process sink).
+    pub fn start_node(listen: SocketAddr, cluster: ClusterConfig) -> anyhow::Result<BenchHub> {
+        BenchHub::start_with(listen, SinkChoice::InProcess, Some(cluster))
+    }
+
+    /// Starts a hub on `listen`, a cluster node when `cluster` is set.
+    fn start_with(
+        listen: SocketAddr,
+        sink: SinkChoice,
+        cluster: Option<ClusterConfig>,
+    ) -> anyhow::Result<BenchHub> {
         let counted = Counter::new();
         let ingested = Counter::new();
         let upgrades = Arc::new(Mutex::new(Vec::new()));
@@ -76,7 +90,7 @@ impl BenchHub {
                 let system = actix_rt::System::new();
                 system.block_on(async move {
                     let (counted, ingested, upgrades) = parts;
-                    match serve(listen, sink, counted, ingested, upgrades).await {
+                    match serve(listen, sink, cluster, counted, ingested, upgrades).await {
                         Ok((addr, service, handle, server)) => {
                             let _ = ready_tx.send(Ok((addr, service, handle)));
                             let _ = server.await;
@@ -173,11 +187,13 @@ impl Drop for BenchHub {
 async fn serve(
     listen: SocketAddr,
     sink: SinkChoice,
+    cluster: Option<ClusterConfig>,
     counted: Arc<Counter>,
     ingested: Arc<Counter>,
     upgrades: Arc<Mutex<Vec<Instant>>>,
 ) -> anyhow::Result<(SocketAddr, HubService, ServerHandle, actix_web::dev::Server)> {
-    let config = hub_config(listen);
+    let mut config = hub_config(listen);
+    config.cluster = cluster;
     let inner: Arc<dyn Sink> = match sink {
         SinkChoice::InProcess => Arc::new(CountingSink::new()),
         SinkChoice::JetStream(url) => {

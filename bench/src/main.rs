@@ -13,6 +13,7 @@ mod baseline;
 mod channel;
 mod child;
 mod counter;
+mod http;
 mod hub;
 mod limits;
 mod nats;
@@ -88,6 +89,9 @@ fn scenarios() -> Vec<Scenario> {
         ("rejoin", |plan| Box::pin(scenarios::rejoin::run(plan))),
         ("jetstream_sink", |plan| {
             Box::pin(scenarios::jetstream::run(plan))
+        }),
+        ("cluster_fanout", |plan| {
+            Box::pin(scenarios::cluster_fanout::run(plan))
         }),
     ]
 }

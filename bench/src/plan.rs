@@ -27,6 +27,8 @@ pub struct Plan {
     pub fanout_connections: usize,
     /// Broadcasts in the fan-out scenario.
     pub fanout_broadcasts: usize,
+    /// Timed publish-to-deliver samples per run of the cluster scenario.
+    pub cluster_latency_samples: usize,
     /// Idle connections held for the memory figures.
     pub idle_connections: Vec<usize>,
     /// Supervised connections in the rejoin scenario.
@@ -67,6 +69,7 @@ impl Plan {
             pipeline_depth: 64,
             fanout_connections: if quick { 250 } else { 1_000 },
             fanout_broadcasts: if quick { 250 } else { 1_000 },
+            cluster_latency_samples: if quick { 200 } else { 1_000 },
             idle_connections,
             rejoin_connections: if quick { 200 } else { 1_000 },
             rejoin_initial_backoff: Duration::from_millis(100),

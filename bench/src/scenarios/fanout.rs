@@ -210,7 +210,7 @@ async fn deliveries_per_second(
 }
 
 /// Counts the text frames a receiver gets until its socket ends.
-async fn count_texts(mut ws: Ws, delivered: Arc<Counter>) {
+pub(super) async fn count_texts(mut ws: Ws, delivered: Arc<Counter>) {
     while let Some(Ok(message)) = ws.next().await {
         if message.is_text() {
             delivered.add(1);

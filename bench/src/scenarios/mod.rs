@@ -1,6 +1,7 @@
 //! The benchmark scenarios, one per file, and what they share: the sides,
 //! their alternation, and steady-rate measurement.
 
+pub mod cluster_fanout;
 pub mod fanout;
 pub mod idle_memory;
 pub mod jetstream;
