@@ -81,6 +81,9 @@ async fn connect(shared: &Arc<Shared>, reconnects: watch::Sender<u64>) -> Option
         .request_timeout(Some(shared.config.request_timeout))
         // A half-open link is noticed within two heartbeats.
         .ping_interval(shared.config.heartbeat)
+        // This node's own publishes never come back to it (the stream's
+        // republished messages do: the server sends them).
+        .no_echo()
         .reconnect_delay_callback(|attempts| {
             (RETRY * u32::try_from(attempts).unwrap_or(u32::MAX)).min(MAX_REDIAL)
         })
@@ -172,7 +175,7 @@ pub(super) fn headers(shared: &Shared, kind: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(wire::NODE, shared.instance.as_str());
     headers.insert(wire::KIND, kind);
-    let now = crate::protocol::clock::unix_millis().to_string();
+    let now = crate::protocol::clock::unix_micros().to_string();
     headers.insert(wire::SENT_AT, now.as_str());
     headers
 }

@@ -74,7 +74,7 @@ pub(crate) struct Stats {
     delivered: AtomicU64,
     dropped: AtomicU64,
     conflicts: AtomicU64,
-    lag_ms: AtomicU64,
+    lag_us: AtomicU64,
 }
 
 impl Stats {
@@ -102,14 +102,14 @@ impl Stats {
     }
 
     /// One message from another node reached local members; `sent_at` is
-    /// when it left its node (unix ms).
+    /// when it left its node (unix µs; the nodes' clocks are compared).
     pub(crate) fn delivered(&self, kind: &'static str, sent_at: Option<u64>) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchboard_cluster_delivered_total", "kind" => kind).increment(1);
         if let Some(sent_at) = sent_at {
-            let lag = crate::protocol::clock::unix_millis().saturating_sub(sent_at);
-            self.lag_ms.store(lag, Ordering::Relaxed);
-            metrics::histogram!("switchboard_cluster_lag_seconds").record(lag as f64 / 1000.0);
+            let lag = crate::protocol::clock::unix_micros().saturating_sub(sent_at);
+            self.lag_us.store(lag, Ordering::Relaxed);
+            metrics::histogram!("switchboard_cluster_lag_seconds").record(lag as f64 / 1e6);
         }
     }
 
@@ -149,8 +149,9 @@ pub(crate) struct ClusterHealth {
     pub sequence_conflicts: u64,
     /// Cluster publishes waiting to leave.
     pub pending: usize,
-    /// Publish-to-deliver time of the last message delivered, in ms.
-    pub lag_ms: u64,
+    /// Publish-to-deliver time of the last message from another node, in
+    /// ms (µs precision; the nodes' wall clocks are compared).
+    pub lag_ms: f64,
 }
 
 impl ClusterHealth {
@@ -173,7 +174,7 @@ impl ClusterHealth {
             dropped: stats.dropped.load(Ordering::Relaxed),
             sequence_conflicts: stats.conflicts.load(Ordering::Relaxed),
             pending,
-            lag_ms: stats.lag_ms.load(Ordering::Relaxed),
+            lag_ms: stats.lag_us.load(Ordering::Relaxed) as f64 / 1000.0,
         }
     }
 }

@@ -20,7 +20,7 @@ pub(crate) const KIND: &str = "Sb-Kind";
 pub(crate) const SEQUENCE: &str = "Sb-Seq";
 /// A recoverable message's epoch.
 pub(crate) const EPOCH: &str = "Sb-Epoch";
-/// Unix milliseconds when the message left its node (for lag).
+/// Unix microseconds when the message left its node (for lag).
 pub(crate) const SENT_AT: &str = "Sb-At";
 /// The stream sequence the stream republished a message with.
 pub(crate) const STREAM_SEQUENCE: &str = "Nats-Sequence";
