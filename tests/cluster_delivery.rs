@@ -176,6 +176,29 @@ async fn cl_2_concurrent_publishes_from_three_nodes_keep_one_order_everywhere() 
     assert_eq!(unique.len(), 3 * EACH, "every message once");
     assert_eq!(orders[0], orders[1], "nodes 1 and 2 saw one order");
     assert_eq!(orders[0], orders[2], "nodes 1 and 3 saw one order");
+    // Any node answers a history request for any topic: node 3 stops
+    // following the topic (its members leave), then reads the stream.
+    drop(subscribers);
+    nodes[2]
+        .wait_health("no topic followed", |health| {
+            health["details"]["cluster"]["subscriptions"] == 0
+        })
+        .await;
+    let url = format!(
+        "http://{}/history/{TOPIC}?since=2990&limit=100",
+        nodes[2].addr
+    );
+    let page = support::cluster::http_json(&url).await;
+    let sequences: Vec<u64> = page["publications"]
+        .as_array()
+        .expect("publications")
+        .iter()
+        .map(|p| p["sequence"].as_u64().expect("a sequence"))
+        .collect();
+    assert_eq!(sequences, (2991..=3000).collect::<Vec<u64>>(), "{page}");
+    assert_eq!(page["top"], 3000);
+    let last = page["publications"][9]["payload"]["n"].as_str().expect("n");
+    assert_eq!(last, orders[0][2999], "the stream's order");
     let conflicts: u64 = futures_util::future::join_all(nodes.iter().map(Node::health))
         .await
         .iter()
