@@ -1,8 +1,13 @@
-//! What every client command takes: credentials, TLS, join params; and how
-//! a first dial that cannot succeed is reported (exit 2, with a hint).
+//! What every client command takes: credentials, TLS, join params; how a
+//! first dial that cannot succeed is reported (exit 2, with a hint); and
+//! the progress drawn on a terminal.
 
+use std::fmt;
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::{Map, Value};
 use switchboard::client::{
     ClientAuth, ConnectionConfig, DialError, DialErrorKind, OpenError, TokenSource,
@@ -117,4 +122,34 @@ fn refused_hint(dial: &DialError, words: &str) -> String {
         }
         _ => format!("{words} (a wrong origin or protocol version, or not allowed)"),
     }
+}
+
+/// Most redraws of a progress bar per second.
+const REDRAWS_PER_S: u8 = 10;
+
+/// A progress bar on stderr in `style`, redrawn at most 10 times a second
+/// and at least that often (elapsed time moves while nothing happens);
+/// `None` when stderr is not a terminal (or `TERM=dumb`, which cannot
+/// redraw a line): then nothing is drawn at all.
+pub fn stderr_bar(len: Option<u64>, style: ProgressStyle) -> Option<ProgressBar> {
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    if dumb || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let target = ProgressDrawTarget::stderr_with_hz(REDRAWS_PER_S);
+    let bar = ProgressBar::with_draw_target(len, target).with_style(style);
+    bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(REDRAWS_PER_S)));
+    Some(bar)
+}
+
+/// `template` as a style (indicatif's plain bar if it does not parse), with
+/// a `{rate}` key: the position's recent rate per second.
+pub fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
+            let rate = state.per_sec();
+            let digits = if rate < 100.0 { 1 } else { 0 };
+            let _ = write!(out, "{rate:.digits$}");
+        })
 }

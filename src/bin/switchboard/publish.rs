@@ -1,13 +1,16 @@
 //! `switchboard publish`: send N data envelopes, wait for every ack, report.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use indicatif::{ProgressBar, ProgressState};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::client_args::ConnectArgs;
+use crate::client_args::{bar_style, stderr_bar, ConnectArgs};
 use switchboard::client::{OpenProducer, ProduceError, Switchboard};
 
 /// What to publish (also the `publish` subcommand's arguments).
@@ -63,6 +66,73 @@ impl PublishSummary {
     }
 }
 
+/// The bar on stderr: settled envelopes out of `--count`, then sent,
+/// acked, nacked and failed (those two when not 0) and the settle rate.
+const TEMPLATE: &str = "{spinner} {elapsed_precise} [{wide_bar}] sent {sent}/{len}  \
+                        acked {acked}{trouble}  {rate} msg/s";
+
+/// The counts the bar reads when it redraws; the publish loop only stores
+/// them (relaxed), so publishing does not wait on drawing.
+#[derive(Debug, Default)]
+struct Counts {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    nacked: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// `publish`'s progress: a bar when stderr is a terminal, else nothing.
+struct Progress(Option<(ProgressBar, Arc<Counts>)>);
+
+impl Progress {
+    fn start(count: u64) -> Progress {
+        let counts = Arc::new(Counts::default());
+        let key = |field: fn(&Counts) -> &AtomicU64| {
+            let counts = counts.clone();
+            move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{}", field(&counts).load(Ordering::Relaxed));
+            }
+        };
+        let trouble = {
+            let counts = counts.clone();
+            move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let nacked = counts.nacked.load(Ordering::Relaxed);
+                let failed = counts.failed.load(Ordering::Relaxed);
+                if nacked + failed > 0 {
+                    let _ = write!(out, "  nacked {nacked}  failed {failed}");
+                }
+            }
+        };
+        let style = bar_style(TEMPLATE)
+            .with_key("sent", key(|counts| &counts.sent))
+            .with_key("acked", key(|counts| &counts.acked))
+            .with_key("trouble", trouble)
+            .progress_chars("=> ");
+        Progress(stderr_bar(Some(count), style).map(|bar| (bar, counts)))
+    }
+
+    /// Stores the counts; the bar redraws when its rate limit allows.
+    fn show(&self, summary: &PublishSummary) {
+        let Some((bar, counts)) = &self.0 else {
+            return;
+        };
+        counts.sent.store(summary.sent, Ordering::Relaxed);
+        counts.acked.store(summary.acked, Ordering::Relaxed);
+        counts.nacked.store(summary.nacked, Ordering::Relaxed);
+        counts.failed.store(summary.failed, Ordering::Relaxed);
+        bar.set_position(summary.acked + summary.nacked + summary.failed);
+    }
+
+    /// Draws the final counts and leaves them on their own line.
+    fn finish(&self, summary: &PublishSummary) {
+        self.show(summary);
+        if let Some((bar, _)) = &self.0 {
+            bar.finish();
+            eprintln!();
+        }
+    }
+}
+
 /// Publishes and returns the summary; `Err` when no connection could be made.
 pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> {
     let mut config = options.connect.config(&options.url);
@@ -86,6 +156,7 @@ pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> 
         elapsed_ms: 0,
         msgs_per_s: 0.0,
     };
+    let progress = Progress::start(options.count);
     let mut waiting = FuturesUnordered::new();
     let tally = |summary: &mut PublishSummary, outcome: Result<(), ProduceError>| match outcome {
         Ok(()) => summary.acked += 1,
@@ -94,26 +165,41 @@ pub async fn publish(options: PublishOptions) -> Result<PublishSummary, String> 
     };
     for seq in 0..options.count {
         if let Some(rate) = options.rate.filter(|rate| *rate > 0.0) {
+            // The envelopes in flight go on (and are tallied) meanwhile.
             let due = started + Duration::from_secs_f64(seq as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            let pause = tokio::time::sleep_until(due.into());
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    () = &mut pause => break,
+                    Some(outcome) = waiting.next() => {
+                        tally(&mut summary, outcome);
+                        progress.show(&summary);
+                    }
+                }
+            }
         }
         while waiting.len() >= options.window.max(1) {
             if let Some(outcome) = waiting.next().await {
                 tally(&mut summary, outcome);
+                progress.show(&summary);
             }
         }
         let handle = handle.clone();
         let payload = json!({"seq": seq, "pad": pad});
         waiting.push(async move { handle.send_data(payload).await });
         summary.sent += 1;
+        progress.show(&summary);
     }
     while let Some(outcome) = waiting.next().await {
         tally(&mut summary, outcome);
+        progress.show(&summary);
     }
     let elapsed = started.elapsed();
     summary.elapsed_ms = elapsed.as_millis() as u64;
     summary.msgs_per_s =
         (summary.acked as f64 / elapsed.as_secs_f64().max(1e-9) * 10.0).round() / 10.0;
+    progress.finish(&summary);
     handle.close().await;
     Ok(summary)
 }

@@ -1,19 +1,29 @@
 //! `switchboard tail`: connect, join, print every push and connect event.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
+use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::client_args::{terminal, ConnectArgs, JoinArgs};
+use crate::client_args::{bar_style, stderr_bar, terminal, ConnectArgs, JoinArgs};
 use switchboard::client::{
     ConnectEvent, ConnectionConfig, ConnectionStatus, Incoming, Open, PhoenixHandle, Switchboard,
 };
 
 /// Bound of the queue between the subscription and the printer.
 const PRINT_QUEUE: usize = 1024;
+
+/// `--progress`: pushes received, their rate, and for how long.
+const COUNTER: &str = "{spinner} {elapsed_precise} {pos} pushes received  {rate}/s";
+
+/// How long a line may be held above the counter (see [`Output`]).
+const HOLD: Duration = Duration::from_millis(100);
+
+/// Most lines held above the counter; more are written at once.
+const HOLD_LINES: usize = 4096;
 
 /// What to tail (also the `tail` subcommand's arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +43,10 @@ pub struct TailOptions {
     /// Exit (code 2) once no connection has been up for this long.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub give_up_after: Option<Duration>,
+    /// Count the pushes received, live on stderr (only when stderr is a
+    /// terminal; stdout is unchanged).
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// Why `tail` stopped.
@@ -77,6 +91,88 @@ fn line(json_lines: bool, value: Value) -> String {
     format!("{event} {}", rest.join(" "))
 }
 
+/// Where `tail` writes its lines: straight to `out`, flushed line by line;
+/// with `--progress` on a terminal, also a counter of pushes on stderr.
+/// When stdout is a terminal too, lines are held for up to [`HOLD`] and
+/// written together above the counter, so that it is redrawn at most 10
+/// times a second however fast pushes come.
+struct Output<W: Write> {
+    out: W,
+    counter: Option<ProgressBar>,
+    /// Whether lines go through `held` (stdout is a terminal as well).
+    hold: bool,
+    held: Vec<String>,
+    /// When the oldest held line came.
+    held_since: Option<Instant>,
+}
+
+impl<W: Write> Output<W> {
+    fn new(out: W, progress: bool) -> Output<W> {
+        let counter = progress
+            .then(|| stderr_bar(None, bar_style(COUNTER)))
+            .flatten();
+        let hold = counter.is_some() && std::io::stdout().is_terminal();
+        Output {
+            out,
+            counter,
+            hold,
+            held: Vec::new(),
+            held_since: None,
+        }
+    }
+
+    /// Writes (or holds) one line; `push` counts it.
+    fn line(&mut self, text: String, push: bool) -> std::io::Result<()> {
+        if let (true, Some(counter)) = (push, &self.counter) {
+            counter.inc(1);
+        }
+        if !self.hold {
+            writeln!(self.out, "{text}")?;
+            return self.out.flush();
+        }
+        self.held.push(text);
+        self.held_since.get_or_insert_with(Instant::now);
+        if self.held.len() >= HOLD_LINES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// When the held lines are due.
+    fn due(&self) -> Option<Instant> {
+        self.held_since.map(|since| since + HOLD)
+    }
+
+    /// Writes the held lines above the counter.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.held_since = None;
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let (out, held) = (&mut self.out, std::mem::take(&mut self.held));
+        let mut write = || {
+            held.iter().try_for_each(|line| writeln!(out, "{line}"))?;
+            out.flush()
+        };
+        match &self.counter {
+            Some(counter) => counter.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+impl<W: Write> Drop for Output<W> {
+    /// Held lines are written, and the counter left at its last count, also
+    /// when `tail` is stopped by a signal.
+    fn drop(&mut self) {
+        let _ = self.flush();
+        if let Some(counter) = &self.counter {
+            counter.abandon();
+            eprintln!();
+        }
+    }
+}
+
 /// Opens the connection: a first dial that no retry can fix ends `tail`
 /// (exit 2); one that failed for the network is retried forever.
 async fn open(
@@ -102,7 +198,8 @@ async fn open(
 /// Runs until the process is stopped (reconnecting forever), printing one
 /// line per event to `out`; ends early on a terminal error, or after
 /// `--give-up-after` without a connection.
-pub async fn tail(options: TailOptions, mut out: impl Write) -> Result<(), TailError> {
+pub async fn tail(options: TailOptions, out: impl Write) -> Result<(), TailError> {
+    let mut output = Output::new(out, options.progress);
     let board = Switchboard::default().start();
     let give_up = options.give_up_after;
     let config = options.connect.config(&options.url);
@@ -119,7 +216,7 @@ pub async fn tail(options: TailOptions, mut out: impl Write) -> Result<(), TailE
     if connected {
         // Up before the events were watched: say so, as a later connect would.
         let event = serde_json::to_value(ConnectEvent::Connected).unwrap_or(Value::Null);
-        writeln!(out, "{}", line(options.json, event))?;
+        output.line(line(options.json, event), false)?;
     }
     let (pushes, mut printed) = mpsc::channel::<Value>(PRINT_QUEUE);
     let params = options.join.payload();
@@ -162,6 +259,7 @@ pub async fn tail(options: TailOptions, mut out: impl Write) -> Result<(), TailE
             // Far enough never to fire.
             _ => Instant::now() + Duration::from_secs(86_400 * 365),
         };
+        let due = output.due();
         let value = tokio::select! {
             event = events.recv() => match event {
                 Ok(ConnectEvent::Closed { reason }) => return Err(TailError::Terminal(reason)),
@@ -184,8 +282,12 @@ pub async fn tail(options: TailOptions, mut out: impl Write) -> Result<(), TailE
             () = tokio::time::sleep_until(deadline.into()) => {
                 return Err(TailError::GaveUp(give_up.unwrap_or_default()));
             }
+            () = tokio::time::sleep_until(due.unwrap_or(deadline).into()), if due.is_some() => {
+                output.flush()?;
+                continue;
+            }
         };
-        writeln!(out, "{}", line(options.json, value))?;
-        out.flush()?;
+        let push = value["event"] == "push";
+        output.line(line(options.json, value), push)?;
     }
 }
