@@ -41,9 +41,11 @@ pub enum Kind {
     Baseline,
 }
 
-/// The subcommands: the soak, and the hidden child processes.
+/// The subcommands: the soak, `plot`, and the hidden child processes.
 #[derive(Debug, Subcommand)]
 pub enum Role {
+    /// SVG charts of a recorded run (its `--json` file), without running it.
+    Plot(crate::plot::PlotArgs),
     /// A bounded soak: connections, restarts and cuts for `--minutes`
     /// (not part of the benchmark run); see docs/reliability.md (Soak).
     Soak(crate::soak::SoakArgs),
@@ -95,6 +97,7 @@ pub struct ClientsRss {
 /// Runs a child role (in the child process).
 pub fn run(role: Role) -> anyhow::Result<()> {
     match role {
+        Role::Plot(args) => crate::plot::run(args),
         Role::Soak(args) => crate::soak::run(args),
         Role::SoakHub(args) => crate::soak::hub::run(args),
         Role::SoakClients(args) => {

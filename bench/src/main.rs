@@ -3,7 +3,8 @@
 //! alternating the sides in one run. See docs/performance.md.
 //!
 //! ```text
-//! cargo run --release --bin switchboard-bench -- [--quick] [--json FILE] [--only NAME]
+//! cargo run --release --bin switchboard-bench -- [--quick] [--json FILE] [--svg DIR] [--only NAME]
+//! cargo run --release --bin switchboard-bench -- plot --json FILE --svg DIR [--svg-prefix bench-]
 //! cargo run --release --bin switchboard-bench -- soak [--minutes 10] [--connections 1000] [--restarts 20]
 //! ```
 //!
@@ -20,6 +21,7 @@ mod nats;
 mod payload;
 mod peer;
 mod plan;
+mod plot;
 mod proxy;
 mod report;
 mod rss;
@@ -50,13 +52,19 @@ struct Cli {
     /// Also write the JSON object to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write SVG charts of the results into DIR (see `plot`).
+    #[arg(long, value_name = "DIR")]
+    svg: Option<PathBuf>,
+    /// Prefix of the SVG file names, e.g. `bench-`.
+    #[arg(long, value_name = "PREFIX", default_value = "", requires = "svg")]
+    svg_prefix: String,
     /// Run only the scenarios whose name starts with NAME (repeatable).
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// Run one side only, for profiling it (the other columns read 0).
     #[arg(long, value_enum)]
     side: Option<scenarios::Side>,
-    /// `soak`, or a child process of the memory scenario or of the soak (internal).
+    /// `soak`, `plot`, or a child process of the memory scenario or of the soak (internal).
     #[command(subcommand)]
     role: Option<child::Role>,
 }
@@ -143,6 +151,11 @@ fn main() -> anyhow::Result<()> {
     let json = report.json()?;
     if let Some(path) = &cli.json {
         std::fs::write(path, format!("{json}\n"))?;
+    }
+    if let Some(dir) = &cli.svg {
+        for path in plot::write(&report, dir, &cli.svg_prefix)? {
+            eprintln!("wrote {}", path.display());
+        }
     }
     println!("{json}");
     if failed.is_empty() {

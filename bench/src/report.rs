@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which direction of a figure is good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Better {
     /// Throughput.
@@ -16,7 +16,7 @@ pub enum Better {
 }
 
 /// An acceptance target on a row.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "on", rename_all = "snake_case")]
 pub enum Target {
     /// `switchboard / baseline` must be at least this.
@@ -57,7 +57,7 @@ impl Target {
 }
 
 /// One figure of one scenario, for both sides (and the peer where measured).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// Scenario name, e.g. `one_way_ingest`.
     pub name: String,
@@ -160,7 +160,7 @@ fn round(value: f64) -> f64 {
 }
 
 /// Every row of a run.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Report {
     /// The rows, in scenario order.
     pub scenarios: Vec<Row>,
