@@ -47,3 +47,21 @@ fn nats_server_is_installed() {
     let server = NatsServer::start().expect("nats-server is installed");
     assert_ne!(server.port(), 0);
 }
+
+#[test]
+fn chromium_is_installed() {
+    if !require(Peer::Chromium) {
+        return;
+    }
+    let path = support::peers::chromium_path().expect("chromium is installed");
+    let output = Command::new(path)
+        .arg("--version")
+        .output()
+        .expect("chromium runs");
+    assert!(
+        output.status.success(),
+        "chromium --version failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -34,6 +34,11 @@ pub struct ServerConfig {
     /// Environment variable holding a token that `GET /health` and
     /// `GET /metrics` then require (`Authorization: Bearer`); unset: open.
     pub admin_token_env: Option<String>,
+    /// Where the hub serves its dashboard, e.g. `/dashboard` (the page, and
+    /// its figures at `<path>/state`, behind `admin_token_env` like
+    /// `/metrics`). Unset: no dashboard (`serve --dashboard` sets
+    /// `/dashboard`).
+    pub dashboard: Option<String>,
     /// Origins allowed to connect besides the hub's own: exact entries
     /// (any scheme), or `*` for any. Empty = the hub's own origin only.
     pub allowed_origins: Vec<String>,
@@ -139,6 +144,7 @@ impl Default for ServerConfig {
             max_pending_upgrades: 1024,
             upgrade_timeout: Duration::from_secs(5),
             admin_token_env: None,
+            dashboard: None,
             allowed_origins: Vec::new(),
             public_url: None,
             idle_timeout: Duration::from_secs(60),

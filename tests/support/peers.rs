@@ -4,7 +4,8 @@
 //! Two peers: the official phoenix.js client under `tests/peers/` (needs
 //! `node` on `PATH` and `npm ci --prefix tests/peers`), driven by the
 //! `phoenix_js` tests, and a real `nats-server` (see [`super::nats`]), driven
-//! by `sink_nats`, `ingest_jetstream` and `sequence_chaos`.
+//! by `sink_nats`, `ingest_jetstream` and `sequence_chaos`. The `dashboard`
+//! test also drives headless Chromium ([`Peer::Chromium`]) with node.
 //!
 //! # A missing peer
 //!
@@ -55,6 +56,9 @@ pub enum Peer {
     Node,
     /// `nats-server` (with JetStream).
     NatsServer,
+    /// Headless Chromium (Debian's `chromium`), driven over the DevTools
+    /// protocol by `tests/peers/dashboard_browser.mjs`.
+    Chromium,
 }
 
 impl Peer {
@@ -63,6 +67,7 @@ impl Peer {
         match self {
             Peer::Node => "node with phoenix.js",
             Peer::NatsServer => "nats-server",
+            Peer::Chromium => "chromium",
         }
     }
 
@@ -77,6 +82,10 @@ impl Peer {
                 "install nats-server 2.9 or later (Debian/Ubuntu: `sudo apt-get install \
                  nats-server`), on PATH, in /usr/sbin or in /usr/local/bin"
             }
+            Peer::Chromium => {
+                "install Chromium (Debian/Ubuntu: `sudo apt-get install chromium`), on PATH \
+                 as `chromium` or `chromium-browser`"
+            }
         }
     }
 
@@ -85,6 +94,7 @@ impl Peer {
         match self {
             Peer::Node => "install Node.js 20+ and run `npm ci --prefix tests/peers`",
             Peer::NatsServer => "install nats-server (`apt-get install nats-server`)",
+            Peer::Chromium => "install chromium (`apt-get install chromium`)",
         }
     }
 
@@ -93,6 +103,7 @@ impl Peer {
         match self {
             Peer::Node => "phoenix_js",
             Peer::NatsServer => "sink_nats, ingest_jetstream and sequence_chaos",
+            Peer::Chromium => "dashboard",
         }
     }
 
@@ -101,6 +112,9 @@ impl Peer {
         match self {
             Peer::Node => node_missing(),
             Peer::NatsServer => super::nats::binary_missing(),
+            Peer::Chromium => chromium_path()
+                .is_none()
+                .then(|| "neither `chromium` nor `chromium-browser` is on PATH".to_owned()),
         }
     }
 }
@@ -204,6 +218,17 @@ fn node_missing() -> Option<String> {
         })
 }
 
+/// Where Chromium is: `chromium` or `chromium-browser` on PATH.
+pub fn chromium_path() -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).find_map(|dir| {
+        ["chromium", "chromium-browser"]
+            .into_iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+    })
+}
+
 /// Whether node and the peers' packages are here. Panics under `CI=true`
 /// when they are not; otherwise writes an uncaptured SKIPPED notice.
 pub fn node_ready(test: &str) -> bool {
@@ -253,6 +278,12 @@ impl PhoenixPeer {
     /// Starts `node longpoll_client.mjs <scenario> --url <url>`.
     pub fn longpoll(scenario: &str, url: &str) -> PhoenixPeer {
         PhoenixPeer::spawn("longpoll_client.mjs", scenario, url, &[], &[])
+    }
+
+    /// Starts `node dashboard_browser.mjs check --url <url> <extra...>`: Chromium
+    /// on the hub's dashboard while phoenix.js clients come and go.
+    pub fn dashboard_browser(url: &str, extra: &[&str]) -> PhoenixPeer {
+        PhoenixPeer::spawn("dashboard_browser.mjs", "check", url, extra, &[])
     }
 
     /// Starts `node listen_client.mjs listen --url <url> <extra...>`: joins,

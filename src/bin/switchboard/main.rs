@@ -45,6 +45,10 @@ enum Command {
         /// NATS server URL, overriding `sink.url`.
         #[arg(long)]
         nats_url: Option<String>,
+        /// Serve the dashboard at /dashboard (unless `server.dashboard`
+        /// names another path).
+        #[arg(long)]
+        dashboard: bool,
     },
     /// Connect, join topics, print every push and connect event; reconnect
     /// until stopped (exit 2 at once when no dial can succeed as given).
@@ -76,12 +80,14 @@ fn main() -> ExitCode {
             listen,
             sink,
             nats_url,
+            dashboard,
         } => serve(
             config,
             Overrides {
                 listen,
                 sink,
                 nats_url,
+                dashboard,
             },
         ),
         Command::Tail(options) => tail(options),
@@ -153,7 +159,11 @@ struct Overrides {
     listen: Option<String>,
     sink: Option<SinkArg>,
     nats_url: Option<String>,
+    dashboard: bool,
 }
+
+/// Where `serve --dashboard` puts the dashboard when the config names none.
+const DASHBOARD_PATH: &str = "/dashboard";
 
 fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, String> {
     let mut config = match path {
@@ -168,6 +178,9 @@ fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, St
     }
     if let Some(url) = overrides.nats_url {
         config.sink.url = url;
+    }
+    if overrides.dashboard && config.server.dashboard.is_none() {
+        config.server.dashboard = Some(DASHBOARD_PATH.to_owned());
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -198,10 +211,19 @@ fn serve(path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
             .sink(sink)
             .start()
             .map_err(|e| with_sources(&e))?;
-        println!(
-            "{}",
-            serde_json::json!({"listening": hub.addr().to_string(), "socket": hub.socket_url()})
-        );
+        let mut started =
+            serde_json::json!({"listening": hub.addr().to_string(), "socket": hub.socket_url()});
+        if let Some(path) = &config.server.dashboard {
+            // Where to open it: the socket's scheme and address, over HTTP.
+            let scheme = if hub.socket_url().starts_with("wss:") {
+                "https"
+            } else {
+                "http"
+            };
+            let path = format!("/{}", path.trim_matches('/'));
+            started["dashboard"] = format!("{scheme}://{}{path}", hub.addr()).into();
+        }
+        println!("{started}");
         wait_for_signal().await.map_err(|e| e.to_string())?;
         tracing::info!("signal received: draining");
         hub.shutdown().await;

@@ -2,10 +2,12 @@
 //! before any socket opens ([`admission`]), the upgrade ([`upgrade`]),
 //! `GET /health` ([`health`]), `GET /history/{topic}` and
 //! `GET /presence/{topic}` ([`topic_reads`]),
-//! where the routes are mounted ([`routes`]), and the bound on connections
-//! not upgraded yet ([`pending`]).
+//! the live page at `server.dashboard` ([`dashboard`]), where the routes
+//! are mounted ([`routes`]), and the bound on connections not upgraded yet
+//! ([`pending`]).
 
 pub(crate) mod admission;
+pub(crate) mod dashboard;
 pub(crate) mod endpoint;
 pub(crate) mod health;
 pub(crate) mod longpoll;

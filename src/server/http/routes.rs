@@ -11,10 +11,14 @@ use crate::server::http::longpoll;
 use crate::server::http::topic_reads;
 use crate::server::service::HubService;
 
+use crate::server::http::dashboard;
+
 impl HubService {
     /// Mounts the Phoenix endpoint (at `server.path`), the ingest endpoint
     /// (at `server.ingest_path`), `GET /health`, `GET /history/{topic}`,
-    /// `GET /presence/{topic}` and `GET /metrics`, and makes this service available as `web::Data`.
+    /// `GET /presence/{topic}`, `GET /metrics` and, when `server.dashboard`
+    /// names a path, the dashboard there; and makes this service available
+    /// as `web::Data`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
             .route(&self.config().path, web::get().to(endpoint::phoenix_socket))
@@ -33,6 +37,8 @@ impl HubService {
             .route("/history/{topic}", web::get().to(topic_reads::history))
             .route("/presence/{topic}", web::get().to(topic_reads::presence))
             .route("/metrics", web::get().to(metrics));
+        // Last: a route above keeps its path whatever `server.dashboard` says.
+        dashboard::mount(cfg, self);
     }
 }
 
@@ -70,7 +76,7 @@ async fn metrics(req: HttpRequest, service: web::Data<HubService>) -> HttpRespon
     metrics::render().await
 }
 
-fn unauthorized() -> HttpResponse {
+pub(super) fn unauthorized() -> HttpResponse {
     HttpResponse::Unauthorized()
         .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
         .body("this route requires the admin token")

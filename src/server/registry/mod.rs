@@ -3,6 +3,7 @@
 //! round trip; the [`Hub`](super::hub::Hub) actor wraps it for message-based use.
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -44,7 +45,7 @@ pub(crate) struct SenderRequest {
 
 /// Directory shared by every session of one hub.
 pub(crate) struct Registry {
-    topics: DashMap<String, HashMap<SessionId, Member>>,
+    topics: DashMap<String, Members>,
     sessions: DashMap<SessionId, Recipient<CloseSession>>,
     senders: DashMap<SessionId, Recipient<SenderRequest>>,
     connections: AtomicUsize,
@@ -59,6 +60,27 @@ pub(crate) struct Registry {
 
 mod cluster;
 mod resume;
+
+/// A topic's members, and how many messages were sent to them since it got
+/// its first member (for the dashboard's rates).
+pub(crate) struct Members {
+    members: HashMap<SessionId, Member>,
+    sent: AtomicU64,
+}
+
+impl Deref for Members {
+    type Target = HashMap<SessionId, Member>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.members
+    }
+}
+
+impl DerefMut for Members {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.members
+    }
+}
 
 /// One counted slot of `max_connections`; frees itself when dropped.
 pub(crate) struct ConnectionSlot {
@@ -183,7 +205,10 @@ impl Registry {
                 if let Some(cluster) = self.cluster() {
                     cluster.set_members(topic, true);
                 }
-                empty.insert(HashMap::from([(id, member)]));
+                empty.insert(Members {
+                    members: HashMap::from([(id, member)]),
+                    sent: AtomicU64::new(0),
+                });
             }
         }
     }
@@ -301,10 +326,11 @@ impl Registry {
     /// socket whose outbox is full is closed by its own session.
     fn deliver(
         &self,
-        members: dashmap::mapref::one::Ref<'_, String, HashMap<SessionId, Member>>,
+        members: dashmap::mapref::one::Ref<'_, String, Members>,
         delivery: &Delivery<'_>,
         except: Option<SessionId>,
     ) -> usize {
+        members.sent.fetch_add(1, Ordering::Relaxed);
         let mut taken = 0;
         let mut dropped = Vec::new();
         for (id, member) in members.iter().filter(|(id, _)| Some(**id) != except) {
@@ -337,6 +363,26 @@ impl Registry {
     /// Topics with at least one member.
     pub(crate) fn topic_count(&self) -> usize {
         self.topics.len()
+    }
+
+    /// The `limit` topics with the most members now, most first: each with
+    /// its member count and the messages sent to it so far. One pass over
+    /// the topics, keeping `limit` of them.
+    pub(crate) fn busiest_topics(&self, limit: usize) -> Vec<(String, usize, u64)> {
+        let mut top: Vec<(usize, String, u64)> = Vec::with_capacity(limit + 1);
+        for entry in self.topics.iter() {
+            let members = entry.value().len();
+            if top.len() == limit && top.last().is_none_or(|(least, _, _)| *least >= members) {
+                continue;
+            }
+            let at = top.partition_point(|(more, _, _)| *more >= members);
+            let sent = entry.value().sent.load(Ordering::Relaxed);
+            top.insert(at, (members, entry.key().clone(), sent));
+            top.truncate(limit);
+        }
+        top.into_iter()
+            .map(|(members, topic, sent)| (topic, members, sent))
+            .collect()
     }
 
     /// Members of `topic` now.
