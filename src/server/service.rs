@@ -44,6 +44,8 @@ struct HubState {
     registry: Arc<Registry>,
     stats: Arc<HubStats>,
     hub: Addr<Hub>,
+    /// The dashboard's snapshot, shared by every worker, once shown.
+    dashboard: std::sync::OnceLock<Arc<crate::server::http::dashboard::Board>>,
 }
 
 /// The ingest queue of a hub, and what senders need to reach it.
@@ -158,6 +160,7 @@ impl HubService {
                 registry,
                 stats: Arc::new(HubStats::default()),
                 hub,
+                dashboard: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -319,6 +322,12 @@ impl HubService {
     /// The server section of the config in force.
     pub fn config(&self) -> &ServerConfig {
         &self.state.config
+    }
+
+    pub(crate) fn dashboard_board(
+        &self,
+    ) -> &std::sync::OnceLock<Arc<crate::server::http::dashboard::Board>> {
+        &self.state.dashboard
     }
 
     pub(crate) fn longpolls(&self) -> &Arc<LongPolls> {

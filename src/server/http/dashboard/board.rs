@@ -3,13 +3,12 @@
 //! viewer's request gets of it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::snapshot::{Reader, Served};
-use crate::server::registry::Registry;
 use crate::server::service::HubService;
 
 /// A snapshot is taken at most this often; the page polls at this pace.
@@ -29,7 +28,7 @@ pub(super) enum Answer {
 }
 
 /// The dashboard of one hub.
-pub(super) struct Board {
+pub(crate) struct Board {
     state: Mutex<State>,
     /// Part of every tag, so a restarted hub's tags never match old ones.
     boot: u32,
@@ -54,32 +53,24 @@ struct Current {
     sent: usize,
 }
 
-/// Every hub's board, found by its registry (one per hub, not per worker).
-static BOARDS: Mutex<Vec<(Weak<Registry>, Arc<Board>)>> = Mutex::new(Vec::new());
-
 impl Board {
-    /// The board of `service`'s hub, made on first use.
+    /// The board of `service`'s hub (one per hub, kept in its state, so
+    /// every worker shares it), made on first use.
     pub(super) fn of(service: &HubService) -> Arc<Board> {
-        let registry = service.registry();
-        let mut boards = lock(&BOARDS);
-        boards.retain(|(hub, _)| hub.strong_count() > 0);
-        if let Some((_, board)) = boards
-            .iter()
-            .find(|(hub, _)| std::ptr::eq(hub.as_ptr(), Arc::as_ptr(registry)))
-        {
-            return board.clone();
-        }
-        let board = Arc::new(Board {
-            state: Mutex::default(),
-            boot: fastrand::u32(..),
-            snapshots: AtomicU64::new(0),
-            bodies: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            not_modified: AtomicU64::new(0),
-            busy: AtomicU64::new(0),
-        });
-        boards.push((Arc::downgrade(registry), board.clone()));
-        board
+        service
+            .dashboard_board()
+            .get_or_init(|| {
+                Arc::new(Board {
+                    state: Mutex::default(),
+                    boot: fastrand::u32(..),
+                    snapshots: AtomicU64::new(0),
+                    bodies: AtomicU64::new(0),
+                    bytes: AtomicU64::new(0),
+                    not_modified: AtomicU64::new(0),
+                    busy: AtomicU64::new(0),
+                })
+            })
+            .clone()
     }
 
     /// Answers a viewer that has the snapshots tagged in `seen` (an

@@ -14,6 +14,7 @@
 //! from `#token=` in its URL or typed in, and sends it as a bearer).
 
 mod board;
+
 mod drops;
 mod series;
 mod snapshot;
@@ -24,7 +25,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use self::board::{Answer, Board};
+use self::board::Answer;
+pub(crate) use self::board::Board;
 use crate::server::http::admission::{headers_fit, refused};
 use crate::server::service::HubService;
 
