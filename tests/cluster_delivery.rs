@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::client::{fast_config, open, switchboard, wait_for};
-use support::cluster::{addr, joined, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT};
+use support::cluster::{
+    addr, joined, push_acked, push_numbers, start_cluster, Layout, Node, CLUSTER_WAIT,
+};
 use support::fault_proxy::{Cut, FaultProxy};
 use support::nats::nats_or_skip;
 use support::peers::{node_ready, PhoenixPeer};
@@ -312,16 +314,7 @@ async fn cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap() {
     let proxy = FaultProxy::start(addr(&nodes[0]));
     let (_board, _handle, mut events, mut pushes) = follow_through(&proxy, TOPIC).await;
     let mut publisher = joined(&nodes[1], TOPIC).await;
-    for n in 1..=3 {
-        push_acked(
-            &mut publisher,
-            TOPIC,
-            "item",
-            json!({"n": n}),
-            &n.to_string(),
-        )
-        .await;
-    }
+    push_numbers(&mut publisher, TOPIC, "item", 1..=3).await;
     for n in 1..=3u64 {
         assert_eq!(next(&mut pushes).await.payload["sequence"], json!(n));
     }
@@ -332,16 +325,7 @@ async fn cl_3_a_client_away_longer_than_the_history_is_told_of_the_gap() {
         matches!(event, ConnectEvent::Disconnected { .. }).then_some(())
     })
     .await;
-    for n in 4..=20 {
-        push_acked(
-            &mut publisher,
-            TOPIC,
-            "item",
-            json!({"n": n}),
-            &n.to_string(),
-        )
-        .await;
-    }
+    push_numbers(&mut publisher, TOPIC, "item", 4..=20).await;
     proxy.set_upstream(addr(&nodes[1]));
     proxy.refuse(false);
     let reply = rejoined(&mut events, TOPIC).await;
@@ -370,16 +354,7 @@ async fn cl_3_a_history_stream_made_again_starts_a_new_epoch() {
     const TOPIC: &str = "feed:remade";
     let mut subscriber = joined(&nodes[1], TOPIC).await;
     let mut publisher = joined(&nodes[0], TOPIC).await;
-    for n in 1..=2 {
-        push_acked(
-            &mut publisher,
-            TOPIC,
-            "say",
-            json!({"n": n}),
-            &n.to_string(),
-        )
-        .await;
-    }
+    push_numbers(&mut publisher, TOPIC, "say", 1..=2).await;
     let first = next_said(&mut subscriber).await;
     let before = next_said(&mut subscriber).await;
     assert_eq!(

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use serde_json::{json, Value};
 use support::cluster::{
-    addr, joined, push_acked, start_cluster, Layout, Node, CLUSTER_WAIT, DOWN_AFTER, HEARTBEAT,
+    addr, joined, push_acked, push_numbers, start_cluster, Layout, Node, CLUSTER_WAIT, DOWN_AFTER,
+    HEARTBEAT,
 };
 use support::fault_proxy::{Cut, FaultProxy};
 use support::nats::{nats_or_skip, observer, read_stream, stream_count};
@@ -320,9 +321,7 @@ async fn cl_4_a_node_restarted_under_its_name_is_a_new_node_to_the_others() {
     users_until(&mut bob, "ann", |users| users.get("ann").is_some()).await;
     let mut subscriber = joined(&nodes[1], FEED).await;
     let mut publisher = joined(&nodes[0], FEED).await;
-    for n in 1..=3 {
-        push_acked(&mut publisher, FEED, "say", json!({"n": n}), &n.to_string()).await;
-    }
+    push_numbers(&mut publisher, FEED, "say", 1..=3).await;
     // Stored (delivered on node 2) before node 1 goes: a push's reply says
     // it was taken, not yet stored.
     let mut sequences = said_sequences(&mut subscriber, 3).await;
@@ -350,9 +349,7 @@ async fn cl_4_a_node_restarted_under_its_name_is_a_new_node_to_the_others() {
     .await;
     // Its recoverable broadcasts are new messages, not taken for resends.
     let mut publisher = joined(&again, FEED).await;
-    for n in 4..=6 {
-        push_acked(&mut publisher, FEED, "say", json!({"n": n}), &n.to_string()).await;
-    }
+    push_numbers(&mut publisher, FEED, "say", 4..=6).await;
     sequences.extend(said_sequences(&mut subscriber, 3).await);
     assert_eq!(sequences, (1..=6).collect::<Vec<u64>>());
 }

@@ -23,6 +23,19 @@ pub struct NatsServer {
 }
 
 /// `nats-server` on `PATH`, then in the well-known places.
+/// A server for `scenario`, or `None` after a `*** SKIPPED ***` line when
+/// `nats-server` is not installed (its rows are then left out).
+pub async fn start_or_skip(scenario: &str) -> anyhow::Result<Option<NatsServer>> {
+    let Some(binary) = find_binary() else {
+        eprintln!(
+            "*** SKIPPED {scenario}: nats-server not found on PATH, in /usr/sbin or \
+             /usr/local/bin (apt-get install nats-server); its rows are left out ***"
+        );
+        return Ok(None);
+    };
+    Ok(Some(NatsServer::start(&binary).await?))
+}
+
 pub fn find_binary() -> Option<PathBuf> {
     let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|path| {

@@ -232,6 +232,25 @@ pub async fn push_acked(
     }
 }
 
+/// Pushes `event` `{"n": n}` for each `n` of `numbers`, each acked.
+pub async fn push_numbers(
+    client: &mut super::Client,
+    topic: &str,
+    event: &str,
+    numbers: std::ops::RangeInclusive<u64>,
+) {
+    for n in numbers {
+        push_acked(
+            client,
+            topic,
+            event,
+            serde_json::json!({"n": n}),
+            &n.to_string(),
+        )
+        .await;
+    }
+}
+
 /// A GET's JSON body, whatever its status.
 pub async fn http_json(url: &str) -> Value {
     let mut response = tokio::time::timeout(WAIT, awc::Client::new().get(url).send())

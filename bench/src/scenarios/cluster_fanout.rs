@@ -30,7 +30,7 @@ use super::{alternate, loopback, Side};
 use crate::baseline::client::{self, Ws};
 use crate::counter::Counter;
 use crate::hub::BenchHub;
-use crate::nats::{find_binary, NatsServer};
+use crate::nats::start_or_skip;
 use crate::payload::{self, BROADCAST_EVENT, MESSAGE_BYTES, TOPIC};
 use crate::plan::Plan;
 use crate::report::{Better, Row};
@@ -80,14 +80,9 @@ struct Measured {
 /// Runs the three cluster rows, or reports them skipped when nats-server
 /// is missing.
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    let Some(binary) = find_binary() else {
-        eprintln!(
-            "*** SKIPPED cluster_fanout: nats-server not found on PATH, in /usr/sbin or \
-             /usr/local/bin (apt-get install nats-server); the rows are left out ***"
-        );
+    let Some(nats) = start_or_skip("cluster_fanout").await? else {
         return Ok(Vec::new());
     };
-    let nats = NatsServer::start(&binary).await?;
     let results = alternate(
         plan.rounds,
         &[Side::Switchboard, Side::Baseline],

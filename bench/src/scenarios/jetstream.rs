@@ -20,7 +20,7 @@ use super::one_way::send_data;
 use super::{alternate, loopback, measure_sender, pump, Side, Stop, FAST_DIALS_PER_SECOND};
 use crate::counter::Counter;
 use crate::hub::{BenchHub, SinkChoice};
-use crate::nats::{find_binary, NatsServer};
+use crate::nats::start_or_skip;
 use crate::payload;
 use crate::plan::Plan;
 use crate::report::{Better, Row, Target};
@@ -34,14 +34,9 @@ const BASELINE_SUBJECT: &str = "bench.baseline.data";
 
 /// Runs the JetStream row, or reports it skipped when nats-server is missing.
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    let Some(binary) = find_binary() else {
-        eprintln!(
-            "*** SKIPPED jetstream_sink: nats-server not found on PATH, in /usr/sbin or \
-             /usr/local/bin (apt-get install nats-server); the row is left out ***"
-        );
+    let Some(nats) = start_or_skip("jetstream_sink").await? else {
         return Ok(Vec::new());
     };
-    let nats = NatsServer::start(&binary).await?;
     let results = alternate(
         plan.rounds,
         &[Side::Switchboard, Side::Baseline],
