@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod fault_proxy;
