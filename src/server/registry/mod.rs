@@ -3,7 +3,6 @@
 //! round trip; the [`Hub`](super::hub::Hub) actor wraps it for message-based use.
 
 use std::collections::HashMap;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -59,28 +58,10 @@ pub(crate) struct Registry {
 }
 
 mod cluster;
+mod members;
 mod resume;
 
-/// A topic's members, and how many messages were sent to them since it got
-/// its first member (for the dashboard's rates).
-pub(crate) struct Members {
-    members: HashMap<SessionId, Member>,
-    sent: AtomicU64,
-}
-
-impl Deref for Members {
-    type Target = HashMap<SessionId, Member>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.members
-    }
-}
-
-impl DerefMut for Members {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.members
-    }
-}
+pub(crate) use members::Members;
 
 /// One counted slot of `max_connections`; frees itself when dropped.
 pub(crate) struct ConnectionSlot {
@@ -363,26 +344,6 @@ impl Registry {
     /// Topics with at least one member.
     pub(crate) fn topic_count(&self) -> usize {
         self.topics.len()
-    }
-
-    /// The `limit` topics with the most members now, most first: each with
-    /// its member count and the messages sent to it so far. One pass over
-    /// the topics, keeping `limit` of them.
-    pub(crate) fn busiest_topics(&self, limit: usize) -> Vec<(String, usize, u64)> {
-        let mut top: Vec<(usize, String, u64)> = Vec::with_capacity(limit + 1);
-        for entry in self.topics.iter() {
-            let members = entry.value().len();
-            if top.len() == limit && top.last().is_none_or(|(least, _, _)| *least >= members) {
-                continue;
-            }
-            let at = top.partition_point(|(more, _, _)| *more >= members);
-            let sent = entry.value().sent.load(Ordering::Relaxed);
-            top.insert(at, (members, entry.key().clone(), sent));
-            top.truncate(limit);
-        }
-        top.into_iter()
-            .map(|(members, topic, sent)| (topic, members, sent))
-            .collect()
     }
 
     /// Members of `topic` now.
