@@ -15,7 +15,7 @@ use crate::server::http::admission::{admit_ingest, admit_phoenix, refused, Askin
 use crate::server::http::endpoint::{start_ingest, start_phoenix};
 use crate::server::origin::HubOrigin;
 use crate::server::service::HubService;
-use crate::server::session::InboundStream;
+use crate::server::session::{InboundStream, Outgoing};
 use crate::transport::{Close, DialRequest, Message, Socket, TransportError};
 
 impl HubService {
@@ -66,12 +66,13 @@ impl HubService {
                 self,
                 admitted.params,
                 principal,
-                hub_end.sink,
+                Outgoing::Sink(hub_end.sink),
                 stream,
                 oversized,
             );
         } else {
-            start_ingest(self, admitted.principal, hub_end.sink, stream, oversized);
+            let outgoing = Outgoing::Sink(hub_end.sink);
+            start_ingest(self, admitted.principal, outgoing, stream, oversized);
         }
         Ok(())
     }

@@ -17,8 +17,7 @@ use crate::server::http::upgrade::{session_parts, upgrade};
 use crate::server::service::HubService;
 use crate::server::session::ingest_socket::{IngestDeps, IngestSocket};
 use crate::server::session::phoenix_socket::{PhoenixSocket, SocketDeps};
-use crate::server::session::{InboundStream, ServerSession};
-use crate::transport::SocketSink;
+use crate::server::session::{InboundStream, Outgoing, ServerSession};
 
 /// The subprotocol phoenix.js offers beside its token entry.
 const PHOENIX_SUBPROTOCOL: &str = "phoenix";
@@ -33,10 +32,9 @@ pub(crate) async fn phoenix_socket(
         Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal),
     };
-    let limit = service.config().max_frame_bytes;
     let protocols = [PHOENIX_SUBPROTOCOL];
-    let (response, sink, stream, oversized) =
-        match upgrade(&req, body, &protocols, admitted.slot, limit).await {
+    let (response, outgoing, stream, oversized) =
+        match upgrade(&req, body, &protocols, admitted.slot, &service).await {
             Ok(upgraded) => upgraded,
             Err(error) => return error.error_response(),
         };
@@ -44,7 +42,7 @@ pub(crate) async fn phoenix_socket(
         &service,
         admitted.params,
         admitted.principal,
-        sink,
+        outgoing,
         stream,
         oversized,
     );
@@ -61,13 +59,12 @@ pub(crate) async fn ingest_socket(
         Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal),
     };
-    let limit = service.config().max_frame_bytes;
-    let (response, sink, stream, oversized) =
-        match upgrade(&req, body, &[], admitted.slot, limit).await {
+    let (response, outgoing, stream, oversized) =
+        match upgrade(&req, body, &[], admitted.slot, &service).await {
             Ok(upgraded) => upgraded,
             Err(error) => return error.error_response(),
         };
-    start_ingest(&service, admitted.principal, sink, stream, oversized);
+    start_ingest(&service, admitted.principal, outgoing, stream, oversized);
     response
 }
 
@@ -76,7 +73,7 @@ pub(crate) fn start_phoenix(
     service: &HubService,
     params: HashMap<String, String>,
     principal: String,
-    sink: SocketSink,
+    outgoing: Outgoing,
     stream: InboundStream,
     oversized: Arc<AtomicBool>,
 ) {
@@ -94,7 +91,7 @@ pub(crate) fn start_phoenix(
         principal,
     };
     ServerSession::start(
-        session_parts(service, sink, stream, id, oversized),
+        session_parts(service, outgoing, stream, id, oversized),
         move |outbox, _, _| PhoenixSocket::new(info, deps, outbox),
     );
 }
@@ -104,7 +101,7 @@ pub(crate) fn start_phoenix(
 pub(crate) fn start_ingest(
     service: &HubService,
     principal: String,
-    sink: SocketSink,
+    outgoing: Outgoing,
     stream: InboundStream,
     oversized: Arc<AtomicBool>,
 ) {
@@ -124,7 +121,7 @@ pub(crate) fn start_ingest(
         idle_timeout: config.idle_timeout,
     };
     ServerSession::start(
-        session_parts(service, sink, stream, id, oversized),
+        session_parts(service, outgoing, stream, id, oversized),
         move |outbox, gate, ctx| IngestSocket::new(id, deps, outbox, gate, ctx),
     );
 }

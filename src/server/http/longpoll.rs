@@ -21,6 +21,7 @@ use crate::server::http::endpoint::start_phoenix;
 use crate::server::longpoll::{within_frame_limit, Polled};
 use crate::server::origin::origin_allowed;
 use crate::server::service::HubService;
+use crate::server::session::Outgoing;
 use crate::server::stats::Refusal;
 
 /// The header phoenix.js's `LongPoll` carries its `authToken` in.
@@ -114,7 +115,7 @@ fn open(req: &HttpRequest, service: &HubService) -> serde_json::Value {
         service,
         admitted.params,
         admitted.principal,
-        sink,
+        Outgoing::Sink(sink),
         stream,
         oversized,
     );

@@ -2,9 +2,11 @@
 //!
 //! It reads frames (continuations already joined, size capped), answers
 //! pings, enforces the idle timeout, and hands text to the [`Protocol`] the
-//! socket speaks (Phoenix V2 or envelope v1). Everything it writes goes through the socket's bounded
-//! [`Outbox`], whose writer runs beside the actor, so a peer that stops
-//! reading can never freeze the actor nor grow its memory.
+//! socket speaks (Phoenix V2 or envelope v1). Everything it writes goes
+//! through the socket's bounded [`Outbox`], emptied beside the actor (by the
+//! TCP socket's response body, or by a writer task into an in-memory or
+//! long-poll sink), so a peer that stops reading can never freeze the actor
+//! nor grow its memory.
 //!
 //! Built on `actix-ws` rather than `actix-web-actors`: the latter drives the
 //! actor from the HTTP response body, which actix-http stops polling once 32 KiB
@@ -52,10 +54,18 @@ pub(crate) trait Protocol: Sized + Unpin + 'static {
     fn on_stop(&mut self);
 }
 
+/// Where a session's frames go.
+pub(crate) enum Outgoing {
+    /// A write half: a writer task empties the outbox into it.
+    Sink(SocketSink),
+    /// An outbox already emptied elsewhere (by a TCP socket's response body).
+    Outbox(Outbox, Closer),
+}
+
 /// Everything a session needs to start.
 pub(crate) struct SessionParts {
-    /// Write half of the socket.
-    pub sink: SocketSink,
+    /// Where the socket's frames go.
+    pub outgoing: Outgoing,
     /// Read half.
     pub stream: InboundStream,
     /// The socket's id within the hub.
@@ -66,7 +76,7 @@ pub(crate) struct SessionParts {
     pub stats: Arc<HubStats>,
     /// Close the socket after this long without an inbound frame.
     pub idle_timeout: Duration,
-    /// Bounds of the outbound queue.
+    /// Bounds of the outbound queue (of an [`Outgoing::Sink`]).
     pub limits: OutboxLimits,
     /// Set when the inbound frame guard refused a frame at its header.
     pub oversized: Arc<AtomicBool>,
@@ -99,8 +109,15 @@ impl<P: Protocol> ServerSession<P> {
         protocol: impl FnOnce(Outbox, ReadGate, &mut Context<ServerSession<P>>) -> P,
     ) -> actix::Addr<ServerSession<P>> {
         ServerSession::create(|ctx| {
-            let (outbox, closer) =
-                Outbox::spawn(parts.sink, parts.limits, ctx.address().recipient());
+            let (outbox, closer) = match parts.outgoing {
+                Outgoing::Sink(sink) => {
+                    Outbox::spawn(sink, parts.limits, ctx.address().recipient())
+                }
+                Outgoing::Outbox(outbox, closer) => {
+                    outbox.tell_overflow_to(ctx.address().recipient());
+                    (outbox, closer)
+                }
+            };
             let gate = ReadGate::default();
             ctx.add_stream(gate.wrap(parts.stream));
             let id = parts.id;

@@ -1,28 +1,31 @@
-//! The bounded outbound queue of one WebSocket and the task that writes it.
+//! The bounded outbound queue of one WebSocket, and what empties it.
 //!
-//! Used by both sides: the hub's sessions and the client connections; each
-//! writes to a `Sink` of whole [`Message`]s. Everything written to a socket
+//! Used by both sides. A hub socket's queue is emptied by the HTTP
+//! response body itself ([`OutboxBody`]): frames go from the queue straight
+//! into actix-http's write buffer, one hop, with no task of its own. A client
+//! connection's queue is emptied by a writer task into a `Sink` of whole
+//! [`Message`]s (awc's, or an in-memory one). Everything written to a socket
 //! (replies, pushes, broadcasts, pongs, the close frame) goes through its
 //! [`Outbox`], bounded both in frames and in bytes. A peer that stops
 //! reading fills it; the next push then fails with [`Overflow`] and the
 //! owner is told once through [`SlowConsumer`], so it can close the socket
 //! with 1013. Nothing waits without bound behind a slow peer.
 
+mod body;
+mod writer;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use actix::Recipient;
 use actix_ws::CloseReason;
 use bytes::Bytes;
 use bytestring::ByteString;
-use futures_util::{Sink, SinkExt};
+use futures_util::Sink;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::socket::{Close, Message};
-
-/// How long a close frame may wait for room before the socket is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+use super::socket::Message;
+pub(crate) use body::OutboxBody;
 
 /// Sent once to the socket's owner when its outbox overflows.
 #[derive(Debug, actix::Message)]
@@ -40,6 +43,26 @@ enum Outbound {
     Pong(Bytes),
 }
 
+impl Outbound {
+    /// The frame as a WebSocket message, and the bytes it counted for.
+    fn into_message(self) -> (Message, usize) {
+        match self {
+            Outbound::Text(text) => {
+                let size = text.len();
+                (Message::Text(text), size)
+            }
+            Outbound::Ping(payload) => {
+                let size = payload.len();
+                (Message::Ping(payload), size)
+            }
+            Outbound::Pong(payload) => {
+                let size = payload.len();
+                (Message::Pong(payload), size)
+            }
+        }
+    }
+}
+
 struct Shared {
     queue: mpsc::Sender<Outbound>,
     gone: AtomicBool,
@@ -49,7 +72,23 @@ struct Shared {
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     overflowed: AtomicBool,
-    on_overflow: Recipient<SlowConsumer>,
+    /// Told once when a push overflows (set when the owner has an address).
+    on_overflow: OnceLock<Recipient<SlowConsumer>>,
+}
+
+impl Shared {
+    /// The socket is gone or closing: pushes fail from now on, and whoever
+    /// waits for room is woken.
+    fn mark_gone(&self) {
+        self.gone.store(true, Ordering::SeqCst);
+        self.written.notify_waiters();
+    }
+
+    /// One frame of `size` bytes left the queue for the socket.
+    fn taken(&self, size: usize) {
+        self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        self.written_count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Cheap-to-clone handle that queues frames for one socket.
@@ -74,16 +113,33 @@ pub(crate) struct OutboxLimits {
     pub max_bytes: usize,
 }
 
-impl Outbox {
-    /// Creates the outbox of `sink` and spawns its writer on the current arbiter.
-    pub(crate) fn spawn<S>(
-        sink: S,
-        limits: OutboxLimits,
-        on_overflow: Recipient<SlowConsumer>,
-    ) -> (Outbox, Closer)
+/// The receiving end of an outbox: what empties it, as a writer task
+/// ([`Queued::write_to`]) or as a response body ([`Queued::into_body`]).
+pub(crate) struct Queued {
+    receiver: mpsc::Receiver<Outbound>,
+    close_signal: oneshot::Receiver<CloseReason>,
+    shared: Arc<Shared>,
+}
+
+impl Queued {
+    /// Spawns, on the current arbiter, the task that writes the queue to `sink`.
+    pub(crate) fn write_to<S>(self, sink: S)
     where
         S: Sink<Message> + Unpin + 'static,
     {
+        actix::spawn(writer::write_loop(sink, self));
+    }
+
+    /// The queue as an HTTP response body that encodes its frames itself.
+    pub(crate) fn into_body(self) -> OutboxBody {
+        OutboxBody::new(self)
+    }
+}
+
+impl Outbox {
+    /// A new outbox with its closer and its receiving end; nobody hears of an
+    /// overflow until [`tell_overflow_to`](Self::tell_overflow_to).
+    pub(crate) fn bounded(limits: OutboxLimits) -> (Outbox, Closer, Queued) {
         let (queue, receiver) = mpsc::channel(limits.max_frames.max(1));
         let (close, close_signal) = oneshot::channel();
         let shared = Arc::new(Shared {
@@ -94,14 +150,39 @@ impl Outbox {
             queued_bytes: AtomicUsize::new(0),
             max_bytes: limits.max_bytes,
             overflowed: AtomicBool::new(false),
-            on_overflow,
+            on_overflow: OnceLock::new(),
         });
-        actix::spawn(write_loop(sink, receiver, close_signal, shared.clone()));
         let closer = Closer {
             close,
             shared: shared.clone(),
         };
-        (Outbox { shared }, closer)
+        let queued = Queued {
+            receiver,
+            close_signal,
+            shared: shared.clone(),
+        };
+        (Outbox { shared }, closer, queued)
+    }
+
+    /// Creates the outbox of `sink` and spawns its writer on the current arbiter.
+    pub(crate) fn spawn<S>(
+        sink: S,
+        limits: OutboxLimits,
+        on_overflow: Recipient<SlowConsumer>,
+    ) -> (Outbox, Closer)
+    where
+        S: Sink<Message> + Unpin + 'static,
+    {
+        let (outbox, closer, queued) = Outbox::bounded(limits);
+        outbox.tell_overflow_to(on_overflow);
+        queued.write_to(sink);
+        (outbox, closer)
+    }
+
+    /// Names who hears [`SlowConsumer`] when a push overflows (the first
+    /// one named keeps it).
+    pub(crate) fn tell_overflow_to(&self, owner: Recipient<SlowConsumer>) {
+        let _ = self.shared.on_overflow.set(owner);
     }
 
     /// Queues a text frame, or reports [`Overflow`] (and tells the owner once).
@@ -211,12 +292,15 @@ impl Outbox {
         shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
         dropped(reason);
         if reason == "queue_full" && !shared.overflowed.swap(true, Ordering::Relaxed) {
-            shared.on_overflow.do_send(SlowConsumer);
+            if let Some(owner) = shared.on_overflow.get() {
+                owner.do_send(SlowConsumer);
+            }
         }
         Err(Overflow)
     }
 }
 
+/// Counts a frame that was not written, by why.
 fn dropped(reason: &'static str) {
     metrics::counter!("switchboard_outbound_dropped_total", "reason" => reason).increment(1);
 }
@@ -229,74 +313,4 @@ impl Closer {
         // The writer may already be gone (peer disconnected); nothing to do then.
         let _ = self.close.send(reason);
     }
-}
-
-async fn write_loop<S>(
-    mut sink: S,
-    mut receiver: mpsc::Receiver<Outbound>,
-    mut close_signal: oneshot::Receiver<CloseReason>,
-    shared: Arc<Shared>,
-) where
-    S: Sink<Message> + Unpin,
-{
-    let reason = loop {
-        let item = tokio::select! {
-            biased;
-            reason = &mut close_signal => break reason.ok(),
-            item = receiver.recv() => item,
-        };
-        let Some(item) = item else { break None };
-        let (message, size) = match item {
-            Outbound::Text(text) => {
-                let size = text.len();
-                (Message::Text(text), size)
-            }
-            Outbound::Ping(payload) => {
-                let size = payload.len();
-                (Message::Ping(payload), size)
-            }
-            Outbound::Pong(payload) => {
-                let size = payload.len();
-                (Message::Pong(payload), size)
-            }
-        };
-        shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-        // Flush at once only when nothing else is waiting: batches writes.
-        let written = if receiver.is_empty() {
-            tokio::select! {
-                biased;
-                reason = &mut close_signal => break reason.ok(),
-                written = sink.send(message) => written,
-            }
-        } else {
-            tokio::select! {
-                biased;
-                reason = &mut close_signal => break reason.ok(),
-                written = sink.feed(message) => written,
-            }
-        };
-        if written.is_err() {
-            // The peer is gone; the owner learns it from its inbound stream.
-            shared.gone.store(true, Ordering::SeqCst);
-            shared.written.notify_waiters();
-            return;
-        }
-        shared.written_count.fetch_add(1, Ordering::Relaxed);
-        shared.written.notify_waiters();
-    };
-    shared.gone.store(true, Ordering::SeqCst);
-    shared.written.notify_waiters();
-    // Frames queued behind the close are not written: count them.
-    receiver.close();
-    while let Ok(_unwritten) = receiver.try_recv() {
-        dropped("closed");
-    }
-    // A peer that stopped reading may never make room for the close frame.
-    let close = async {
-        let _ = sink
-            .send(Message::Close(reason.map(Close::from_actix)))
-            .await;
-        let _ = sink.close().await;
-    };
-    let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
 }
