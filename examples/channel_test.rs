@@ -14,10 +14,11 @@
 use std::sync::Arc;
 
 use actix::Actor;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard::client::{ConnectionConfig, JoinError, Open, PhoenixHandle, Switchboard};
 use switchboard::config::Config;
-use switchboard::protocol::ChannelErrorCode;
+use switchboard::protocol::{ChannelErrorCode, Payload};
 use switchboard::server::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, HubService, Outcome, SocketInfo,
 };
@@ -26,10 +27,19 @@ use switchboard::transport::MemoryTransport;
 /// Members join with the right password; `shout` reaches everyone.
 struct Lounge;
 
+/// What a join may carry.
+#[derive(Deserialize)]
+struct Knock<'a> {
+    password: Option<&'a str>,
+}
+
 impl Channel for Lounge {
-    fn join(&self, _: &str, payload: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
-        match payload["password"].as_str() {
-            Some("open sesame") => Ok(json!({"welcome": true})),
+    fn join(&self, _: &str, payload: &Payload, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+        // Parsed straight into a borrowed field: no `Value` is built.
+        match payload.parse::<Knock>() {
+            Ok(Knock {
+                password: Some("open sesame"),
+            }) => Ok(json!({"welcome": true})),
             _ => Err(ChannelErrorCode::Forbidden),
         }
     }
@@ -37,12 +47,13 @@ impl Channel for Lounge {
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         match event {
+            // The shout goes out as the bytes it came in.
             "shout" => Ok(Outcome::Ok(
-                json!({"heard_by": ctx.broadcast("shout", payload)}),
+                json!({"heard_by": ctx.broadcast("shout", payload)}).into(),
             )),
             _ => Ok(Outcome::Error(ChannelErrorCode::NotFound)),
         }

@@ -79,7 +79,11 @@ async fn take(pushes: &mut Pushes, count: usize) -> Result<Vec<u64>, Failure> {
         let push = tokio::time::timeout(Duration::from_secs(5), pushes.recv())
             .await?
             .ok_or("pushes closed")?;
-        sequences.push(push.payload["sequence"].as_u64().ok_or("no sequence")?);
+        sequences.push(
+            push.payload.to_value()["sequence"]
+                .as_u64()
+                .ok_or("no sequence")?,
+        );
     }
     Ok(sequences)
 }

@@ -311,9 +311,10 @@ impl switchboard::server::Channel for Keyed {
     fn join(
         &self,
         _: &str,
-        payload: &Value,
+        payload: &switchboard::protocol::Payload,
         _: &switchboard::server::SocketInfo,
     ) -> Result<Value, switchboard::protocol::ChannelErrorCode> {
+        let payload = payload.to_value();
         if payload["key"] == "open" && payload["n"] == 7 {
             Ok(serde_json::json!({}))
         } else {
@@ -324,7 +325,7 @@ impl switchboard::server::Channel for Keyed {
     fn handle_in(
         &self,
         _: &str,
-        payload: &Value,
+        payload: &switchboard::protocol::Payload,
         _: &switchboard::server::ChannelContext<'_>,
     ) -> Result<switchboard::server::Outcome, switchboard::server::ChannelFailure> {
         Ok(switchboard::server::Outcome::Ok(payload.clone()))

@@ -134,7 +134,7 @@ async fn sends_keep_their_order_across_the_direct_and_the_buffered_path() {
             .await
             .unwrap()
             .unwrap();
-        match push.payload["n"].as_u64() {
+        match push.payload.to_value()["n"].as_u64() {
             Some(n) => received.push(n),
             None => break,
         }

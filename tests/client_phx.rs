@@ -479,7 +479,7 @@ async fn phx_c12_handlers_stay_registered_once_across_reconnects() {
         if incoming.event == "marker" {
             break;
         }
-        got.push(incoming.payload);
+        got.push(incoming.payload.to_value());
     }
     assert_eq!(got, vec![json!({"once": true})], "delivered exactly once");
 }
@@ -500,7 +500,7 @@ async fn client_answers_pings_and_reassembles_fragments() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        delivered.payload["body"].as_str().map(str::len),
+        delivered.payload.to_value()["body"].as_str().map(str::len),
         Some(10_000)
     );
 }

@@ -11,7 +11,7 @@ use support::*;
 use switchboard::client::HistoryError;
 use switchboard::config::Config;
 use switchboard::protocol::history::{HistoryPage, HistoryQuery};
-use switchboard::protocol::ChannelErrorCode;
+use switchboard::protocol::{ChannelErrorCode, Payload};
 use switchboard::server::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, HubService, Outcome, RoomChannel,
     RunningHub, SocketInfo,
@@ -23,7 +23,7 @@ const FEED: &str = "room:feed:1";
 struct Locked;
 
 impl Channel for Locked {
-    fn join(&self, _: &str, _: &Value, socket: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+    fn join(&self, _: &str, _: &Payload, socket: &SocketInfo) -> Result<Value, ChannelErrorCode> {
         match socket.params.get("key").map(String::as_str) {
             Some("k") => Ok(json!({})),
             _ => Err(ChannelErrorCode::Forbidden),
@@ -33,7 +33,7 @@ impl Channel for Locked {
     fn handle_in(
         &self,
         _: &str,
-        _: &Value,
+        _: &Payload,
         _: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         Ok(Outcome::NoReply)

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use support::*;
-use switchboard::protocol::ChannelErrorCode;
+use switchboard::protocol::{ChannelErrorCode, Payload};
 use switchboard::server::{
     Broadcast, Channel, ChannelContext, ChannelFailure, ChannelRouter, CloseCause, FrameProblem,
     Outcome, RoomChannel, SocketInfo,
@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 struct Awkward;
 
 impl Channel for Awkward {
-    fn join(&self, topic: &str, _: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+    fn join(&self, topic: &str, _: &Payload, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
         match topic {
             "awkward:locked" => Err(ChannelErrorCode::Forbidden),
             "awkward:crash" => panic!("join panics on purpose"),
@@ -30,14 +30,14 @@ impl Channel for Awkward {
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         match event {
             "boom" => Err(ChannelFailure("boom requested".to_owned())),
             "panic" => panic!("handler panics on purpose"),
             "whoami" => {
-                ctx.push("you_are", &json!({"id": ctx.socket().session_id}));
+                ctx.push("you_are", &json!({"id": ctx.socket().session_id}).into());
                 Ok(Outcome::NoReply)
             }
             _ => Ok(Outcome::Ok(payload.clone())),

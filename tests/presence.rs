@@ -13,7 +13,7 @@ use support::peers::{node_ready, PhoenixPeer};
 use support::*;
 use switchboard::client::{PhoenixHandle, PresenceChange, TopicPresence};
 use switchboard::config::Config;
-use switchboard::protocol::ChannelErrorCode;
+use switchboard::protocol::{ChannelErrorCode, Payload};
 use switchboard::server::{
     Channel, ChannelContext, ChannelFailure, ChannelRouter, HubService, Outcome, PresenceRoom,
     RunningHub, SocketInfo,
@@ -23,11 +23,12 @@ use switchboard::server::{
 struct Desk;
 
 impl Channel for Desk {
-    fn join(&self, _: &str, _: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+    fn join(&self, _: &str, _: &Payload, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
         Ok(json!({}))
     }
 
-    fn presence(&self, _: &str, payload: &Value, _: &SocketInfo) -> Option<(String, Value)> {
+    fn presence(&self, _: &str, payload: &Payload, _: &SocketInfo) -> Option<(String, Value)> {
+        let payload = payload.to_value();
         let user = payload["user"].as_str()?;
         Some((user.to_owned(), json!({ "status": "here" })))
     }
@@ -35,15 +36,16 @@ impl Channel for Desk {
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         if event != "status" {
             return Ok(Outcome::Error(ChannelErrorCode::NotFound));
         }
+        let payload = payload.to_value();
         let user = payload["user"].as_str().unwrap_or_default();
         match ctx.update(user, &json!({ "status": payload["status"] })) {
-            Ok(()) => Ok(Outcome::Ok(json!({}))),
+            Ok(()) => Ok(Outcome::Ok(Payload::empty_object())),
             Err(_) => Ok(Outcome::Error(ChannelErrorCode::Forbidden)),
         }
     }

@@ -100,7 +100,7 @@ fn frames() -> impl Strategy<Value = Frame> {
             msg_ref,
             topic,
             event,
-            payload,
+            payload: payload.into(),
         })
 }
 

@@ -385,8 +385,8 @@ async fn follow_through_cuts(ring: usize) -> (Vec<u64>, Vec<(u64, u64)>, u64) {
         tokio::select! {
             push = tokio::time::timeout(Duration::from_secs(10), pushes.recv()) => {
                 let push = push.expect("pushes keep coming").expect("open");
-                let sequence = push.payload["sequence"].as_u64().expect("sequenced");
-                assert_eq!(push.payload["payload"]["n"], json!(sequence));
+                let sequence = push.payload.to_value()["sequence"].as_u64().expect("sequenced");
+                assert_eq!(push.payload.to_value()["payload"]["n"], json!(sequence));
                 seen_top = sequence == top;
                 delivered.push(sequence);
             }

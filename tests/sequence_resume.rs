@@ -50,9 +50,11 @@ async fn next_sequences(pushes: &mut mpsc::Receiver<Incoming>, count: usize) -> 
             .await
             .expect("a push in time")
             .expect("pushes open");
-        let sequence = push.payload["sequence"].as_u64().expect("sequenced");
+        let sequence = push.payload.to_value()["sequence"]
+            .as_u64()
+            .expect("sequenced");
         assert_eq!(
-            push.payload["payload"]["n"],
+            push.payload.to_value()["payload"]["n"],
             json!(sequence),
             "payload in step"
         );

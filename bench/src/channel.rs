@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use switchboard::protocol::ChannelErrorCode;
+use switchboard::protocol::{ChannelErrorCode, Payload};
 use switchboard::server::{Channel, ChannelContext, ChannelFailure, Outcome, SocketInfo};
 
 use crate::counter::Counter;
@@ -24,14 +24,14 @@ impl BenchChannel {
 }
 
 impl Channel for BenchChannel {
-    fn join(&self, _: &str, _: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+    fn join(&self, _: &str, _: &Payload, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
         Ok(json!({}))
     }
 
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         match event {
@@ -42,7 +42,7 @@ impl Channel for BenchChannel {
             PING_EVENT => Ok(Outcome::Ok(payload.clone())),
             _ => {
                 ctx.broadcast(event, payload);
-                Ok(Outcome::Ok(json!({})))
+                Ok(Outcome::Ok(Payload::empty_object()))
             }
         }
     }

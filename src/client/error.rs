@@ -200,6 +200,12 @@ pub enum PushError {
     /// The connection is closed for good.
     #[error("the connection is closed")]
     Closed,
+    /// The payload did not encode as JSON (its `Serialize` failed).
+    #[error("the payload does not encode as JSON: {reason}")]
+    Encode {
+        /// What the encoder said.
+        reason: String,
+    },
 }
 
 /// Why a fire-and-forget send could not even be queued.
@@ -223,6 +229,12 @@ pub enum SendError {
     /// The connection is closed for good.
     #[error("the connection is closed")]
     Closed,
+    /// The payload did not encode as JSON (its `Serialize` failed).
+    #[error("the payload does not encode as JSON: {reason}")]
+    Encode {
+        /// What the encoder said.
+        reason: String,
+    },
 }
 
 /// Why a content envelope was not published.

@@ -123,7 +123,7 @@ fn route_phoenix(
                 *pending_heartbeat = None;
                 return None;
             }
-            match Reply::from_payload(&frame.payload) {
+            match Reply::from_raw(&frame.payload) {
                 Ok(reply) => return deliver(correlator, Resolve { msg_ref, reply }),
                 Err(error) => {
                     metrics::counter!("switchboard_client_invalid_frames_total", "reason" => error.reason())

@@ -9,7 +9,9 @@ pub mod content;
 pub mod envelope;
 pub(crate) mod error;
 pub mod history;
+mod payload;
 pub mod phoenix;
 pub mod resume;
 
 pub use error::{ChannelErrorCode, DecodeError};
+pub use payload::Payload;

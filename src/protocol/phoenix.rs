@@ -1,9 +1,14 @@
 //! Phoenix Channels V2: every text frame is `[join_ref, ref, topic, event, payload]`.
 
+use std::borrow::Cow;
+
+use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::error::{ChannelErrorCode, DecodeError};
+use super::Payload;
 
 /// The `vsn` query parameter that selects this protocol.
 pub const VSN: &str = "2.0.0";
@@ -46,24 +51,45 @@ pub struct Frame {
     pub topic: String,
     /// The event name.
     pub event: String,
-    /// Arbitrary JSON payload.
-    pub payload: Value,
+    /// The JSON payload, raw (parse it with [`Payload::parse`]).
+    pub payload: Payload,
 }
 
+/// A well-formed frame's fields, borrowed from its text.
+#[derive(Deserialize)]
+struct Parts<'a>(
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] &'a RawValue,
+);
+
 impl Frame {
-    /// Decodes one text frame. Extra trailing elements are ignored.
+    /// Decodes one text frame. Extra trailing elements are ignored. The
+    /// payload is copied out of `text` as it is, never parsed.
     pub fn decode(text: &str) -> Result<Frame, DecodeError> {
+        Frame::decode_with(text, |raw| ByteString::from(raw))
+    }
+
+    /// Decodes a frame whose payload then shares `text`'s bytes (no copy).
+    pub(crate) fn decode_shared(text: &ByteString) -> Result<Frame, DecodeError> {
+        Frame::decode_with(text, |raw| text.slice_ref(raw))
+    }
+
+    fn decode_with(
+        text: &str,
+        keep: impl FnOnce(&str) -> ByteString,
+    ) -> Result<Frame, DecodeError> {
         // The common, well-formed frame straight into its fields; anything
         // else goes the long way, which says exactly what is wrong.
-        type Parts = (Option<String>, Option<String>, String, String, Value);
-        if let Ok((join_ref, msg_ref, topic, event, payload)) = serde_json::from_str::<Parts>(text)
-        {
+        if let Ok(Parts(join_ref, msg_ref, topic, event, payload)) = serde_json::from_str(text) {
             return Ok(Frame {
-                join_ref,
-                msg_ref,
-                topic,
-                event,
-                payload,
+                join_ref: join_ref.map(Cow::into_owned),
+                msg_ref: msg_ref.map(Cow::into_owned),
+                topic: topic.into_owned(),
+                event: event.into_owned(),
+                payload: Payload::trusted(keep(payload.get())),
             });
         }
         let value: Value =
@@ -85,7 +111,7 @@ impl Frame {
         let msg_ref = optional_ref(next(), "ref")?;
         let topic = required_string(next(), "topic")?;
         let event = required_string(next(), "event")?;
-        let payload = next();
+        let payload = Payload::from(next());
         Ok(Frame {
             join_ref,
             msg_ref,
@@ -97,7 +123,7 @@ impl Frame {
 
     /// Encodes the frame as V2 JSON text.
     pub fn encode(&self) -> String {
-        encode_parts(
+        encode_raw(
             self.join_ref.as_deref(),
             self.msg_ref.as_deref(),
             &self.topic,
@@ -126,6 +152,25 @@ fn required_string(value: Value, field: &'static str) -> Result<String, DecodeEr
             expected: "a string",
         }),
     }
+}
+
+/// Encodes a frame around a raw payload, whose bytes are written as they are.
+pub fn encode_raw(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    event: &str,
+    payload: &Payload,
+) -> String {
+    let mut frame = Vec::with_capacity(32 + topic.len() + event.len() + payload.len());
+    // `[join_ref,ref,"topic","event"]` (strings and `None` always encode),
+    // then its `]` becomes `,payload]`.
+    let _ = serde_json::to_writer(&mut frame, &(join_ref, msg_ref, topic, event));
+    frame.pop();
+    frame.push(b',');
+    frame.extend_from_slice(payload.json().as_bytes());
+    frame.push(b']');
+    String::from_utf8(frame).unwrap_or_default()
 }
 
 /// Encodes a frame from its parts without building a [`Frame`].
@@ -191,12 +236,31 @@ impl Reply {
             .map(|reason| ChannelErrorCode::from(reason.to_owned()))
     }
 
+    /// Reads a reply out of a raw `phx_reply` payload.
+    pub fn from_raw(payload: &Payload) -> Result<Reply, DecodeError> {
+        payload.parse().map_err(|_| DecodeError::Field {
+            field: "payload",
+            expected: "an object with `status` \"ok\" or \"error\"",
+        })
+    }
+
     /// Reads a reply out of a `phx_reply` payload.
     pub fn from_payload(payload: &Value) -> Result<Reply, DecodeError> {
         Reply::deserialize(payload).map_err(|_| DecodeError::Field {
             field: "payload",
             expected: "an object with `status` \"ok\" or \"error\"",
         })
+    }
+
+    /// A `phx_reply` payload around a raw `response`, whose bytes are
+    /// written as they are.
+    pub(crate) fn raw(status: ReplyStatus, response: &Payload) -> Payload {
+        let status = match status {
+            ReplyStatus::Ok => "ok",
+            ReplyStatus::Error => "error",
+        };
+        let text = format!(r#"{{"status":"{status}","response":{}}}"#, response.json());
+        Payload::trusted(text.into())
     }
 
     /// The reply as a JSON value, ready to be a frame's payload.
@@ -264,7 +328,7 @@ mod tests {
             msg_ref: None,
             topic: "room:a".into(),
             event: "new\"msg".into(),
-            payload: json!({"body": "hi"}),
+            payload: json!({"body": "hi"}).into(),
         };
         assert_eq!(Frame::decode(&frame.encode()).unwrap(), frame);
     }

@@ -12,6 +12,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::Payload;
+
 /// The error reason a hub refuses a strict resume with, when its history
 /// cannot fill the hole (SEQ-7).
 pub const UNRECOVERED: &str = "unrecovered";
@@ -105,6 +107,21 @@ impl Position<'_> {
         Some(Position {
             sequence: payload.get("sequence")?.as_u64()?,
             epoch: payload.get("epoch")?.as_str()?,
+        })
+    }
+
+    /// Reads it from a raw push payload without building a `Value` (an
+    /// epoch the hub wrote with escapes in it does not read).
+    pub fn of(payload: &Payload) -> Option<Position<'_>> {
+        #[derive(Deserialize)]
+        struct Stamp<'a> {
+            sequence: u64,
+            epoch: &'a str,
+        }
+        let stamp: Stamp<'_> = payload.parse().ok()?;
+        Some(Position {
+            sequence: stamp.sequence,
+            epoch: stamp.epoch,
         })
     }
 }

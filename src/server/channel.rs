@@ -11,14 +11,15 @@ use super::registry::refuse_reserved;
 use super::registry::{Registry, SessionId};
 use crate::protocol::clock::unix_millis;
 use crate::protocol::phoenix;
-use crate::protocol::ChannelErrorCode;
+use crate::protocol::{ChannelErrorCode, Payload};
 use crate::transport::outbox::Outbox;
 
 /// What a channel answers to an inbound event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Reply `{"status":"ok","response": value}`.
-    Ok(Value),
+    /// Reply `{"status":"ok","response": payload}` (`Payload::from(json!(…))`
+    /// for a `Value`; an inbound payload passed back is not re-encoded).
+    Ok(Payload),
     /// Reply `{"status":"error","response":{"reason": code}}`.
     Error(ChannelErrorCode),
     /// Send no reply.
@@ -46,29 +47,41 @@ pub struct SocketInfo {
 
 /// Handles joins and inbound events for the topics it is routed to.
 ///
+/// Payloads arrive raw, as [`Payload`]: parse them into your own types with
+/// [`Payload::parse`] (a `Value` only when you ask, with
+/// [`Payload::to_value`]), and pass one on (a broadcast, an echo) without
+/// its bytes being parsed or copied.
+///
 /// Handlers run inside the socket's session actor: keep them quick, and for
 /// slow work spawn a task that answers later through [`ChannelContext::push`]
 /// or the hub's `Broadcast` message.
 ///
 /// ```
+/// use serde::Deserialize;
 /// use serde_json::{json, Value};
-/// use switchboard::protocol::ChannelErrorCode;
+/// use switchboard::protocol::{ChannelErrorCode, Payload};
 /// use switchboard::server::{Channel, ChannelContext, ChannelFailure, ChannelRouter, Outcome, SocketInfo};
 ///
 /// /// Members may join with the right password; `shout` reaches everyone.
 /// struct Lounge;
 ///
+/// #[derive(Deserialize)]
+/// struct Knock<'a> {
+///     password: Option<&'a str>,
+/// }
+///
 /// impl Channel for Lounge {
-///     fn join(&self, _: &str, payload: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
-///         match payload["password"].as_str() {
-///             Some("open sesame") => Ok(json!({"welcome": true})),
+///     fn join(&self, _: &str, payload: &Payload, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+///         match payload.parse::<Knock>() {
+///             Ok(Knock { password: Some("open sesame") }) => Ok(json!({"welcome": true})),
 ///             _ => Err(ChannelErrorCode::Forbidden),
 ///         }
 ///     }
 ///
-///     fn handle_in(&self, event: &str, payload: &Value, ctx: &ChannelContext<'_>) -> Result<Outcome, ChannelFailure> {
+///     fn handle_in(&self, event: &str, payload: &Payload, ctx: &ChannelContext<'_>) -> Result<Outcome, ChannelFailure> {
 ///         match event {
-///             "shout" => Ok(Outcome::Ok(json!({"heard_by": ctx.broadcast("shout", payload)}))),
+///             // The shout goes out as the bytes it came in.
+///             "shout" => Ok(Outcome::Ok(json!({"heard_by": ctx.broadcast("shout", payload)}).into())),
 ///             _ => Ok(Outcome::Error(ChannelErrorCode::NotFound)),
 ///         }
 ///     }
@@ -81,7 +94,7 @@ pub trait Channel: Send + Sync + 'static {
     fn join(
         &self,
         topic: &str,
-        payload: &Value,
+        payload: &Payload,
         socket: &SocketInfo,
     ) -> Result<Value, ChannelErrorCode>;
 
@@ -92,7 +105,7 @@ pub trait Channel: Send + Sync + 'static {
     fn presence(
         &self,
         topic: &str,
-        payload: &Value,
+        payload: &Payload,
         socket: &SocketInfo,
     ) -> Option<(String, Value)> {
         let _ = (topic, payload, socket);
@@ -103,7 +116,7 @@ pub trait Channel: Send + Sync + 'static {
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure>;
 }
@@ -130,16 +143,19 @@ impl ChannelContext<'_> {
 
     /// Sends `event` to every member of the topic, this socket included;
     /// returns how many members it was queued for (0 for a reserved event
-    /// name: `phx_*`, presence).
-    pub fn broadcast(&self, event: &str, payload: &Value) -> usize {
-        self.registry.broadcast(self.topic, event, payload, None)
+    /// name: `phx_*`, presence). On a plain topic the payload's bytes go
+    /// out as they are.
+    pub fn broadcast(&self, event: &str, payload: &Payload) -> usize {
+        self.registry
+            .broadcast_payload(self.topic, event, payload, None)
     }
 
     /// Sends `event` to every member of the topic but this socket. On a
     /// recoverable topic every member gets every sequence, this socket too.
-    pub fn broadcast_from(&self, event: &str, payload: &Value) -> usize {
+    pub fn broadcast_from(&self, event: &str, payload: &Payload) -> usize {
+        let except = Some(self.socket.session_id);
         self.registry
-            .broadcast(self.topic, event, payload, Some(self.socket.session_id))
+            .broadcast_payload(self.topic, event, payload, except)
     }
 
     /// Tracks this socket's presence on the topic under `key` with `meta`
@@ -178,12 +194,12 @@ impl ChannelContext<'_> {
     /// Pushes `event` to this socket only (`[join_ref, null, topic, event, payload]`).
     /// Returns false when the socket's outbox is full, or for a reserved
     /// event name (`phx_*`, presence).
-    pub fn push(&self, event: &str, payload: &Value) -> bool {
+    pub fn push(&self, event: &str, payload: &Payload) -> bool {
         if phoenix::is_reserved_event(event) {
             refuse_reserved(self.topic, event, "push");
             return false;
         }
-        let frame = phoenix::encode_parts(self.join_ref, None, self.topic, event, payload);
+        let frame = phoenix::encode_raw(self.join_ref, None, self.topic, event, payload);
         self.outbox.push(ByteString::from(frame)).is_ok()
     }
 }
@@ -254,21 +270,22 @@ fn matches(pattern: &str, topic: &str) -> bool {
 pub struct RoomChannel;
 
 impl Channel for RoomChannel {
-    fn join(&self, _: &str, _: &Value, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
+    fn join(&self, _: &str, _: &Payload, _: &SocketInfo) -> Result<Value, ChannelErrorCode> {
         Ok(Value::Object(Default::default()))
     }
 
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         if event == "ping" {
+            // The same bytes back: a clone shares them.
             return Ok(Outcome::Ok(payload.clone()));
         }
         ctx.broadcast(event, payload);
-        Ok(Outcome::Ok(Value::Object(Default::default())))
+        Ok(Outcome::Ok(Payload::empty_object()))
     }
 }
 
@@ -305,13 +322,14 @@ impl Channel for PresenceRoom {
     fn join(
         &self,
         topic: &str,
-        payload: &Value,
+        payload: &Payload,
         socket: &SocketInfo,
     ) -> Result<Value, ChannelErrorCode> {
         RoomChannel.join(topic, payload, socket)
     }
 
-    fn presence(&self, _: &str, payload: &Value, socket: &SocketInfo) -> Option<(String, Value)> {
+    fn presence(&self, _: &str, payload: &Payload, socket: &SocketInfo) -> Option<(String, Value)> {
+        let payload = payload.to_value();
         let key = match payload.get("user").and_then(Value::as_str) {
             Some(user) if !user.is_empty() && user.len() <= 128 => user.to_owned(),
             _ => format!("socket:{}", socket.session_id),
@@ -322,7 +340,7 @@ impl Channel for PresenceRoom {
     fn handle_in(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &Payload,
         ctx: &ChannelContext<'_>,
     ) -> Result<Outcome, ChannelFailure> {
         RoomChannel.handle_in(event, payload, ctx)

@@ -7,6 +7,7 @@ use actix::{Message, Recipient};
 use bytestring::ByteString;
 use serde_json::Value;
 
+use crate::protocol::Payload;
 use crate::transport::outbox::Outbox;
 
 /// A message on a topic, as an actor member receives it.
@@ -57,9 +58,28 @@ pub(crate) enum Member {
 pub(crate) struct Delivery<'a> {
     pub topic: &'a str,
     pub event: &'a str,
-    pub payload: &'a Value,
+    pub payload: Carried<'a>,
     pub sequence: Option<u64>,
     pub frame: &'a ByteString,
+}
+
+/// A delivery's payload as it was handed to the hub: parsed only if an
+/// actor member needs a `Value`.
+#[derive(Clone, Copy)]
+pub(crate) enum Carried<'a> {
+    /// Already a `Value`.
+    Value(&'a Value),
+    /// Raw JSON (a payload passed on as it arrived).
+    Raw(&'a Payload),
+}
+
+impl Carried<'_> {
+    fn to_value(self) -> Value {
+        match self {
+            Carried::Value(value) => value.clone(),
+            Carried::Raw(payload) => payload.to_value(),
+        }
+    }
 }
 
 impl Member {
@@ -72,7 +92,7 @@ impl Member {
                 .try_send(TopicMessage {
                     topic: delivery.topic.to_owned(),
                     event: delivery.event.to_owned(),
-                    payload: delivery.payload.clone(),
+                    payload: delivery.payload.to_value(),
                     sequence: delivery.sequence,
                 })
                 .is_ok(),

@@ -49,7 +49,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     aspect: &str,
     check: Option<&SchemaCheck>,
 ) -> Result<Option<(T, ContentEnvelope)>, AspectError> {
-    let envelope = ContentEnvelope::from_value(&incoming.payload)
+    let envelope = ContentEnvelope::from_value(&incoming.payload.to_value())
         .map_err(|error| AspectError::NotEnvelope(error.0))?;
     if envelope.aspect != aspect {
         return Ok(None);
@@ -89,7 +89,7 @@ mod tests {
         Incoming {
             topic: "t".into(),
             event: "e".into(),
-            payload,
+            payload: payload.into(),
         }
     }
 

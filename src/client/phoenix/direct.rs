@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytestring::ByteString;
-use serde_json::Value;
 
 use crate::client::refs::RefCounter;
 use crate::protocol::phoenix;
@@ -73,12 +72,12 @@ impl DirectWriters {
 
     /// Writes a fire-and-forget push straight to the socket; `false` when
     /// it must go through the actor instead (nothing was written then).
-    pub(crate) fn try_send(
+    pub(crate) fn try_send<P: serde::Serialize + ?Sized>(
         &self,
         refs: &RefCounter,
         topic: &str,
         event: &str,
-        payload: &Value,
+        payload: &P,
     ) -> bool {
         if self.through_actor.load(Ordering::Acquire) > 0 {
             return false;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -34,6 +35,7 @@ use crate::client::phoenix::subscription::{
 use crate::protocol::history::{HistoryPage, HistoryQuery, HISTORY_EVENT};
 use crate::protocol::phoenix::{Reply, ReplyStatus};
 use crate::protocol::resume::is_unrecovered;
+use crate::protocol::Payload;
 
 /// A handle on one supervised Phoenix connection. The methods of
 /// [`ConnectionHandle`] (status, events, close ...) are available through `Deref`.
@@ -171,8 +173,18 @@ impl PhoenixHandle {
         answered(self.subscription.send(leave).await).map_err(|_| ConnectionClosed)
     }
 
-    /// Pushes `event` on a joined topic and waits for the reply.
-    pub async fn push(&self, topic: &str, event: &str, payload: Value) -> Result<Reply, PushError> {
+    /// Pushes `event` on a joined topic and waits for the reply. The
+    /// payload (a `Value`, or any `Serialize` type) is encoded once,
+    /// straight into JSON text.
+    pub async fn push(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: impl Serialize,
+    ) -> Result<Reply, PushError> {
+        let payload = Payload::encode(&payload).map_err(|error| PushError::Encode {
+            reason: error.to_string(),
+        })?;
         let push = Push {
             topic: topic.to_owned(),
             event: event.to_owned(),
@@ -215,11 +227,20 @@ impl PhoenixHandle {
 
     /// Pushes `event` without waiting for a reply. Answers as soon as it is
     /// written or buffered; errors when it cannot even be queued (buffer
-    /// full, topic not joined, connection closed).
-    pub async fn send(&self, topic: &str, event: &str, payload: Value) -> Result<(), SendError> {
+    /// full, topic not joined, connection closed). The payload (a `Value`,
+    /// or any `Serialize` type) is encoded straight into the frame.
+    pub async fn send(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: impl Serialize,
+    ) -> Result<(), SendError> {
         if self.direct.try_send(&self.refs, topic, event, &payload) {
             return Ok(());
         }
+        let payload = Payload::encode(&payload).map_err(|error| SendError::Encode {
+            reason: error.to_string(),
+        })?;
         let cast = Cast {
             topic: topic.to_owned(),
             event: event.to_owned(),
@@ -319,7 +340,7 @@ impl PhoenixHandle {
         let push = Push {
             topic: topic.to_owned(),
             event: aspect.to_owned(),
-            payload: envelope.to_value(),
+            payload: Payload::from(envelope.to_value()),
             timeout: None,
         };
         let reply = self.subscription.send(push);

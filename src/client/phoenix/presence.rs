@@ -172,8 +172,8 @@ impl TopicPresence {
                 let mut changed = Vec::new();
                 list_sender.send_modify(|list| {
                     changed = match message.event.as_str() {
-                        "presence_state" => list.sync_state(&message.payload),
-                        "presence_diff" => list.sync_diff(&message.payload),
+                        "presence_state" => list.sync_state(&message.payload.to_value()),
+                        "presence_diff" => list.sync_diff(&message.payload.to_value()),
                         _ => Vec::new(),
                     };
                 });

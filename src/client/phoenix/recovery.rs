@@ -254,7 +254,7 @@ impl TopicRecovery {
 
     /// What to do with one message on the topic.
     pub(crate) fn on_message(&mut self, frame: Frame) -> Vec<Step> {
-        let Some(Position { sequence, epoch }) = Position::read(&frame.payload) else {
+        let Some(Position { sequence, epoch }) = Position::of(&frame.payload) else {
             self.stats.delivered += 1;
             return vec![Step::Deliver(frame)];
         };
@@ -427,7 +427,7 @@ impl Join {
 
 /// The `epoch` a hub stamped on a push, if any.
 fn frame_epoch(frame: &Frame) -> Option<&str> {
-    Position::read(&frame.payload).map(|position| position.epoch)
+    Position::of(&frame.payload).map(|position| position.epoch)
 }
 
 #[cfg(test)]
@@ -441,7 +441,7 @@ mod tests {
             msg_ref: None,
             topic: "feed:1".into(),
             event: "news".into(),
-            payload: json!({ "sequence": sequence, "epoch": epoch, "payload": {} }),
+            payload: json!({ "sequence": sequence, "epoch": epoch, "payload": {} }).into(),
         }
     }
 
@@ -449,7 +449,7 @@ mod tests {
         steps
             .iter()
             .filter_map(|step| match step {
-                Step::Deliver(frame) => frame.payload["sequence"].as_u64(),
+                Step::Deliver(frame) => frame.payload.to_value()["sequence"].as_u64(),
                 _ => None,
             })
             .collect()
@@ -689,7 +689,7 @@ mod tests {
     fn messages_without_a_position_pass_through() {
         let mut topic = TopicRecovery::new(false);
         let mut frame = message(1, "e");
-        frame.payload = json!({"plain": true});
+        frame.payload = json!({"plain": true}).into();
         assert_eq!(topic.on_message(frame.clone()), vec![Step::Deliver(frame)]);
     }
 

@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::protocol::history::{HistoryQuery, NOT_RECOVERABLE};
-use crate::protocol::ChannelErrorCode;
+use crate::protocol::{ChannelErrorCode, Payload};
 use crate::server::channel::SocketInfo;
 use crate::server::http::admission::{headers_fit, refused};
 use crate::server::service::HubService;
@@ -131,7 +131,9 @@ fn authorized(
         params: join_params,
         principal,
     };
-    match catch_unwind(AssertUnwindSafe(|| channel.join(topic, &json!({}), &info))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        channel.join(topic, &Payload::empty_object(), &info)
+    })) {
         Ok(Ok(_)) => Ok(params),
         Ok(Err(code)) => Err(Denied::Join(code)),
         Err(_) => Err(Denied::Crashed),

@@ -26,8 +26,9 @@ pub(super) async fn forward(mut incoming: mpsc::Receiver<Incoming>, route: Route
         if matches!(message.event.as_str(), "presence_state" | "presence_diff") {
             continue; // who is upstream is not data
         }
-        let sequence = message.payload.get("sequence").and_then(|s| s.as_u64());
-        let epoch = message.payload.get("epoch").and_then(|e| e.as_str());
+        let stamp = message.payload.to_value();
+        let sequence = stamp.get("sequence").and_then(|s| s.as_u64());
+        let epoch = stamp.get("epoch").and_then(|e| e.as_str());
         let (id, origin) = match (epoch, sequence) {
             (Some(epoch), Some(sequence)) => {
                 route.acceptance.do_send(Forwarded {

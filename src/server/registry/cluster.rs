@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{Registry, SessionId};
 use crate::cluster::Cluster;
 use crate::protocol::phoenix::{self, Frame};
-use crate::server::member::Delivery;
+use crate::server::member::{Carried, Delivery};
 
 impl Registry {
     /// Makes the hub a node of `cluster` (once). Session ids then start
@@ -50,7 +50,7 @@ impl Registry {
             return self.member_count(topic);
         }
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        let taken = self.deliver_plain(topic, event, payload, &frame, except);
+        let taken = self.deliver_plain(topic, event, Carried::Value(payload), &frame, except);
         cluster.publish_plain(topic, &frame);
         taken
     }
@@ -99,8 +99,8 @@ impl Registry {
             return 0;
         }
         let (event, payload) = match &decoded {
-            Some(frame) => (frame.event.as_str(), &frame.payload),
-            None => ("", &Value::Null),
+            Some(frame) => (frame.event.as_str(), Carried::Raw(&frame.payload)),
+            None => ("", Carried::Value(&Value::Null)),
         };
         let delivery = Delivery {
             topic,

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use serde_json::Value;
 
 use super::history::{self, History};
-use super::member::{Delivery, Member};
+use super::member::{Carried, Delivery, Member};
 use super::presence::Presence;
 use crate::cluster::Cluster;
 use crate::config::PresenceConfig;
@@ -59,6 +59,7 @@ pub(crate) struct Registry {
 
 mod cluster;
 mod members;
+mod raw;
 mod resume;
 
 pub(crate) use members::Members;
@@ -235,7 +236,7 @@ impl Registry {
             return 0;
         }
         let frame = ByteString::from(phoenix::encode_parts(None, None, topic, event, payload));
-        self.deliver_plain(topic, event, payload, &frame, except)
+        self.deliver_plain(topic, event, Carried::Value(payload), &frame, except)
     }
 
     /// Hands `frame` (`[null, null, topic, event, payload]`, encoded) to
@@ -244,7 +245,7 @@ impl Registry {
         &self,
         topic: &str,
         event: &str,
-        payload: &Value,
+        payload: Carried<'_>,
         frame: &ByteString,
         except: Option<SessionId>,
     ) -> usize {
@@ -293,7 +294,7 @@ impl Registry {
             let delivery = Delivery {
                 topic,
                 event,
-                payload: &stamped,
+                payload: Carried::Value(&stamped),
                 sequence: Some(log.top()),
                 frame: &frame,
             };

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, StreamHandler};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use bytestring::ByteString;
 
 use crate::config::{InboundRateConfig, OnExceed};
 use crate::server::registry::{CloseSession, Registry, SessionId};
@@ -41,9 +42,9 @@ pub(crate) type InboundStream =
 
 /// The wire protocol a session speaks: what to do with each text frame.
 pub(crate) trait Protocol: Sized + Unpin + 'static {
-    /// Handles one inbound text frame; never fails (bad input is counted and
-    /// answered by the protocol itself).
-    fn on_text(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>);
+    /// Handles one inbound text frame (a protocol may keep slices of it);
+    /// never fails (bad input is counted and answered by the protocol itself).
+    fn on_text(&mut self, text: &ByteString, ctx: &mut Context<ServerSession<Self>>);
 
     /// A text frame over the socket's inbound rate limit arrived (under
     /// `on_exceed = "refuse"`): answer it with `rate_limited` where the

@@ -3,7 +3,6 @@
 //! positions stored), then to the registered handlers.
 
 use actix::Context;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::client::events::ConnectEvent;
@@ -12,6 +11,7 @@ use crate::client::phoenix::recovery::Step;
 use crate::client::phoenix::subscription::messages::{Incoming, PushSink};
 use crate::client::phoenix::subscription::Subscription;
 use crate::protocol::phoenix::Frame;
+use crate::protocol::resume::Position;
 use crate::sequence::Advance;
 
 impl Subscription {
@@ -39,7 +39,7 @@ impl Subscription {
             match step {
                 Step::Deliver(frame) => {
                     moved = true;
-                    let sequence = frame.payload.get("sequence").and_then(Value::as_u64);
+                    let sequence = Position::of(&frame.payload).map(|position| position.sequence);
                     if let (Handed::Missed, Some(sequence)) = (self.dispatch(frame), sequence) {
                         // A handler could not take it: lost for it, and said so.
                         let lost = Step::Gap {

@@ -10,8 +10,30 @@ use crate::client::failure::Failure;
 use crate::client::phoenix::direct::ThroughActor;
 use crate::client::phoenix::recovery::TopicRecovery;
 use crate::protocol::phoenix::{Frame, Reply};
+use crate::protocol::Payload;
 
 /// A message the server sent on a topic, as delivered to the application.
+/// Its payload is raw JSON: [`parse`](Incoming::parse) it into your type
+/// (nothing was parsed for you, so a message nobody reads costs no parse).
+///
+/// ```
+/// use serde::Deserialize;
+/// use serde_json::json;
+/// use switchboard::client::Incoming;
+///
+/// #[derive(Deserialize)]
+/// struct Shout {
+///     body: String,
+/// }
+///
+/// let incoming = Incoming {
+///     topic: "room:lobby".into(),
+///     event: "shout".into(),
+///     payload: json!({"body": "hi"}).into(),
+/// };
+/// assert_eq!(incoming.parse::<Shout>()?.body, "hi");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Message)]
 #[rtype(result = "()")]
 pub struct Incoming {
@@ -19,8 +41,15 @@ pub struct Incoming {
     pub topic: String,
     /// The event.
     pub event: String,
-    /// The payload.
-    pub payload: Value,
+    /// The payload, as the hub sent it.
+    pub payload: Payload,
+}
+
+impl Incoming {
+    /// The payload parsed as `T` (which may borrow from it).
+    pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        self.payload.parse()
+    }
 }
 
 /// Where a topic's incoming messages go.
@@ -65,8 +94,8 @@ pub(crate) struct Push {
     pub topic: String,
     /// The event.
     pub event: String,
-    /// The payload.
-    pub payload: Value,
+    /// The payload, encoded once.
+    pub payload: Payload,
     /// Reply timeout once written; `None` = the config's `push_timeout`.
     pub timeout: Option<Duration>,
 }
@@ -79,8 +108,8 @@ pub(crate) struct Cast {
     pub topic: String,
     /// The event.
     pub event: String,
-    /// The payload.
-    pub payload: Value,
+    /// The payload, encoded once.
+    pub payload: Payload,
     /// Keeps the handle's direct path shut while this send is on its way
     /// (held for its drop, never read).
     #[allow(dead_code)]

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use actix::{AsyncContext, Context};
 use bytestring::ByteString;
-use serde_json::Value;
 
 use super::topic::{not_joined, Buffered, Topic};
 use super::Subscription;
 use crate::client::failure::Failure;
 use crate::protocol::phoenix::{self, Reply};
+use crate::protocol::Payload;
 use crate::transport::correlator::Outgoing;
 
 impl Subscription {
@@ -47,7 +47,7 @@ impl Subscription {
         join_ref: Option<&str>,
         item: Buffered,
     ) -> Result<(), Failure> {
-        let frame = phoenix::encode_parts(
+        let frame = phoenix::encode_raw(
             join_ref,
             Some(&item.msg_ref),
             topic,
@@ -84,7 +84,7 @@ impl Subscription {
         &mut self,
         topic_name: &str,
         event: String,
-        payload: Value,
+        payload: Payload,
         responder: Option<(Outgoing<Reply, Failure>, Duration)>,
     ) -> Result<(), Failure> {
         if self.closed {

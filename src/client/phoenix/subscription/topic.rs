@@ -13,6 +13,7 @@ use crate::client::phoenix::channel_state::{ChannelLifecycle, ChannelState};
 use crate::client::phoenix::recovery::TopicRecovery;
 use crate::protocol::phoenix::{Reply, ReplyStatus};
 use crate::protocol::resume::is_unrecovered;
+use crate::protocol::Payload;
 use crate::transport::correlator::Outgoing;
 
 /// Where a caller waiting for a topic's join (or leave) gets its answer.
@@ -25,7 +26,7 @@ pub(super) const MAX_JOIN_WAITERS: usize = 64;
 pub(super) struct Buffered {
     pub(super) msg_ref: String,
     pub(super) event: String,
-    pub(super) payload: Value,
+    pub(super) payload: Payload,
     pub(super) size: usize,
     pub(super) responder: Option<(Outgoing<Reply, Failure>, Duration)>,
     pub(super) expires_at: Instant,
@@ -34,8 +35,7 @@ pub(super) struct Buffered {
 impl Buffered {
     /// Approximate bytes it will take on the wire.
     pub(super) fn measure(&self, topic: &str) -> usize {
-        let payload = serde_json::to_vec(&self.payload).map_or(0, |bytes| bytes.len());
-        self.event.len() + topic.len() + self.msg_ref.len() + payload
+        self.event.len() + topic.len() + self.msg_ref.len() + self.payload.len()
     }
 }
 

@@ -328,7 +328,7 @@ impl IngestSocket {
 }
 
 impl Protocol for IngestSocket {
-    fn on_text(&mut self, text: &str, ctx: &mut Context<Session>) {
+    fn on_text(&mut self, text: &bytestring::ByteString, ctx: &mut Context<Session>) {
         self.handle(text, ctx);
         self.pace(ctx);
     }

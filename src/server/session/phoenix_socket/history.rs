@@ -21,7 +21,7 @@ impl PhoenixSocket {
             return;
         }
         let join_ref = joined.join_ref.clone();
-        let query: HistoryQuery = match serde_json::from_value(frame.payload.clone()) {
+        let query: HistoryQuery = match frame.payload.parse() {
             Ok(query) => query,
             Err(_) => {
                 self.stats.frame_problem(FrameProblem::InvalidPayload);

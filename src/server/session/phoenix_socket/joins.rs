@@ -63,10 +63,10 @@ impl PhoenixSocket {
         frame: &Frame,
         response: Value,
     ) -> bool {
-        let resume = ResumeRequest::read(&frame.payload);
+        let payload = frame.payload.to_value();
+        let resume = ResumeRequest::read(&payload);
         let join_ref = frame.join_ref.as_deref();
-        let asked = frame
-            .payload
+        let asked = payload
             .get("resume")
             .is_some_and(|resume| !resume.is_null());
         if asked && resume.is_none() {

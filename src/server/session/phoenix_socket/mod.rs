@@ -15,8 +15,8 @@ use bytestring::ByteString;
 use serde_json::{json, Value};
 
 use crate::protocol::history::HISTORY_EVENT;
-use crate::protocol::phoenix::{self, Frame, Reply};
-use crate::protocol::{ChannelErrorCode, DecodeError};
+use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
+use crate::protocol::{ChannelErrorCode, DecodeError, Payload};
 use crate::server::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
 use crate::server::registry::Registry;
 use crate::server::session::{Protocol, ServerSession};
@@ -87,8 +87,8 @@ impl PhoenixSocket {
 
     /// Handles one inbound text frame. Never fails: bad input is counted,
     /// logged and answered where Phoenix would answer.
-    pub(crate) fn handle_text(&mut self, text: &str, ctx: &mut Ctx) {
-        let frame = match Frame::decode(text) {
+    pub(crate) fn handle_text(&mut self, text: &ByteString, ctx: &mut Ctx) {
+        let frame = match Frame::decode_shared(text) {
             Ok(frame) => frame,
             Err(error) => {
                 let problem = match error {
@@ -228,7 +228,11 @@ impl PhoenixSocket {
         }));
         let failure = match handled {
             Ok(Ok(Outcome::Ok(response))) => {
-                return self.reply(join_ref.as_deref(), &frame, Reply::ok(response));
+                let reply = Reply::raw(ReplyStatus::Ok, &response);
+                let join_ref = join_ref.as_deref();
+                let msg_ref = frame.msg_ref.as_deref();
+                let topic = &frame.topic;
+                return self.send_raw(join_ref, msg_ref, topic, phoenix::PHX_REPLY, &reply);
             }
             Ok(Ok(Outcome::Error(code))) => {
                 return self.reply(join_ref.as_deref(), &frame, Reply::error(&code));
@@ -294,6 +298,20 @@ impl PhoenixSocket {
         // On overflow the session is told through SlowConsumer and closes.
         let _ = self.outbox.push(ByteString::from(frame));
     }
+
+    /// [`send`](Self::send) of a raw payload, its bytes as they are.
+    fn send_raw(
+        &self,
+        join_ref: Option<&str>,
+        msg_ref: Option<&str>,
+        topic: &str,
+        event: &str,
+        payload: &Payload,
+    ) {
+        let frame = phoenix::encode_raw(join_ref, msg_ref, topic, event, payload);
+        // On overflow the session is told through SlowConsumer and closes.
+        let _ = self.outbox.push(ByteString::from(frame));
+    }
 }
 
 /// Topic and event names and refs are short strings: a frame whose names
@@ -307,7 +325,7 @@ fn names_fit(frame: &Frame) -> bool {
 }
 
 impl Protocol for PhoenixSocket {
-    fn on_text(&mut self, text: &str, ctx: &mut Context<ServerSession<Self>>) {
+    fn on_text(&mut self, text: &ByteString, ctx: &mut Context<ServerSession<Self>>) {
         self.handle_text(text, ctx);
     }
 
