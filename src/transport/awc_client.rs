@@ -9,6 +9,7 @@ use awc::error::{ConnectError, SendRequestError, WsClientError, WsProtocolError}
 use awc::ws::Frame;
 use futures_util::{future, SinkExt, StreamExt};
 
+use super::client_frames::ClientFrames;
 use super::frame_guard::GuardedCodec;
 use super::reassembly::{Broken, Reassembly, Whole};
 use super::socket::{Close, DialRequest, Dialing, Message, Socket, Transport, TransportError};
@@ -80,8 +81,10 @@ async fn connect(
         ws = ws.protocols(&request.subprotocols);
     }
     let (_, framed) = ws.connect().await.map_err(classify)?;
-    let framed = framed.into_map_codec(|codec| GuardedCodec::new(codec, limit));
-    let (sink, stream) = framed.split();
+    // Off awc's `Framed` and its two 8 KiB buffers, onto buffers of ours.
+    let parts = framed.into_parts();
+    let codec = GuardedCodec::new(parts.codec, limit);
+    let (sink, stream) = ClientFrames::new(parts.io, codec, &parts.read_buf).split();
     let sink = sink
         .sink_map_err(|_: WsProtocolError| TransportError::Closed)
         .with(|message: Message| future::ready(Ok::<_, TransportError>(message.into_actix())));

@@ -7,6 +7,7 @@
 //! bounded outbound queue and request/reply by id serve hub and client alike.
 
 mod awc_client;
+mod client_frames;
 pub(crate) mod correlator;
 pub(crate) mod frame_guard;
 mod memory;
