@@ -49,6 +49,11 @@ const NULL: &str = "null";
 
 /// The frame as a `data` envelope, or `None` for anything else.
 pub(super) fn data_frame(text: &str) -> Option<DataFrame<'_>> {
+    // A frame without the word is no data envelope this path reads (an
+    // escaped spelling goes the general way): other types are parsed once.
+    if !text.contains("\"data\"") {
+        return None;
+    }
     let wire: Wire<'_> = serde_json::from_str(text).ok()?;
     if wire.kind != crate::protocol::envelope::TYPE_DATA {
         return None;
