@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use switchboard::sink::{Accepted, Sink, SinkError, SinkItem};
+use switchboard::sink::{Accepted, AcceptedBatch, Sink, SinkError, SinkItem};
 
 use crate::counter::Counter;
 
@@ -37,6 +37,25 @@ impl Sink for CountedSink {
                 Ok(())
             });
             Ok(counted)
+        })
+    }
+
+    /// The inner sink's own batches (the ingest queue hands over batches),
+    /// each accepted item counted.
+    // The batch's acceptance is what the hand-over yields, awaited later.
+    #[allow(clippy::async_yields_async)]
+    fn send_batch(&self, items: Vec<SinkItem>) -> BoxFuture<'static, AcceptedBatch> {
+        let handed = self.inner.send_batch(items);
+        let accepted = self.accepted.clone();
+        Box::pin(async move {
+            let stored = handed.await;
+            let counted: AcceptedBatch = Box::pin(async move {
+                let outcomes = stored.await;
+                let ok = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+                accepted.add(ok as u64);
+                outcomes
+            });
+            counted
         })
     }
 }

@@ -14,6 +14,7 @@ pub use ingest_queue::{
     Backpressure, DrainQueue, DrainReport, GetQueueStatus, Ingest, IngestQueue, IngestStats,
     QueueConfig, Upstream,
 };
+pub(crate) use ingest_queue::{Batched, IngestBatch, IngestOutcomes};
 pub use outcome::{IngestOutcome, Nack};
 pub use queue::Signal;
 pub(crate) use status::QueueGauge;

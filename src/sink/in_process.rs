@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::{Message, Recipient};
-use futures_util::future::BoxFuture;
+use futures_util::future::{self, BoxFuture};
 use tokio::sync::Notify;
 
-use super::{Accepted, Sink, SinkError, SinkItem};
+use super::{Accepted, AcceptedBatch, Sink, SinkError, SinkItem};
 
 /// An item delivered to the application's actor; it answers once stored.
 #[derive(Debug, Message)]
@@ -77,6 +77,21 @@ impl CountingSink {
         self.paused.store(false, Ordering::SeqCst);
         self.resumed.notify_waiters();
     }
+
+    async fn running(&self) {
+        while self.paused.load(Ordering::SeqCst) {
+            let resumed = self.resumed.notified();
+            if !self.paused.load(Ordering::SeqCst) {
+                break;
+            }
+            resumed.await;
+        }
+    }
+
+    fn store(&self, items: u64, bytes: usize) {
+        self.stored.fetch_add(items, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
 }
 
 impl Sink for Arc<CountingSink> {
@@ -87,19 +102,25 @@ impl Sink for Arc<CountingSink> {
     fn send(&self, item: SinkItem) -> BoxFuture<'static, Result<Accepted, SinkError>> {
         let sink = self.clone();
         Box::pin(async move {
-            while sink.paused.load(Ordering::SeqCst) {
-                let resumed = sink.resumed.notified();
-                if !sink.paused.load(Ordering::SeqCst) {
-                    break;
-                }
-                resumed.await;
-            }
-            sink.stored.fetch_add(1, Ordering::Relaxed);
-            sink.bytes
-                .fetch_add(item.payload.len() as u64, Ordering::Relaxed);
+            sink.running().await;
+            sink.store(1, item.payload.len());
             tracing::trace!(id = %item.id, "stored");
             let accepted: Accepted = Box::pin(async { Ok(()) });
             Ok(accepted)
+        })
+    }
+
+    // The batch's acceptance is what the hand-over yields, awaited later.
+    #[allow(clippy::async_yields_async)]
+    fn send_batch(&self, items: Vec<SinkItem>) -> BoxFuture<'static, AcceptedBatch> {
+        let sink = self.clone();
+        Box::pin(async move {
+            sink.running().await;
+            let bytes = items.iter().map(|item| item.payload.len()).sum();
+            sink.store(items.len() as u64, bytes);
+            tracing::trace!(items = items.len(), "stored");
+            let accepted: AcceptedBatch = Box::pin(future::ready(vec![Ok(()); items.len()]));
+            accepted
         })
     }
 }

@@ -13,8 +13,11 @@
 //!   once the stream has stored the item (its `PubAck`).
 //!
 //! Items reach the client in the order their outer futures complete, which is
-//! call order when each is awaited before the next `send` (as the ingest queue
-//! does).
+//! call order when each is awaited before the next `send`. A batch
+//! ([`Sink::send_batch`], what the ingest queue uses) is published in its
+//! order without waiting in between, and its confirmations are awaited
+//! together, under one deadline for the batch: no task and no timer of
+//! this sink's per item.
 //!
 //! Core NATS has no acknowledgement: an item that was flushed just before the
 //! connection dropped may be lost, and a subject nobody listens to drops it.
@@ -33,16 +36,16 @@
 
 use std::time::Duration;
 
-use async_nats::connection::State;
-use async_nats::jetstream::context::{
-    CreateStreamErrorKind, GetStreamByNameErrorKind, PublishError, PublishErrorKind,
-};
-use async_nats::jetstream::{self, message::PublishMessage, stream};
-use async_nats::{ConnectErrorKind, HeaderValue, Subject};
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamByNameErrorKind};
+use async_nats::jetstream::{self, stream};
+use async_nats::{ConnectErrorKind, Subject};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{Accepted, ItemKind, Sink, SinkError, SinkItem};
+use super::nats_publish::{
+    bounded, core_batch, jetstream_batch, publish_core, publish_jetstream, Target,
+};
+use super::{Accepted, AcceptedBatch, ItemKind, Sink, SinkError, SinkItem};
 use crate::config::Subjects;
 
 /// The duplicate window of streams this sink creates (JetStream's default).
@@ -286,96 +289,26 @@ impl Sink for NatsSink {
             )),
         }
     }
-}
 
-async fn publish_core(
-    client: async_nats::Client,
-    subject: Subject,
-    item: SinkItem,
-    limit: Duration,
-) -> Result<Accepted, SinkError> {
-    ensure_connected(&client)?;
-    bounded(limit, client.publish(subject, item.payload))
-        .await?
-        .map_err(|error| match error.kind() {
-            async_nats::client::PublishErrorKind::MaxPayloadExceeded
-            | async_nats::client::PublishErrorKind::InvalidSubject => {
-                SinkError::Rejected(error.to_string())
-            }
-            async_nats::client::PublishErrorKind::Send => SinkError::Unavailable(error.to_string()),
-        })?;
-    Ok(Box::pin(async move {
-        bounded(limit, client.flush())
-            .await?
-            .map_err(|error| SinkError::Unavailable(format!("flushing to NATS: {error}")))
-    }))
-}
-
-async fn publish_jetstream(
-    client: async_nats::Client,
-    context: jetstream::Context,
-    stream: String,
-    subject: Subject,
-    item: SinkItem,
-    limit: Duration,
-) -> Result<Accepted, SinkError> {
-    ensure_connected(&client)?;
-    let mut message = PublishMessage::build()
-        .payload(item.payload)
-        .expected_stream(stream.as_str());
-    let stored_as = item.store_id.as_deref().unwrap_or(&item.id);
-    if !stored_as.is_empty() {
-        // Parsed, not converted: an id with CR or LF cannot be a header
-        // (the conversion would panic).
-        let id: HeaderValue = stored_as.parse().map_err(|_| {
-            SinkError::Rejected(format!(
-                "item id {stored_as:?} cannot be a Nats-Msg-Id header"
-            ))
-        })?;
-        message = message.header(async_nats::header::NATS_MESSAGE_ID, id);
-    }
-    let ack = bounded(limit, context.send_publish(subject, message))
-        .await?
-        .map_err(|error| publish_error(error, limit))?;
-    Ok(Box::pin(async move {
-        let ack = bounded(limit, ack)
-            .await?
-            .map_err(|error| publish_error(error, limit))?;
-        if ack.duplicate {
-            tracing::debug!(
-                stream = %ack.stream,
-                sequence = ack.sequence,
-                "JetStream already held this item"
-            );
+    /// Publishes the whole batch without waiting in between, then awaits
+    /// its confirmations together under one deadline (JetStream: every
+    /// `PubAck`; core NATS: one flush).
+    fn send_batch(&self, items: Vec<SinkItem>) -> BoxFuture<'static, AcceptedBatch> {
+        let target = Target {
+            client: self.client.clone(),
+            data: self.data.clone(),
+            control: self.control.clone(),
+            limit: self.ack_timeout,
+        };
+        match &self.mode {
+            Mode::Core => Box::pin(core_batch(target, items)),
+            Mode::JetStream { context, stream } => Box::pin(jetstream_batch(
+                target,
+                jetstream::Context::clone(context),
+                stream.clone(),
+                items,
+            )),
         }
-        Ok(())
-    }))
-}
-
-/// Sorts a JetStream publish failure into retryable or not.
-fn publish_error(error: PublishError, limit: Duration) -> SinkError {
-    let message = format!("JetStream publish: {error}");
-    match error.kind() {
-        PublishErrorKind::TimedOut => SinkError::Timeout(limit),
-        // No responders: the stream is missing, or not back yet after a
-        // restart of the server. The connection broke, or too many acks pend.
-        PublishErrorKind::StreamNotFound
-        | PublishErrorKind::BrokenPipe
-        | PublishErrorKind::MaxAckPending => SinkError::Unavailable(message),
-        // Payload plus headers over the server's max_payload; a stream
-        // refusing the item.
-        PublishErrorKind::MaxPayloadExceeded
-        | PublishErrorKind::WrongLastMessageId
-        | PublishErrorKind::WrongLastSequence => SinkError::Rejected(message),
-        _ => match std::error::Error::source(&error)
-            .and_then(|source| source.downcast_ref::<jetstream::Error>())
-        {
-            // The stream answered with an error: 503 is "try again later",
-            // anything else refuses this item.
-            Some(api) if api.code() == 503 => SinkError::Unavailable(message),
-            Some(_) => SinkError::Rejected(message),
-            None => SinkError::Unavailable(message),
-        },
     }
 }
 
@@ -435,27 +368,6 @@ async fn prepare_stream(
         }
     }
     Ok(())
-}
-
-/// Fails fast while the client is reconnecting, instead of queueing items
-/// that would only time out.
-fn ensure_connected(client: &async_nats::Client) -> Result<(), SinkError> {
-    match client.connection_state() {
-        State::Connected => Ok(()),
-        state => Err(SinkError::Unavailable(format!(
-            "NATS connection is not up ({state})"
-        ))),
-    }
-}
-
-/// `future`, or [`SinkError::Timeout`] after `limit`.
-async fn bounded<F: std::future::IntoFuture>(
-    limit: Duration,
-    future: F,
-) -> Result<F::Output, SinkError> {
-    tokio::time::timeout(limit, future)
-        .await
-        .map_err(|_| SinkError::Timeout(limit))
 }
 
 /// The URL without its credentials, for logs and errors.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use actix::{AsyncContext, Context, Handler, Message, ResponseFuture};
 use tokio::sync::oneshot;
 
-use super::{Ingest, IngestQueue, IngestStats};
+use super::entry::{Entry, Replies};
+use super::{nack, IngestQueue, IngestStats};
 
 /// Stops intake, delivers what is queued, and reports, within `timeout`.
 #[derive(Debug, Message)]
@@ -43,8 +44,10 @@ impl IngestQueue {
         let Some(wait) = self.drain.take() else {
             return;
         };
-        let abandoned: Vec<Ingest> = self.queue.drain().collect();
-        let mut undelivered = self.in_flight as u64 + u64::from(self.sending);
+        let abandoned: Vec<Entry> = self.queue.drain().collect();
+        // In flight counts the batch being handed over too.
+        let mut undelivered = self.in_flight as u64;
+        let mut replies = Replies::default();
         for entry in abandoned {
             undelivered += 1;
             IngestStats::bump(
@@ -52,12 +55,10 @@ impl IngestQueue {
                 "switchboard_ingest_dropped_total",
                 "shutdown",
             );
-            Self::nack(
-                entry,
-                "shutdown",
-                "not delivered before the drain deadline".to_owned(),
-            );
+            let why = "not delivered before the drain deadline";
+            nack(entry, "shutdown", why, &mut replies);
         }
+        replies.send();
         let delivered = self.stats.delivered.load(Ordering::Relaxed) - wait.delivered_before;
         self.gauge.set(0, self.in_flight);
         if undelivered > 0 {

@@ -1,8 +1,10 @@
 //! `IngestQueue`: the bounded, backpressured queue between the senders'
 //! sockets and the [`Sink`].
 //!
-//! Items are handed to the sink in arrival order with a bounded window of
-//! acceptances in flight. Each item's outcome goes back to its origin: `ack`
+//! Items arrive one by one ([`Ingest`]) or as the batch one read of a
+//! socket produced (one message for all of them), and are handed to the
+//! sink in arrival order, in batches ([`Sink::send_batch`]), with a bounded
+//! window of items in flight. Each item's outcome goes back to its origin: `ack`
 //! once the sink durably accepted it, `nack` when it was dropped by the
 //! overflow policy, refused by the sink, or abandoned at shutdown. A sink
 //! outage keeps items queued (the policy applies) and retries with backoff.
@@ -10,21 +12,21 @@
 //! once; when it falls to 50 %, `resumed`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
-use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
-    WrapFuture,
-};
-use futures_util::task::noop_waker_ref;
+use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod drain;
+mod entry;
+mod hand_over;
+mod stats;
 
 use drain::DrainWait;
 pub use drain::{DrainQueue, DrainReport};
+pub(crate) use entry::{Batched, IngestBatch, IngestOutcomes};
+use entry::{Entry, Replies};
+pub use stats::IngestStats;
 
 use super::dedup::DedupTicket;
 use super::outcome::{IngestOutcome, Nack};
@@ -32,10 +34,13 @@ use super::queue::{BoundedQueue, Level, Offered, Signal};
 use super::retry::Retry;
 use super::status::{QueueGauge, QueueStatus};
 use crate::config::OnFull;
-use crate::sink::{Sink, SinkError, SinkItem};
+use crate::sink::{Sink, SinkItem};
 
-/// Most sink acceptances awaited at once.
+/// Most items handed to the sink and not yet settled.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
+
+/// Most items in one hand-over to the sink.
+pub(crate) const MAX_BATCH: usize = 64;
 
 /// One item to ingest.
 #[derive(Message)]
@@ -50,15 +55,6 @@ pub struct Ingest {
     /// For a sequenced message: its claim on the duplicate filter, settled
     /// with its outcome (SEQ-9).
     pub dedup: Option<DedupTicket>,
-}
-
-/// The sink's acceptance of one item came back; sent to the queue by the
-/// task that awaited it.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Settled {
-    entry: Ingest,
-    outcome: Result<(), SinkError>,
 }
 
 /// A backpressure edge, sent to every upstream connection.
@@ -81,37 +77,6 @@ pub struct Upstream {
 #[rtype(result = "QueueStatus")]
 pub struct GetQueueStatus;
 
-/// Counters of one queue, mirrored to the `metrics` facade.
-#[derive(Debug, Default)]
-pub struct IngestStats {
-    /// Items accepted by the sink.
-    pub delivered: AtomicU64,
-    /// Evicted by `drop_oldest`.
-    pub dropped_oldest: AtomicU64,
-    /// Refused by `drop_newest` (or a full `block` queue).
-    pub dropped_newest: AtomicU64,
-    /// Refused by the sink.
-    pub rejected: AtomicU64,
-    /// Abandoned at shutdown.
-    pub abandoned: AtomicU64,
-    /// Sink failures retried.
-    pub retries: AtomicU64,
-    /// Slow episodes.
-    pub slow_episodes: AtomicU64,
-}
-
-impl IngestStats {
-    fn bump(counter: &AtomicU64, name: &'static str, reason: &'static str) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(name, "reason" => reason).increment(1);
-    }
-
-    /// Total items dropped by the overflow policy.
-    pub fn dropped(&self) -> u64 {
-        self.dropped_oldest.load(Ordering::Relaxed) + self.dropped_newest.load(Ordering::Relaxed)
-    }
-}
-
 /// Queue settings.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueConfig {
@@ -123,10 +88,11 @@ pub struct QueueConfig {
 
 /// The queue actor.
 pub struct IngestQueue {
-    queue: BoundedQueue<Ingest>,
+    queue: BoundedQueue<Entry>,
     sink: Arc<dyn Sink>,
-    /// An item is being handed to the sink (its outer future runs).
+    /// A batch is being handed to the sink (its outer future runs).
     sending: bool,
+    /// Items handed to the sink, not yet settled.
     in_flight: usize,
     retry: Retry,
     upstreams: HashMap<u64, Recipient<Backpressure>>,
@@ -202,113 +168,39 @@ impl IngestQueue {
         }
     }
 
-    fn nack(entry: Ingest, reason: &'static str, error: String) {
-        let result = Err(Nack { reason, error });
-        if let Some(ticket) = entry.dedup {
-            ticket.settle(&result);
+    /// Offers one entry under the overflow policy; refused or evicted
+    /// items are answered `queue_full` through `replies`.
+    fn admit(&mut self, entry: Entry, replies: &mut Replies) {
+        if self.closed {
+            IngestStats::bump(
+                &self.stats.abandoned,
+                "switchboard_ingest_dropped_total",
+                "shutdown",
+            );
+            return nack(entry, "shutdown", "the queue is draining", replies);
         }
-        if let Some(origin) = entry.origin {
-            origin.do_send(IngestOutcome {
-                id: entry.item.id,
-                result,
-            });
-        }
-    }
-
-    /// Hands the next item to the sink when it may; then records the figures
-    /// (every change of depth or in-flight count ends in a pump).
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        self.hand_next(ctx);
-        self.gauge.set(self.queue.depth(), self.in_flight);
-    }
-
-    fn hand_next(&mut self, ctx: &mut Context<Self>) {
-        if self.sending || self.retry.holds() || self.in_flight >= MAX_IN_FLIGHT {
-            return;
-        }
-        let (entry, signal) = self.queue.pop();
+        let (offered, signal) = self.queue.offer(entry);
         self.signal(signal);
-        let Some(entry) = entry else { return };
-        self.sending = true;
-        let handed = self.sink.send(entry.item.clone());
-        ctx.spawn(handed.into_actor(self).map(move |handed, queue, ctx| {
-            queue.sending = false;
-            match handed {
-                Ok(mut accepted) => {
-                    // Accepted already (an in-process sink): settle now.
-                    let mut probe = std::task::Context::from_waker(noop_waker_ref());
-                    if let Poll::Ready(outcome) = accepted.as_mut().poll(&mut probe) {
-                        queue.settle(entry, outcome, ctx);
-                        return;
-                    }
-                    queue.in_flight += 1;
-                    // A task of its own per acceptance, woken only by its own
-                    // future: futures spawned into the actor's context would
-                    // all be polled again on every wake of the actor.
-                    let queue_addr = ctx.address();
-                    actix::spawn(async move {
-                        let outcome = accepted.await;
-                        queue_addr.do_send(Settled { entry, outcome });
-                    });
-                }
-                Err(error) => queue.settle(entry, Err(error), ctx),
-            }
-            queue.pump(ctx);
-        }));
-    }
-
-    fn settle(
-        &mut self,
-        mut entry: Ingest,
-        outcome: Result<(), SinkError>,
-        ctx: &mut Context<Self>,
-    ) {
-        match outcome {
-            Ok(()) => {
-                self.retry.succeeded();
+        match offered {
+            Offered::Queued => {}
+            Offered::Evicted(oldest) => {
                 IngestStats::bump(
-                    &self.stats.delivered,
-                    "switchboard_ingest_delivered_total",
-                    "ok",
-                );
-                if let Some(ticket) = entry.dedup.take() {
-                    ticket.settle(&Ok(()));
-                }
-                if let Some(origin) = &entry.origin {
-                    origin.do_send(IngestOutcome {
-                        id: entry.item.id.clone(),
-                        result: Ok(()),
-                    });
-                }
-            }
-            Err(error) if error.is_retryable() && !self.closed => {
-                IngestStats::bump(
-                    &self.stats.retries,
-                    "switchboard_ingest_retries_total",
-                    "sink",
-                );
-                let delay = self.retry.next_delay();
-                tracing::warn!(%error, ?delay, "sink failed; item requeued");
-                let signal = self.queue.requeue_front(std::iter::once(entry));
-                self.signal(signal);
-                if let Some(delay) = self.retry.failed() {
-                    ctx.run_later(delay, |queue, ctx| {
-                        queue.retry.timer_fired();
-                        queue.pump(ctx);
-                    });
-                }
-            }
-            Err(error) => {
-                IngestStats::bump(
-                    &self.stats.rejected,
+                    &self.stats.dropped_oldest,
                     "switchboard_ingest_dropped_total",
-                    "rejected",
+                    "drop_oldest",
                 );
-                Self::nack(entry, "rejected", error.to_string());
+                let why = "evicted by a newer item (drop_oldest)";
+                nack(oldest, "queue_full", why, replies);
+            }
+            Offered::Refused(newest) => {
+                IngestStats::bump(
+                    &self.stats.dropped_newest,
+                    "switchboard_ingest_dropped_total",
+                    "drop_newest",
+                );
+                nack(newest, "queue_full", "queue full (drop_newest)", replies);
             }
         }
-        self.pump(ctx);
-        self.check_drained();
     }
 
     fn status(&self) -> QueueStatus {
@@ -325,53 +217,32 @@ impl Actor for IngestQueue {
     }
 }
 
+fn nack(entry: Entry, reason: &'static str, error: &str, replies: &mut Replies) {
+    let error = error.to_owned();
+    entry.answer(Err(Nack { reason, error }), replies);
+}
+
 impl Handler<Ingest> for IngestQueue {
     type Result = ();
 
     fn handle(&mut self, entry: Ingest, ctx: &mut Context<Self>) {
-        if self.closed {
-            IngestStats::bump(
-                &self.stats.abandoned,
-                "switchboard_ingest_dropped_total",
-                "shutdown",
-            );
-            return Self::nack(entry, "shutdown", "the queue is draining".to_owned());
-        }
-        let (offered, signal) = self.queue.offer(entry);
-        self.signal(signal);
-        match offered {
-            Offered::Queued => {}
-            Offered::Evicted(oldest) => {
-                IngestStats::bump(
-                    &self.stats.dropped_oldest,
-                    "switchboard_ingest_dropped_total",
-                    "drop_oldest",
-                );
-                Self::nack(
-                    oldest,
-                    "queue_full",
-                    "evicted by a newer item (drop_oldest)".to_owned(),
-                );
-            }
-            Offered::Refused(newest) => {
-                IngestStats::bump(
-                    &self.stats.dropped_newest,
-                    "switchboard_ingest_dropped_total",
-                    "drop_newest",
-                );
-                Self::nack(newest, "queue_full", "queue full (drop_newest)".to_owned());
-            }
-        }
+        let mut replies = Replies::default();
+        self.admit(Entry::from(entry), &mut replies);
+        replies.send();
         self.pump(ctx);
     }
 }
 
-impl Handler<Settled> for IngestQueue {
+impl Handler<IngestBatch> for IngestQueue {
     type Result = ();
 
-    fn handle(&mut self, msg: Settled, ctx: &mut Context<Self>) {
-        self.in_flight -= 1;
-        self.settle(msg.entry, msg.outcome, ctx);
+    fn handle(&mut self, batch: IngestBatch, ctx: &mut Context<Self>) {
+        let mut replies = Replies::default();
+        for batched in batch.entries {
+            self.admit(Entry::batched(batched, &batch.origin), &mut replies);
+        }
+        replies.send();
+        self.pump(ctx);
     }
 }
 

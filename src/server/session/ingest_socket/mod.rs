@@ -1,7 +1,9 @@
 //! The envelope v1 protocol of one `/ingest` socket.
 //!
-//! `data` goes into the hub's [`IngestQueue`]; its `ack` (or `nack`) is sent
-//! when the sink accepted it (or it was dropped). `request`s to the built-in
+//! `data` goes into the hub's [`IngestQueue`], what one read of the socket
+//! produced as one batch, its payload as the raw JSON text it arrived as;
+//! its `ack` (or `nack`) is sent when the sink accepted it (or it was
+//! dropped). `request`s to the built-in
 //! methods (`status`, `backpressure`) are answered at once with a correlated
 //! `reply`. The queue's slow/resume edges reach the sender as `slow`
 //! envelopes. Invalid messages are counted by reason and nacked when an id
@@ -15,17 +17,17 @@
 use std::sync::Arc;
 
 use actix::fut::wrap_future;
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Recipient};
 use bytes::Bytes;
 use bytestring::ByteString;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::config::BidirectionalConfig;
 use crate::ingest::dedup::scoped;
 use crate::ingest::{
-    Admission, Backpressure, Dedup, Ingest, IngestOutcome, IngestQueue, QueueGauge, Signal,
-    Upstream,
+    Admission, Backpressure, Batched, Dedup, IngestOutcome, IngestOutcomes, IngestQueue,
+    QueueGauge, Signal, Upstream,
 };
 use crate::protocol::content::{key_fields, EnvelopeKey};
 use crate::protocol::envelope::{self, Body, Envelope};
@@ -66,6 +68,10 @@ pub(crate) struct IngestSocket {
     idle_timeout: std::time::Duration,
     /// Holds for what it owes so far (tells a hold's timer it is stale).
     holds: u64,
+    /// Data of the current read, not yet handed to the queue.
+    gathering: Gathering,
+    /// Where the queue sends a batch's outcomes.
+    outcomes: Recipient<IngestOutcomes>,
 }
 
 /// What an ingest socket needs from the hub.
@@ -103,7 +109,11 @@ pub(crate) const REFUSAL_DECODE_BYTES: usize = 4096;
 /// Longest id a data envelope may carry.
 const MAX_ID_BYTES: usize = 256;
 
+mod batch;
+mod decode;
 mod requests;
+
+use batch::Gathering;
 
 type Session = ServerSession<IngestSocket>;
 
@@ -143,6 +153,8 @@ impl IngestSocket {
             gate,
             idle_timeout: deps.idle_timeout,
             holds: 0,
+            gathering: Gathering::default(),
+            outcomes: ctx.address().recipient(),
         }
     }
 
@@ -191,12 +203,19 @@ impl IngestSocket {
     }
 
     fn handle(&mut self, text: &str, ctx: &mut Context<Session>) {
+        if let Some(data) = decode::data_frame(text) {
+            let key = decode::content_key(data.payload);
+            return self.admit(data.id.into_owned(), data.payload.get(), key, ctx);
+        }
         let message = match Envelope::decode(text) {
             Ok(message) => message,
             Err(error) => return self.invalid(text, &error),
         };
         match message.body {
-            Body::Data(payload) => self.admit(message.id, payload, ctx),
+            Body::Data(payload) => {
+                let key = key_fields(&payload).map(|(producer, n)| (producer.to_owned(), n));
+                self.admit(message.id, &payload.to_string(), key, ctx);
+            }
             Body::Request { method, params } => self.answer(message.id, &method, &params),
             Body::Reply(_) => {
                 // Answers a request of the hub's; a late or unknown one is
@@ -218,7 +237,15 @@ impl IngestSocket {
         }
     }
 
-    fn admit(&mut self, id: String, payload: Value, ctx: &mut Context<Session>) {
+    /// Admits a `data` envelope: `payload` is its JSON text, `key` its
+    /// producer and sequence when it is a content envelope.
+    fn admit(
+        &mut self,
+        id: String,
+        payload: &str,
+        key: Option<(String, u64)>,
+        ctx: &mut Context<Session>,
+    ) {
         if id.len() > MAX_ID_BYTES {
             // Ids are echoed and, for a resend, kept while it waits.
             self.stats.frame_problem(FrameProblem::InvalidPayload);
@@ -226,14 +253,13 @@ impl IngestSocket {
             let short: String = id.chars().take(64).collect();
             return self.write(&Envelope::nack(short, "id_too_long", why));
         }
-        let origin = ctx.address().recipient();
         let mut ticket = None;
         // A cluster node stores under `k:` a sequenced message's position
         // (a resend to another node is stored once), under `i:` other ids
         // scoped to the credential (no sender's ids shadow another's).
         let clustered = self.registry.cluster().is_some();
         let mut store_id = clustered.then(|| format!("i:{}", scoped(&self.principal, &id)));
-        if let Some((producer, sequence)) = key_fields(&payload) {
+        if let Some((producer, sequence)) = key {
             if producer.len() > MAX_PRODUCER_NAME {
                 self.stats.frame_problem(FrameProblem::InvalidPayload);
                 let why = format!("producer names are at most {MAX_PRODUCER_NAME} bytes");
@@ -242,12 +268,13 @@ impl IngestSocket {
             // Producers are the principal's own: no credential can touch
             // another's (the floor of `alice/probe` is not `bob/probe`'s).
             let key = EnvelopeKey {
-                producer: scoped(&self.principal, producer),
+                producer: scoped(&self.principal, &producer),
                 sequence,
             };
             if clustered {
                 store_id = Some(format!("k:{}:{sequence}", key.producer));
             }
+            let origin = ctx.address().recipient();
             match self.dedup.admit(&key, &id, &origin) {
                 (Admission::New, claim) => ticket = claim,
                 // Stored already: ack again, store nothing.
@@ -269,59 +296,37 @@ impl IngestSocket {
                 }
             }
         }
-        let entry = Ingest {
+        let entry = Batched {
             item: SinkItem {
                 store_id,
                 id,
                 kind: ItemKind::Data,
-                payload: Bytes::from(payload.to_string()),
+                payload: Bytes::copy_from_slice(payload.as_bytes()),
             },
-            origin: Some(origin),
             permit: None,
             dedup: ticket,
         };
         let Some(admission) = self.admission.clone() else {
-            return self.forward(entry, ctx);
+            return self.gather(entry, ctx);
         };
         match admission.clone().try_acquire_owned() {
-            Ok(permit) => self.forward(
-                Ingest {
+            Ok(permit) => self.gather(
+                Batched {
                     permit: Some(permit),
                     ..entry
                 },
                 ctx,
             ),
             Err(_) => {
-                // Block: read nothing more from this socket until there is room.
+                // Block: what was gathered goes on; read nothing more from
+                // this socket until there is room.
+                self.flush(ctx);
                 let wait = async move { admission.acquire_owned().await.ok() };
                 ctx.wait(
                     wrap_future::<_, Session>(wait).map(move |permit, session, ctx| {
-                        session.protocol().forward(Ingest { permit, ..entry }, ctx);
+                        session.protocol().push(Batched { permit, ..entry }, ctx);
                     }),
                 );
-            }
-        }
-    }
-
-    /// Hands an entry to the queue; when its mailbox is full, waits (reading
-    /// nothing meanwhile) instead of buffering without bound.
-    fn forward(&mut self, entry: Ingest, ctx: &mut Context<Session>) {
-        self.owed += 1;
-        match self.queue.try_send(entry) {
-            Ok(()) => {}
-            Err(actix::dev::SendError::Full(entry)) => {
-                let sent = self.queue.send(entry);
-                ctx.wait(wrap_future::<_, Session>(sent).map(|sent, session, _| {
-                    if sent.is_err() {
-                        // The queue is gone: no outcome will come back.
-                        session.protocol().owed -= 1;
-                    }
-                }));
-            }
-            Err(actix::dev::SendError::Closed(entry)) => {
-                self.owed -= 1;
-                let error = Some("the ingest queue is gone".to_owned());
-                self.write(&Envelope::nack(entry.item.id, "shutdown", error));
             }
         }
     }
@@ -357,6 +362,7 @@ impl Protocol for IngestSocket {
     }
 
     fn on_stop(&mut self) {
+        self.flush_on_stop();
         self.queue.do_send(Upstream {
             id: self.id,
             recipient: None,
@@ -368,16 +374,22 @@ impl Protocol for IngestSocket {
     }
 }
 
+/// The `ack` or `nack` an outcome is answered with.
+fn answer(outcome: IngestOutcome) -> Envelope {
+    match outcome.result {
+        Ok(()) => Envelope::ack(outcome.id),
+        Err(nack) => Envelope::nack(outcome.id, nack.reason, Some(nack.error)),
+    }
+}
+
+/// Outcomes one at a time: of resends that waited for their original
+/// (the duplicate filter answers those).
 impl Handler<IngestOutcome> for Session {
     type Result = ();
 
     fn handle(&mut self, outcome: IngestOutcome, ctx: &mut Context<Self>) {
-        let reply = match outcome.result {
-            Ok(()) => Envelope::ack(outcome.id),
-            Err(nack) => Envelope::nack(outcome.id, nack.reason, Some(nack.error)),
-        };
         let socket = self.protocol();
-        socket.write(&reply);
+        socket.write(&answer(outcome));
         debug_assert!(socket.owed > 0, "an outcome for nothing owed");
         socket.owed = socket.owed.saturating_sub(1);
         socket.pace(ctx);
