@@ -15,13 +15,17 @@ use clap::{Subcommand, ValueEnum};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use switchboard::client::{ConnectionConfig, Switchboard};
+use switchboard::server::Broadcast;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::baseline::client;
 use crate::baseline::server::{BaselineServer, Mode};
 use crate::hub::{BenchHub, SinkChoice};
+use crate::payload::{self, BROADCAST_EVENT};
 use crate::rss::own_rss_kib;
 use crate::scenarios::{loopback, FAST_DIALS_PER_SECOND};
 
@@ -76,6 +80,26 @@ pub enum Role {
         /// Handshakes in flight at once.
         parallel: usize,
     },
+    /// The scaling scenario's server: broadcasts a burst on each `burst N`
+    /// line, counts its members on `members`; see `scenarios::scaling`.
+    #[command(name = "__burst_server", hide = true)]
+    BurstServer {
+        /// Which server.
+        #[arg(value_enum)]
+        kind: Kind,
+    },
+    /// The active-memory scenario's server: broadcasts once per `period_ms`
+    /// on each of `topics` topics until stdin closes; see `scenarios::active_memory`.
+    #[command(name = "__active_server", hide = true)]
+    ActiveServer {
+        /// Which server.
+        #[arg(value_enum)]
+        kind: Kind,
+        /// Topics broadcast to (the raw server has one: every socket).
+        topics: usize,
+        /// Pause between two rounds of broadcasts, ms.
+        period_ms: u64,
+    },
 }
 
 /// What `__serve` prints.
@@ -110,7 +134,152 @@ pub fn run(role: Role) -> anyhow::Result<()> {
             count,
             parallel,
         } => actix_rt::System::new().block_on(clients(kind, url, count, parallel)),
+        Role::BurstServer { kind } => {
+            let server = Broadcaster::start(kind)?;
+            server.announce()?;
+            server.answer_commands()?;
+            // No orderly shutdown: the parent has what it needs.
+            std::process::exit(0)
+        }
+        Role::ActiveServer {
+            kind,
+            topics,
+            period_ms,
+        } => crate::scenarios::active_memory::serve(kind, topics, Duration::from_millis(period_ms)),
     }
+}
+
+impl Kind {
+    /// The command line argument naming it.
+    pub fn arg(self) -> String {
+        match self {
+            Kind::Switchboard => "switchboard",
+            Kind::Baseline => "baseline",
+        }
+        .to_owned()
+    }
+
+    /// Where a raw receiver connects to a server of this kind at `addr`.
+    pub fn receiver_url(self, addr: SocketAddr) -> String {
+        match self {
+            Kind::Switchboard => format!("ws://{addr}/socket/websocket?vsn=2.0.0"),
+            Kind::Baseline => format!("ws://{addr}/"),
+        }
+    }
+}
+
+/// A broadcasting server run by a child: the hub (on its own thread) or
+/// the raw broadcast server, and the 100-byte payload it sends.
+pub struct Broadcaster {
+    server: Broadcasting,
+    payload: Value,
+    text: Utf8Bytes,
+}
+
+/// The server a [`Broadcaster`] runs.
+enum Broadcasting {
+    /// switchboard's hub; broadcasts are `Broadcast` messages to its `Hub` actor.
+    Hub(BenchHub),
+    /// The raw server in broadcast mode; every socket gets every broadcast.
+    Raw(BaselineServer),
+}
+
+impl Broadcaster {
+    /// Starts a server of `kind` on a free loopback port.
+    pub fn start(kind: Kind) -> anyhow::Result<Broadcaster> {
+        let server = match kind {
+            Kind::Switchboard => {
+                Broadcasting::Hub(BenchHub::start(loopback(), SinkChoice::InProcess)?)
+            }
+            Kind::Baseline => {
+                Broadcasting::Raw(BaselineServer::start(loopback(), Mode::Broadcast)?)
+            }
+        };
+        Ok(Broadcaster {
+            server,
+            payload: payload::json_payload(),
+            text: Utf8Bytes::from(payload::raw_text()),
+        })
+    }
+
+    /// Prints `{"addr": ...}`: the child is ready.
+    pub fn announce(&self) -> anyhow::Result<()> {
+        let addr = match &self.server {
+            Broadcasting::Hub(hub) => hub.addr(),
+            Broadcasting::Raw(server) => server.addr(),
+        };
+        println!("{}", serde_json::to_string(&Listening { addr })?);
+        Ok(())
+    }
+
+    /// Whether every socket gets every broadcast (the raw server has no topics).
+    pub fn is_raw(&self) -> bool {
+        matches!(self.server, Broadcasting::Raw(_))
+    }
+
+    /// Members of `topic` on the hub.
+    fn members(&self, topic: &str) -> usize {
+        match &self.server {
+            Broadcasting::Hub(hub) => hub.service().member_count(topic),
+            Broadcasting::Raw(server) => server.connections(),
+        }
+    }
+
+    /// One broadcast to `topic` (the raw server: to every socket).
+    pub fn broadcast(&self, topic: &str) {
+        match &self.server {
+            Broadcasting::Hub(hub) => hub.service().hub().do_send(Broadcast {
+                topic: topic.to_owned(),
+                event: BROADCAST_EVENT.to_owned(),
+                payload: self.payload.clone(),
+            }),
+            Broadcasting::Raw(server) => server.broadcast(Message::Text(self.text.clone())),
+        }
+    }
+
+    /// Answers the parent's commands, one line each, until stdin closes.
+    /// `members TOPIC...`: `{"members": n}`, the members of those
+    /// topics (the raw server: its sockets); `burst TOPIC COUNT`: COUNT
+    /// broadcasts, then `{"sent": COUNT}`.
+    pub fn answer_commands(&self) -> anyhow::Result<()> {
+        for line in std::io::stdin().lines() {
+            let line = line?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let reply = match words.as_slice() {
+                ["members", topics @ ..] if self.is_raw() || !topics.is_empty() => {
+                    let members = match &self.server {
+                        Broadcasting::Raw(server) => server.connections(),
+                        Broadcasting::Hub(_) => topics.iter().map(|t| self.members(t)).sum(),
+                    };
+                    serde_json::to_string(&Members { members })?
+                }
+                ["burst", topic, count] => {
+                    let sent: usize = count.parse().with_context(|| format!("in {line:?}"))?;
+                    for _ in 0..sent {
+                        self.broadcast(topic);
+                    }
+                    serde_json::to_string(&Sent { sent })?
+                }
+                _ => anyhow::bail!("unknown command {line:?}"),
+            };
+            println!("{reply}");
+        }
+        Ok(())
+    }
+}
+
+/// What `members` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Members {
+    /// Members of the topics asked about (the raw server: its sockets).
+    pub members: usize,
+}
+
+/// What `burst` answers once its broadcasts are sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Sent {
+    /// Broadcasts sent.
+    pub sent: usize,
 }
 
 /// `__serve`: a server on its own thread; this thread waits for stdin to close.

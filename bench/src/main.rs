@@ -101,6 +101,10 @@ fn scenarios() -> Vec<Scenario> {
         ("cluster_fanout", |plan| {
             Box::pin(scenarios::cluster_fanout::run(plan))
         }),
+        ("scaling", |plan| Box::pin(scenarios::scaling::run(plan))),
+        ("active_memory", |plan| {
+            Box::pin(scenarios::active_memory::run(plan))
+        }),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! The results as SVG charts (`--svg DIR` after a run, or `plot` from a
-//! run's JSON): `ratios.svg`, `fanout.svg`, `latency.svg` and
-//! `idle_memory.svg`, each written when the report has rows for it.
+//! run's JSON): `ratios.svg`, `fanout.svg`, `latency.svg`,
+//! `idle_memory.svg` and `scaling.svg`, each written when the report has
+//! rows for it.
 
 mod chart;
 
@@ -53,10 +54,13 @@ pub fn write(report: &Report, dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> 
         ("ratios", ratios(report)?),
         (
             "fanout",
-            per_side(report, "fan-out", |row| row.metric == "deliveries/s")?,
+            per_side(report, "fan-out", |row| {
+                row.metric == "deliveries/s" && !is_scaling(row)
+            })?,
         ),
         ("latency", per_side(report, "latency", is_percentile)?),
         ("idle_memory", idle_memory(report)?),
+        ("scaling", scaling(report)?),
     ];
     let mut written = Vec::new();
     for (name, svg) in charts {
@@ -72,6 +76,11 @@ pub fn write(report: &Report, dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> 
 /// Whether a row is a cluster row, whose sides are 2 nodes and 1 node.
 fn is_cluster(row: &Row) -> bool {
     row.name.starts_with("cluster_")
+}
+
+/// A `scaling_N` row (charted over N, not per side).
+fn is_scaling(row: &Row) -> bool {
+    row.name.starts_with("scaling_")
 }
 
 /// A p50 or p99 latency row.
@@ -327,6 +336,34 @@ fn idle_memory(report: &Report) -> Result<Option<String>> {
         legend: &legend,
     };
     chart::lines(&frame, "KiB per connection", &series).map(Some)
+}
+
+/// `scaling.svg`: deliveries/s of a broadcast burst over the receiver count.
+fn scaling(report: &Report) -> Result<Option<String>> {
+    let (hub, raw) = over_n(report, "scaling_");
+    if hub.is_empty() {
+        return Ok(None);
+    }
+    let series = [
+        ("switchboard hub", chart::BLUE, hub),
+        ("raw broadcast server", chart::GREY, raw),
+    ]
+    .map(|(name, color, points)| Series {
+        name: name.to_owned(),
+        color,
+        points,
+    });
+    let legend: Vec<(&str, RGBColor, bool)> = series
+        .iter()
+        .map(|s| (s.name.as_str(), s.color, false))
+        .collect();
+    let frame = Frame {
+        title: "Scaling: deliveries/s of a broadcast burst, by receiver count",
+        caption: &["Raw receivers on one topic, server in a child process; higher is better."],
+        x_desc: "receivers (log scale)",
+        legend: &legend,
+    };
+    chart::lines(&frame, "deliveries/s", &series).map(Some)
 }
 
 #[cfg(test)]

@@ -106,3 +106,31 @@ fn value_targets_become_ratios() {
     assert_eq!(sw, [(1000.0, 18.8), (10000.0, 18.7)]);
     assert_eq!(base.len(), 2);
 }
+
+#[test]
+fn scaling_rows_chart_over_n_not_per_side() {
+    let mut report = report();
+    for (n, sw, base) in [
+        (100, 992_831.0, 2_881_373.0),
+        (10_000, 290_842.0, 454_377.0),
+    ] {
+        report.scenarios.push(Row::new(
+            &format!("scaling_{n}"),
+            "deliveries/s",
+            Better::Higher,
+            sw,
+            base,
+        ));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let written = write(&report, dir.path(), "").expect("writes");
+    let last = written.last().expect("charts written");
+    assert!(last.ends_with("scaling.svg"), "{}", last.display());
+    let svg = std::fs::read_to_string(last).expect("reads");
+    roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let fanout = std::fs::read_to_string(dir.path().join("fanout.svg")).expect("reads");
+    assert!(!fanout.contains("scaling_"));
+    let (hub, raw) = over_n(&report, "scaling_");
+    assert_eq!(hub, [(100.0, 992_831.0), (10_000.0, 290_842.0)]);
+    assert_eq!(raw.len(), 2);
+}

@@ -1,6 +1,7 @@
 //! The benchmark scenarios, one per file, and what they share: the sides,
 //! their alternation, and steady-rate measurement.
 
+pub mod active_memory;
 pub mod cluster_fanout;
 pub mod fanout;
 pub mod idle_memory;
@@ -9,6 +10,7 @@ pub mod one_way;
 pub mod pipelined;
 pub mod rejoin;
 pub mod rtt;
+pub mod scaling;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
