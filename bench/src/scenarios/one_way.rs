@@ -9,7 +9,8 @@
 //!
 //! Every sender keeps at most `plan.one_way_in_flight` (ingest:
 //! `plan.ingest_in_flight`) messages sent but not yet counted by the
-//! server, the same rule for all three sides: switchboard's casts answer
+//! server (the envelope floor's client: not yet acked, by the acks it
+//! reads), the same rule for every side: switchboard's casts answer
 //! once queued, not once written, so without a window a sender would only
 //! measure how fast it can fill a queue. switchboard's client keeps
 //! [`SEND_CONCURRENCY`](super::SEND_CONCURRENCY) `send` calls outstanding.
