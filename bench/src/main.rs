@@ -1,6 +1,8 @@
-//! `switchboard-bench`: switchboard against a raw tokio-tungstenite baseline
-//! (and the ezsockets client where it does the same job), over loopback,
-//! alternating the sides in one run. See docs/performance.md.
+//! `switchboard-bench`: switchboard against a raw tokio-tungstenite baseline,
+//! a protocol floor (a minimal server and client speaking the same protocol)
+//! and the ezsockets and phoenix_channels_client clients where they do the
+//! same job, over loopback, alternating the sides in one run. See
+//! docs/performance.md.
 //!
 //! ```text
 //! cargo run --release --bin switchboard-bench -- [--quick] [--json FILE] [--svg DIR] [--only NAME]
@@ -14,12 +16,14 @@ mod baseline;
 mod channel;
 mod child;
 mod counter;
+mod floor;
 mod http;
 mod hub;
 mod limits;
 mod nats;
 mod payload;
 mod peer;
+mod phoenix_peer;
 mod plan;
 mod plot;
 mod proxy;

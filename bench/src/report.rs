@@ -71,12 +71,25 @@ pub struct Row {
     pub ratio: f64,
     /// Which direction is good.
     pub better: Better,
+    /// The protocol floor's figure (a minimal server and client speaking
+    /// the same protocol, no framework), where defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
+    /// `switchboard / floor`, where the floor is defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_ratio: Option<f64>,
     /// The ezsockets client's figure, where measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<f64>,
     /// `switchboard / peer`, where measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_ratio: Option<f64>,
+    /// The `phoenix_channels_client` client's figure, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer2: Option<f64>,
+    /// `switchboard / peer2`, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer2_ratio: Option<f64>,
     /// The acceptance target, where the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
@@ -98,12 +111,31 @@ impl Row {
             baseline: round(baseline),
             ratio: ratio(switchboard, baseline),
             better,
+            floor: None,
+            floor_ratio: None,
             peer: None,
             peer_ratio: None,
+            peer2: None,
+            peer2_ratio: None,
             target: None,
             met: None,
             note: None,
         }
+    }
+
+    /// Adds the protocol floor's figure.
+    pub fn with_floor(mut self, floor: f64) -> Row {
+        self.floor = Some(round(floor));
+        self.floor_ratio = Some(ratio(self.switchboard, floor));
+        self
+    }
+
+    /// Adds the second peer's (`phoenix_channels_client`) figure; `met`
+    /// stays about the ezsockets peer.
+    pub fn with_peer2(mut self, peer2: f64) -> Row {
+        self.peer2 = Some(round(peer2));
+        self.peer2_ratio = Some(ratio(self.switchboard, peer2));
+        self
     }
 
     /// Adds the peer's figure.
@@ -175,12 +207,11 @@ impl Report {
     /// A Markdown table of every row.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| scenario | metric | switchboard | baseline | ratio | peer (ezsockets) | sw/peer | better | target | met |\n\
-             |---|---|---:|---:|---:|---:|---:|---|---|---|\n",
+            "| scenario | metric | switchboard | baseline | ratio | floor | sw/floor | peer (ezsockets) | sw/peer | peer2 (phoenix_channels_client) | sw/peer2 | better | target | met |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n",
         );
+        let cell = |figure: Option<f64>| figure.map_or(String::new(), |f| format!("{f}"));
         for row in &self.scenarios {
-            let peer = row.peer.map_or("".to_owned(), |p| format!("{p}"));
-            let peer_ratio = row.peer_ratio.map_or("".to_owned(), |r| format!("{r}"));
             let target = row.target.map_or("".to_owned(), |t| t.describe());
             let met = match row.met {
                 Some(true) => "yes",
@@ -193,14 +224,18 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.name,
                 row.metric,
                 row.switchboard,
                 row.baseline,
                 row.ratio,
-                peer,
-                peer_ratio,
+                cell(row.floor),
+                cell(row.floor_ratio),
+                cell(row.peer),
+                cell(row.peer_ratio),
+                cell(row.peer2),
+                cell(row.peer2_ratio),
                 better,
                 target,
                 met
@@ -257,5 +292,26 @@ mod tests {
             assert!(row.get(key).is_some(), "{key} missing");
         }
         assert_eq!(row["better"], "higher");
+        assert!(row.get("floor").is_none(), "no floor measured");
+    }
+
+    #[test]
+    fn floor_and_second_peer_have_their_ratios_and_columns() {
+        let row = Row::new("rtt_p50", "µs", Better::Lower, 90.0, 60.0)
+            .with_floor(75.0)
+            .with_peer(100.0)
+            .with_peer2(180.0);
+        assert_eq!((row.floor_ratio, row.peer2_ratio), (Some(1.2), Some(0.5)));
+        assert_eq!(row.met, Some(true), "met is about the ezsockets peer");
+        let report = Report {
+            scenarios: vec![row],
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&report.json().expect("serializes")).expect("parses");
+        assert_eq!(value["scenarios"][0]["floor"], 75.0);
+        assert_eq!(value["scenarios"][0]["peer2_ratio"], 0.5);
+        let table = report.table();
+        assert!(table.contains("| floor | sw/floor |"));
+        assert!(table.contains("| 90 | 60 | 1.5 | 75 | 1.2 | 100 | 0.9 | 180 | 0.5 | lower |"));
     }
 }

@@ -33,6 +33,10 @@ pub const BLUE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 pub const GREY: RGBColor = RGBColor(0x99, 0x99, 0x99);
 /// The ezsockets peer.
 pub const ORANGE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+/// The protocol floor.
+pub const TEAL: RGBColor = RGBColor(0x17, 0xbe, 0xcf);
+/// The second peer (`phoenix_channels_client`).
+pub const PINK: RGBColor = RGBColor(0xe3, 0x77, 0xc2);
 /// A target met.
 pub const GREEN: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 /// A target missed.

@@ -159,19 +159,27 @@ fn ratios(report: &Report) -> Result<Option<String>> {
 const BASELINE: &str =
     "baseline: a raw tokio-tungstenite server and client, same loopback, same run.";
 
+/// What the protocol floor is, under a per-side chart's title.
+const FLOOR: &str =
+    "protocol floor: a minimal tokio-tungstenite server and client speaking the same protocol.";
+
 /// What a row's sides are called and coloured.
-fn sides(row: &Row) -> [(&'static str, RGBColor); 3] {
+fn sides(row: &Row) -> [(&'static str, RGBColor); 5] {
     if is_cluster(row) {
         [
             ("2 nodes", chart::BLUE),
             ("1 node", chart::GREY),
+            ("", chart::TEAL),
             ("", chart::ORANGE),
+            ("", chart::PINK),
         ]
     } else {
         [
             ("switchboard", chart::BLUE),
             ("baseline", chart::GREY),
+            ("protocol floor", chart::TEAL),
             ("peer (ezsockets)", chart::ORANGE),
+            ("peer2 (phoenix_channels_client)", chart::PINK),
         ]
     }
 }
@@ -191,7 +199,7 @@ fn describe(row: &Row) -> &'static str {
 }
 
 /// `fanout.svg` / `latency.svg`: one group per row that `keep` selects,
-/// a bar per side (switchboard, baseline, peer where measured).
+/// a bar per side (switchboard, baseline, and the floor and peers where measured).
 fn per_side(report: &Report, what: &str, keep: fn(&Row) -> bool) -> Result<Option<String>> {
     let rows: Vec<&Row> = report.scenarios.iter().filter(|row| keep(row)).collect();
     let Some(first) = rows.first() else {
@@ -200,7 +208,13 @@ fn per_side(report: &Report, what: &str, keep: fn(&Row) -> bool) -> Result<Optio
     let unit = first.metric.clone();
     let mut groups = Vec::new();
     for row in &rows {
-        let figures = [Some(row.switchboard), Some(row.baseline), row.peer];
+        let figures = [
+            Some(row.switchboard),
+            Some(row.baseline),
+            row.floor,
+            row.peer,
+            row.peer2,
+        ];
         let bars = sides(row)
             .into_iter()
             .zip(figures)
@@ -253,20 +267,26 @@ fn per_side(report: &Report, what: &str, keep: fn(&Row) -> bool) -> Result<Optio
             false,
         ),
     ];
+    if rows.iter().any(|row| row.floor.is_some()) {
+        legend.push(("protocol floor", chart::TEAL, false));
+    }
     if rows.iter().any(|row| row.peer.is_some()) {
         legend.push(("peer: ezsockets client on the hub", chart::ORANGE, false));
+    }
+    if rows.iter().any(|row| row.peer2.is_some()) {
+        legend.push(("peer2: phoenix_channels_client", chart::PINK, false));
+    }
+    let mut caption = vec![BASELINE];
+    if rows.iter().any(|row| row.floor.is_some()) {
+        caption.push(FLOOR);
+    }
+    if cluster {
+        caption.push("Cluster rows: switchboard = 2 nodes, baseline = a 1-node cluster.");
     }
     let x_desc = format!("{unit} ({better})");
     let frame = Frame {
         title: &title,
-        caption: if cluster {
-            &[
-                BASELINE,
-                "Cluster rows: switchboard = 2 nodes, baseline = a 1-node cluster.",
-            ]
-        } else {
-            &[BASELINE]
-        },
+        caption: &caption,
         x_desc: &x_desc,
         legend: &legend,
     };

@@ -10,7 +10,9 @@ fn report() -> Report {
             row("one_way_phoenix", "msgs/s", Better::Higher, 1.4e6, 6.0e6)
                 .with_target(Target::RatioAtLeast { bound: 0.6 }),
             row("rtt_p50", "µs", Better::Lower, 92.7, 80.9)
+                .with_floor(85.3)
                 .with_peer(91.2)
+                .with_peer2(140.0)
                 .with_target(Target::RatioAtMost { bound: 1.2 }),
             row(
                 "fanout",
@@ -71,6 +73,13 @@ fn writes_well_formed_svg_with_the_row_names() {
         assert!(text.contains(&row.name), "{} missing", row.name);
     }
     assert!(!svg.contains("<script") && !svg.contains("@font-face"));
+    let latency = std::fs::read_to_string(&written[2]).expect("reads");
+    for side in ["protocol floor", "peer2 (phoenix_channels_client)"] {
+        assert!(
+            latency.contains(side),
+            "{side} missing from the latency chart"
+        );
+    }
     for path in &written {
         let svg = std::fs::read_to_string(path).expect("reads");
         roxmltree::Document::parse(&svg).expect("well-formed XML");
@@ -94,6 +103,10 @@ fn reads_a_json_file_or_a_run_output() {
         Some(Target::RatioAtMost { bound: 1.2 })
     );
     assert_eq!(back.scenarios[1].peer, Some(91.2));
+    assert_eq!(
+        (back.scenarios[1].floor, back.scenarios[1].peer2),
+        (Some(85.3), Some(140.0))
+    );
 }
 
 #[test]

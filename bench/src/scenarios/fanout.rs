@@ -5,7 +5,10 @@
 //! switchboard connections (hub and client stack, every push handed to the
 //! application through `PhoenixHandle::incoming`), `fanout_hub` to raw
 //! tokio-tungstenite sockets joined with Phoenix frames (the hub alone).
-//! The baseline is the raw broadcast server and the same raw receivers.
+//! The baseline is the raw broadcast server and the same raw receivers; the
+//! floor is the Phoenix floor server (each push encoded once, one writer
+//! per socket) and raw receivers joined with Phoenix frames, parsing each
+//! push borrowed. Both serve both rows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +21,12 @@ use switchboard::client::Switchboard;
 use switchboard::server::Broadcast;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{alternate, loopback, Side, FAST_DIALS_PER_SECOND};
+use super::{alternate, loopback, of, Side, FAST_DIALS_PER_SECOND};
 use crate::baseline::client::{self, Ws};
 use crate::baseline::server::{BaselineServer, Mode};
 use crate::counter::Counter;
+use crate::floor;
+use crate::floor::server::{FloorServer, Protocol};
 use crate::hub::{BenchHub, SinkChoice};
 use crate::payload::{self, BROADCAST_EVENT, TOPIC};
 use crate::plan::Plan;
@@ -43,24 +48,23 @@ enum Receivers {
 /// Runs both fan-out rows.
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     let rounds = plan.rounds;
-    // The switchboard side runs both receiver kinds; the baseline's one
-    // figure serves both rows.
-    let results = alternate(
-        rounds,
-        &[Side::Switchboard, Side::Baseline],
-        async |side| match side {
-            Side::Baseline => baseline(plan).await.map(|rate| (rate, rate)),
-            _ => Ok((
-                switchboard(plan, Receivers::Supervised).await?,
-                switchboard(plan, Receivers::Raw).await?,
-            )),
-        },
-    )
+    // The switchboard side runs both receiver kinds; the baseline's and
+    // the floor's one figure each serves both rows.
+    let sides = [Side::Switchboard, Side::Baseline, Side::Floor];
+    let results = alternate(rounds, &sides, async |side| match side {
+        Side::Baseline => baseline(plan).await.map(|rate| (rate, rate)),
+        Side::Floor => floor(plan).await.map(|rate| (rate, rate)),
+        _ => Ok((
+            switchboard(plan, Receivers::Supervised).await?,
+            switchboard(plan, Receivers::Raw).await?,
+        )),
+    })
     .await?;
-    let column = |side: usize, pick: fn(&(f64, f64)) -> f64| -> Vec<f64> {
-        results[side].iter().map(pick).collect()
+    let column = |side: Side, pick: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+        of(&sides, &results, side).iter().map(pick).collect()
     };
-    let base = median(&column(1, |pair| pair.0));
+    let base = median(&column(Side::Baseline, |pair| pair.0));
+    let floor = median(&column(Side::Floor, |pair| pair.0));
     let size = format!(
         "{} connections x {} broadcasts of 100 B; median of {rounds} rounds",
         plan.fanout_connections, plan.fanout_broadcasts
@@ -70,9 +74,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
             "fanout",
             "deliveries/s",
             Better::Higher,
-            median(&column(0, |pair| pair.0)),
+            median(&column(Side::Switchboard, |pair| pair.0)),
             base,
         )
+        .with_floor(floor)
         .with_target(Target::RatioAtLeast { bound: 0.5 })
         .with_note(format!(
             "hub -> supervised switchboard connections (PhoenixHandle::incoming); {size}"
@@ -81,9 +86,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
             "fanout_hub",
             "deliveries/s",
             Better::Higher,
-            median(&column(0, |pair| pair.1)),
+            median(&column(Side::Switchboard, |pair| pair.1)),
             base,
         )
+        .with_floor(floor)
         .with_note(format!(
             "hub -> raw tokio-tungstenite sockets joined with Phoenix frames (the hub alone); {size}"
         )),
@@ -188,6 +194,41 @@ async fn baseline(plan: &Plan) -> anyhow::Result<f64> {
         task.abort();
     }
     server.stop();
+    rate
+}
+
+/// The Phoenix floor server broadcasting to raw receivers joined with
+/// Phoenix frames, each parsing every push borrowed.
+async fn floor(plan: &Plan) -> anyhow::Result<f64> {
+    let server = FloorServer::start(loopback(), Protocol::Phoenix)?;
+    let delivered = Counter::new();
+    let sockets = client::connect_many(
+        &server.phoenix_url(),
+        plan.fanout_connections,
+        plan.connect_parallel,
+    )
+    .await?;
+    let mut tasks = Vec::with_capacity(sockets.len());
+    for mut ws in sockets {
+        // Answered once the server has added the socket to the topic.
+        floor::client::joined(&mut ws, TOPIC).await?;
+        let delivered = delivered.clone();
+        tasks.push(actix_rt::spawn(floor::client::count_pushes(
+            ws,
+            TOPIC,
+            BROADCAST_EVENT,
+            delivered,
+        )));
+    }
+    let payload = floor::raw(&payload::json_payload())?;
+    let started = Instant::now();
+    for _ in 0..plan.fanout_broadcasts {
+        server.broadcast(TOPIC, BROADCAST_EVENT, &payload);
+    }
+    let rate = deliveries_per_second(&delivered, plan, started).await;
+    for task in tasks {
+        task.abort();
+    }
     rate
 }
 

@@ -36,8 +36,13 @@ pub enum Side {
     Switchboard,
     /// The raw tokio-tungstenite server and client.
     Baseline,
+    /// The protocol floor: a minimal tokio-tungstenite server and client
+    /// speaking the same protocol (`crate::floor`).
+    Floor,
     /// The ezsockets client against switchboard's hub.
     Peer,
+    /// The `phoenix_channels_client` client against switchboard's hub.
+    Peer2,
 }
 
 /// The only side to run (`--side`, for profiling one side), if set.
@@ -83,6 +88,16 @@ pub async fn alternate<T>(
         }
     }
     Ok(results)
+}
+
+/// The results of `side` from [`alternate`] run over `sides` (empty when
+/// it was not among them or did not run).
+pub fn of<'a, T>(sides: &[Side], results: &'a [Vec<T>], side: Side) -> &'a [T] {
+    sides
+        .iter()
+        .position(|s| *s == side)
+        .and_then(|index| results.get(index))
+        .map_or(&[], Vec::as_slice)
 }
 
 /// A flag telling a sender task to stop.

@@ -3,16 +3,21 @@
 //! the hub's channel, and envelope v1 data through `/ingest` into the
 //! in-process sink.
 //!
+//! Beside the raw pair, each row has its protocol floor (the floor client
+//! and server speaking Phoenix V2 or envelope v1, `crate::floor`) and the
+//! ezsockets peer; the Phoenix row also `phoenix_channels_client`.
+//!
 //! Every sender keeps at most `plan.one_way_in_flight` (ingest:
 //! `plan.ingest_in_flight`) messages sent but not yet counted by the
-//! server, the same rule for all three sides: switchboard's casts answer
+//! server (the envelope floor's client: not yet acked, by the acks it
+//! reads), the same rule for every side: switchboard's casts answer
 //! once queued, not once written, so without a window a sender would only
 //! measure how fast it can fill a queue. switchboard's client keeps
 //! [`SEND_CONCURRENCY`](super::SEND_CONCURRENCY) `send` calls outstanding.
 
 use actix::Actor;
 use anyhow::bail;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -20,12 +25,16 @@ use serde_json::Value;
 use switchboard::client::{ProduceError, ProducerHandle, Switchboard};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{alternate, loopback, measure_sender, pump, Side, Stop, FAST_DIALS_PER_SECOND};
+use super::{alternate, loopback, measure_sender, of, pump, Side, Stop, FAST_DIALS_PER_SECOND};
 use crate::baseline::client;
 use crate::baseline::server::{BaselineServer, Mode};
+use crate::counter::Counter;
+use crate::floor::server::{FloorServer, Protocol};
+use crate::floor::{self, ingest, phoenix};
 use crate::hub::{BenchHub, SinkChoice};
 use crate::payload::{self, COUNT_EVENT, TOPIC};
 use crate::peer::Peer;
+use crate::phoenix_peer::PhoenixPeer;
 use crate::plan::Plan;
 use crate::report::{Better, Row, Target};
 use crate::stats::median;
@@ -49,18 +58,28 @@ pub async fn run_ingest(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     run(plan, Path::Ingest).await
 }
 
-/// Runs the row of `path`: the three sides, alternating.
+/// Runs the row of `path`: every side, alternating.
 async fn run(plan: &Plan, path: Path) -> anyhow::Result<Vec<Row>> {
-    let results = alternate(
-        plan.rounds,
-        &[Side::Switchboard, Side::Baseline, Side::Peer],
-        async |side| match side {
-            Side::Switchboard => switchboard(plan, path).await,
-            Side::Baseline => baseline(plan, window(plan, path)).await,
-            Side::Peer => peer(plan, path).await,
-        },
-    )
+    let sides: &[Side] = match path {
+        Path::Phoenix => &[
+            Side::Switchboard,
+            Side::Baseline,
+            Side::Floor,
+            Side::Peer,
+            Side::Peer2,
+        ],
+        Path::Ingest => &[Side::Switchboard, Side::Baseline, Side::Floor, Side::Peer],
+    };
+    let results = alternate(plan.rounds, sides, async |side| match side {
+        Side::Switchboard => switchboard(plan, path).await,
+        Side::Baseline => baseline(plan, window(plan, path)).await,
+        Side::Floor if path == Path::Phoenix => floor_phoenix(plan).await,
+        Side::Floor => floor_ingest(plan).await,
+        Side::Peer => peer(plan, path).await,
+        Side::Peer2 => peer2(plan).await,
+    })
     .await?;
+    let figure = |side| median(of(sides, &results, side));
     let (name, note) = match path {
         Path::Phoenix => (
             "one_way_phoenix",
@@ -71,20 +90,26 @@ async fn run(plan: &Plan, path: Path) -> anyhow::Result<Vec<Row>> {
             "ProducerHandle::send into /ingest, counted once the in-process sink accepted each",
         ),
     };
-    Ok(vec![Row::new(
+    let row = Row::new(
         name,
         "msgs/s",
         Better::Higher,
-        median(&results[0]),
-        median(&results[1]),
+        figure(Side::Switchboard),
+        figure(Side::Baseline),
     )
-    .with_peer(median(&results[2]))
-    .with_target(Target::RatioAtLeast { bound: 0.6 })
-    .with_note(format!(
-        "{note}; {} in flight; median of {} rounds",
-        window(plan, path),
-        plan.rounds
-    ))])
+    .with_floor(figure(Side::Floor))
+    .with_peer(figure(Side::Peer));
+    let row = match path {
+        Path::Phoenix => row.with_peer2(figure(Side::Peer2)),
+        Path::Ingest => row,
+    };
+    Ok(vec![row
+        .with_target(Target::RatioAtLeast { bound: 0.6 })
+        .with_note(format!(
+            "{note}; {} in flight; median of {} rounds",
+            window(plan, path),
+            plan.rounds
+        ))])
 }
 
 /// The in-flight window of `path`.
@@ -219,6 +244,96 @@ async fn peer(plan: &Plan, path: Path) -> anyhow::Result<f64> {
     let rate = rate?;
     if rate == 0.0 {
         bail!("the ezsockets peer delivered nothing");
+    }
+    Ok(rate)
+}
+
+/// The Phoenix floor: `count` pushes (with refs, as switchboard's client
+/// sends them) from a raw socket to the floor server, which counts them.
+async fn floor_phoenix(plan: &Plan) -> anyhow::Result<f64> {
+    let server = FloorServer::start(loopback(), Protocol::Phoenix)?;
+    let mut ws = floor::client::join(&server.phoenix_url(), TOPIC).await?;
+    let (counter, in_flight) = (server.counter().clone(), plan.one_way_in_flight);
+    let stop = Stop::new();
+    let flag = stop.clone();
+    measure_sender(&counter.clone(), plan, stop, async move {
+        let payload = floor::raw(&payload::json_payload())?;
+        let mut pushes = phoenix::Pushes::new(TOPIC);
+        let mut sent: u64 = 0;
+        while !flag.is_set() {
+            if sent.saturating_sub(counter.get()) >= in_flight {
+                ws.flush().await?;
+                counter.wait_for_room(sent, in_flight).await;
+            }
+            let (_, frame) = pushes.next(COUNT_EVENT, &payload);
+            ws.feed(Message::Text(frame.into())).await?;
+            sent += 1;
+        }
+        ws.close(None).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The envelope floor: data envelopes from a raw socket, at most
+/// `plan.ingest_in_flight` not yet acked; the floor server counts and acks
+/// each one.
+async fn floor_ingest(plan: &Plan) -> anyhow::Result<f64> {
+    let server = FloorServer::start(loopback(), Protocol::Ingest)?;
+    let (mut sink, stream) = client::connect(&server.ingest_url()).await?.split();
+    let acks = Counter::new();
+    let reader = actix_rt::spawn(floor::client::count_acks(stream, acks.clone()));
+    let in_flight = plan.ingest_in_flight;
+    let stop = Stop::new();
+    let flag = stop.clone();
+    let rate = measure_sender(&server.counter().clone(), plan, stop, async move {
+        use std::fmt::Write as _;
+        let payload = floor::raw(&payload::json_payload())?;
+        let (mut id, mut sent) = (String::new(), 0u64);
+        while !flag.is_set() {
+            if sent.saturating_sub(acks.get()) >= in_flight {
+                sink.flush().await?;
+                acks.wait_for_room(sent, in_flight).await;
+            }
+            id.clear();
+            let _ = write!(id, "floor-{sent}");
+            sink.feed(Message::Text(ingest::data(&id, &payload).into()))
+                .await?;
+            sent += 1;
+        }
+        sink.close().await?;
+        Ok(())
+    })
+    .await;
+    reader.abort();
+    rate
+}
+
+/// `phoenix_channels_client` casting `count` (`send_noreply`) to switchboard's hub.
+async fn peer2(plan: &Plan) -> anyhow::Result<f64> {
+    let hub = BenchHub::start(loopback(), SinkChoice::InProcess)?;
+    let peer = PhoenixPeer::join(&hub.phoenix_url(), TOPIC).await?;
+    let (counter, in_flight) = (hub.counted().clone(), plan.one_way_in_flight);
+    let stop = Stop::new();
+    let flag = stop.clone();
+    let rate = measure_sender(&counter.clone(), plan, stop, async move {
+        let payload = payload::json_payload();
+        let mut sent = 0;
+        while !flag.is_set() {
+            counter.wait_for_room(sent, in_flight).await;
+            peer.channel()
+                .send_noreply(COUNT_EVENT, payload.clone())
+                .await?;
+            sent += 1;
+        }
+        peer.close().await;
+        Ok(())
+    })
+    .await;
+    hub.kill().await;
+    let rate = rate?;
+    if rate == 0.0 {
+        bail!("the phoenix_channels_client peer delivered nothing");
     }
     Ok(rate)
 }
