@@ -1,7 +1,7 @@
 //! A switchboard spreads its connections over arbiters of its own: each
 //! connection works as on one thread (joins, receives, answers pushes,
-//! rejoins after a hub restart), and the arbiters' threads end when the
-//! switchboard stops.
+//! rejoins after a hub restart), and the arbiters' threads end once the
+//! switchboard and every handle of its connections are gone.
 
 mod support;
 
@@ -151,7 +151,7 @@ async fn connections_spread_over_arbiters_and_each_still_works() {
 }
 
 #[actix_web::test]
-async fn stopping_the_switchboard_closes_its_connections_and_ends_its_threads() {
+async fn connections_outlive_the_switchboard_address_and_the_threads_end_with_the_last_handle() {
     let hub = start_hub(&test_config());
     let probe = ThreadProbe::new();
     let board = board(2);
@@ -166,17 +166,13 @@ async fn stopping_the_switchboard_closes_its_connections_and_ends_its_threads() 
     assert_eq!(directory.len(), 4);
     drop(board);
     for handle in &handles {
-        let mut status = handle.watch_status();
-        let closed = tokio::time::timeout(WAIT, async {
-            while *status.borrow_and_update() != ConnectionStatus::Closed {
-                if status.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "closed in time");
+        let reply = handle
+            .push("room:stop", "ping", json!({"still": "up"}))
+            .await;
+        assert_eq!(reply.unwrap().response, json!({"still": "up"}));
     }
+    assert_eq!(handles[0].status(), ConnectionStatus::Connected);
+    drop(handles);
     probe.all_ended().await;
     assert!(
         eventually(|| hub.service().member_count("room:stop") == 0).await,

@@ -1,17 +1,12 @@
 //! The arbiters a switchboard runs its connections on: threads of their
-//! own, started with the switchboard and stopped with it. Each connection
-//! is placed whole on one of them, in turn.
+//! own, started with the switchboard. Each connection is placed whole on
+//! one of them, in turn. They stop once nothing can reach a connection any
+//! more: the switchboard stopped and the last handle of its connections
+//! dropped (every handle holds them).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix::{Arbiter, ArbiterHandle, Recipient};
-use futures_util::future::join_all;
-
-use super::link::Shutdown;
-
-/// How long a stopping switchboard waits for its connections to start
-/// closing before it stops their arbiters anyway.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+use actix::{Arbiter, ArbiterHandle};
 
 /// A switchboard's arbiters; each is stopped when this is dropped.
 pub(crate) struct ConnectionArbiters {
@@ -20,7 +15,7 @@ pub(crate) struct ConnectionArbiters {
     /// Where connections go: the owned arbiters, or the current one when
     /// no thread could be started.
     handles: Vec<ArbiterHandle>,
-    next: usize,
+    next: AtomicUsize,
 }
 
 impl ConnectionArbiters {
@@ -45,23 +40,14 @@ impl ConnectionArbiters {
         ConnectionArbiters {
             owned,
             handles,
-            next: 0,
+            next: AtomicUsize::new(0),
         }
     }
 
     /// The arbiter the next connection goes to: each in turn.
-    pub(crate) fn next(&mut self) -> ArbiterHandle {
-        let arbiter = self.handles[self.next % self.handles.len()].clone();
-        self.next = self.next.wrapping_add(1);
-        arbiter
-    }
-
-    /// Closes every connection in `shutdowns` (each answers once its close
-    /// is under way, at most [`CLOSE_WAIT`] in all), then stops the arbiters.
-    pub(crate) async fn close_then_stop(self, shutdowns: Vec<Recipient<Shutdown>>) {
-        let closing = join_all(shutdowns.iter().map(|shutdown| shutdown.send(Shutdown)));
-        let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
-        drop(self);
+    pub(crate) fn next(&self) -> ArbiterHandle {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        self.handles[turn % self.handles.len()].clone()
     }
 }
 

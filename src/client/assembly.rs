@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Arbiter, Supervisor};
 
+use super::arbiters::ConnectionArbiters;
 use super::config::{ConnectionConfig, WireProtocol};
 use super::connection::dial_budget::DialBudget;
 use super::connection::{Connection, ConnectionParts};
@@ -26,11 +27,13 @@ use super::switchboard::Directory;
 use crate::transport::correlator::{Correlator, RequestSlots};
 
 /// What a new connection takes from its switchboard: its id, the dial
-/// budget every connection shares, and the directory it is listed in.
+/// budget every connection shares, the directory it is listed in, and the
+/// arbiters its handles keep running.
 pub(crate) struct Seat {
     pub(crate) id: ConnectionId,
     pub(crate) budget: DialBudget,
     pub(crate) directory: Directory,
+    pub(crate) arbiters: Arc<ConnectionArbiters>,
 }
 
 /// Starts a Phoenix connection on the current arbiter.
@@ -116,6 +119,7 @@ fn start_connection(peers: Peers, parts: Shared, seat: Seat) -> ConnectionHandle
         restart: connection.recipient(),
         announcer: parts.announcer,
         gauges: parts.gauges,
+        _arbiters: seat.arbiters,
     };
     seat.directory.insert(seat.id, link.clone());
     link

@@ -6,8 +6,8 @@
 //! `actix::Supervisor`, so a connection actor that stops is restarted and
 //! its topics are rejoined. A `dashmap` directory lets actix-web handlers
 //! find a connection and read its status without a round trip; the dial
-//! budget is shared by every arbiter. When the switchboard stops, its
-//! connections are closed and its arbiters stopped.
+//! budget is shared by every arbiter. The arbiters stop once the
+//! switchboard stopped and no handle of its connections is left.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ pub type Directory = Arc<DashMap<ConnectionId, ConnectionHandle>>;
 /// [`List`] them. Connections it opens redial with backoff, paced by one
 /// dial budget, and rejoin their topics. They run on arbiters of the
 /// switchboard's own, one per core unless [`Switchboard::builder`] says
-/// otherwise, and are closed when it stops.
+/// otherwise.
 ///
 /// ```no_run
 /// use actix::Actor;
@@ -78,8 +78,8 @@ pub struct Switchboard {
     budget: DialBudget,
     next_id: ConnectionId,
     arbiter_count: usize,
-    /// Started with the actor, stopped with it.
-    arbiters: Option<ConnectionArbiters>,
+    /// Started with the actor; held by it and by every connection handle.
+    arbiters: Option<Arc<ConnectionArbiters>>,
 }
 
 impl Default for Switchboard {
@@ -127,18 +127,19 @@ impl Switchboard {
         H: Send + 'static,
         F: FnOnce(Seat) -> H + Send + 'static,
     {
-        let seat = Seat {
-            id: self.next_id,
-            budget: self.budget.clone(),
-            directory: self.directory.clone(),
-        };
-        self.next_id += 1;
         let (made, answer) = oneshot::channel();
-        let spawned = self.arbiters.as_mut().is_some_and(|arbiters| {
+        let spawned = self.arbiters.clone().is_some_and(|arbiters| {
+            let seat = Seat {
+                id: self.next_id,
+                budget: self.budget.clone(),
+                directory: self.directory.clone(),
+                arbiters: arbiters.clone(),
+            };
             arbiters.next().spawn_fn(move || {
                 let _ = made.send(start(seat));
             })
         });
+        self.next_id += 1;
         async move {
             if !spawned {
                 return Err(OpenError::Stopped);
@@ -180,21 +181,8 @@ impl Actor for Switchboard {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        self.arbiters = Some(ConnectionArbiters::start(self.arbiter_count));
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        let shutdowns: Vec<_> = self
-            .directory
-            .iter()
-            .map(|entry| entry.shutdown.clone())
-            .collect();
-        self.directory.clear();
-        if let Some(arbiters) = self.arbiters.take() {
-            // Dropped unrun if this arbiter is stopping too: the arbiters
-            // are stopped then all the same.
-            actix::spawn(arbiters.close_then_stop(shutdowns));
-        }
+        let arbiters = ConnectionArbiters::start(self.arbiter_count);
+        self.arbiters = Some(Arc::new(arbiters));
     }
 }
 

@@ -12,10 +12,13 @@ use super::switchboard::Switchboard;
 /// ([`std::thread::available_parallelism`]). Each connection is placed
 /// whole on one of them (its socket, topics and pending requests), the
 /// next connection on the next arbiter, in turn. The arbiters start with
-/// the switchboard and stop with it: when it stops (its last address
-/// dropped, or its system stopping), every connection is closed and its
-/// threads end. `arbiters(1)` runs every connection on one thread apart
-/// from the application's; `arbiters(0)` counts as 1.
+/// the switchboard; they stop, and their threads end, once the switchboard
+/// stopped (its last address dropped, or its system stopping) and no
+/// handle of its connections is left (the directory's included): a
+/// connection whose handle the application keeps goes on working after
+/// the switchboard's address is dropped. `arbiters(1)` runs every
+/// connection on one thread apart from the application's; `arbiters(0)`
+/// counts as 1.
 ///
 /// ```no_run
 /// use actix::Actor;
