@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::Recipient;
 use tokio::sync::{broadcast, watch};
 
+use crate::client::arbiters::ConnectionArbiters;
 use crate::client::events::{Announcer, ConnectEvent, ConnectionStatus};
 use crate::client::gauges::TimerGauges;
 use crate::client::link::{ForceRestart, Shutdown};
@@ -22,6 +23,8 @@ pub struct ConnectionHandle {
     pub(crate) restart: Recipient<ForceRestart>,
     pub(crate) announcer: Announcer,
     pub(crate) gauges: Arc<TimerGauges>,
+    /// The switchboard's arbiters, kept running while a handle lives.
+    pub(crate) _arbiters: Arc<ConnectionArbiters>,
 }
 
 impl ConnectionHandle {

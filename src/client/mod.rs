@@ -5,9 +5,11 @@
 //! (join, push, send, publish); [`OpenProducer`] dials an envelope v1
 //! ingest connection and answers a [`ProducerHandle`]. Both hand out the
 //! protocol-independent [`ConnectionHandle`] (status, events, close,
-//! restart) through `Deref`. Behind each handle, actors on the switchboard's
-//! arbiter own the socket, the topics and the requests waiting for replies;
-//! a connection that drops is redialled with backoff and its topics rejoined.
+//! restart) through `Deref`. Behind each handle, actors on one of the
+//! switchboard's arbiters (one per core by default, see
+//! [`Switchboard::builder`]) own the socket, the topics and the requests
+//! waiting for replies; a connection that drops is redialled with backoff
+//! and its topics rejoined.
 //!
 //! ```no_run
 //! use actix::Actor;
@@ -26,6 +28,8 @@
 //! }
 //! ```
 
+pub(crate) mod arbiters;
+pub(crate) mod assembly;
 pub(crate) mod auth;
 pub(crate) mod backoff;
 pub(crate) mod config;
@@ -42,6 +46,7 @@ pub(crate) mod positions;
 pub(crate) mod producer;
 pub(crate) mod refs;
 pub(crate) mod switchboard;
+pub(crate) mod switchboard_builder;
 pub(crate) mod tls;
 
 pub use crate::transport::RequestError;
@@ -61,4 +66,5 @@ pub use phoenix::subscription::Incoming;
 pub use producer::handle::ProducerHandle;
 pub use producer::inbound::UpstreamData;
 pub use switchboard::{Close, Directory, List, Open, OpenProducer, Switchboard};
+pub use switchboard_builder::SwitchboardBuilder;
 pub use tls::TlsOptions;

@@ -1,6 +1,6 @@
 //! The snapshotter a connection's handles stamp sequences and read
 //! positions with: the one its config names, or an in-memory one started on
-//! the switchboard's arbiter the first time a handle needs it, so a
+//! the connection's arbiter the first time a handle needs it, so a
 //! connection that never publishes or resumes does not pay for an actor.
 
 use std::sync::{Arc, OnceLock};

@@ -1,34 +1,33 @@
 //! `Switchboard`: the supervisor of every outbound connection of an app.
 //!
-//! `Open` starts a connection's three actors on the switchboard's arbiter:
-//! its `Correlator` and `Subscription`, and the `Connection` itself under
-//! `actix::Supervisor`, so a connection actor that stops is restarted and its
-//! topics are rejoined. A `dashmap` directory lets actix-web handlers find a
-//! connection and read its status without a round trip.
+//! `Open` places a connection on one of the switchboard's arbiters, in
+//! turn, and starts its actors there (see `assembly`): its `Correlator`
+//! and `Subscription`, and the `Connection` itself under
+//! `actix::Supervisor`, so a connection actor that stops is restarted and
+//! its topics are rejoined. A `dashmap` directory lets actix-web handlers
+//! find a connection and read its status without a round trip; the dial
+//! budget is shared by every arbiter. The arbiters stop once the
+//! switchboard stopped and no handle of its connections is left.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Arbiter, Context, Handler, Message, ResponseFuture, Supervisor};
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use dashmap::DashMap;
+use tokio::sync::oneshot;
 
-use super::config::{ConnectionConfig, WireProtocol};
-use super::connection::{Connection, ConnectionParts};
+use super::arbiters::ConnectionArbiters;
+use super::assembly::{self, Seat};
+use super::config::ConnectionConfig;
 use super::error::{DialError, DialErrorKind, OpenError};
 use super::events::{Announcer, ConnectEvent, ConnectionStatus};
 use super::link::Shutdown;
-use super::positions::Positions;
-use super::refs::RefCounter;
+use super::switchboard_builder::SwitchboardBuilder;
 use crate::client::connection::dial_budget::DialBudget;
-use crate::client::gauges::TimerGauges;
 use crate::client::handle::{ConnectionHandle, ConnectionId};
-use crate::client::peers::Peers;
-use crate::client::phoenix::direct::DirectWriters;
 use crate::client::phoenix::handle::PhoenixHandle;
-use crate::client::phoenix::subscription::Subscription;
-use crate::client::producer::actor::Producer;
 use crate::client::producer::handle::ProducerHandle;
-use crate::transport::correlator::{Correlator, RequestSlots};
 
 /// Opens a supervised connection.
 #[derive(Message)]
@@ -56,7 +55,9 @@ pub type Directory = Arc<DashMap<ConnectionId, ConnectionHandle>>;
 /// The supervisor of an application's outbound connections: [`Open`] a
 /// Phoenix connection, [`OpenProducer`] an envelope producer, [`Close`] one,
 /// [`List`] them. Connections it opens redial with backoff, paced by one
-/// dial budget, and rejoin their topics.
+/// dial budget, and rejoin their topics. They run on arbiters of the
+/// switchboard's own, one per core unless [`Switchboard::builder`] says
+/// otherwise.
 ///
 /// ```no_run
 /// use actix::Actor;
@@ -76,11 +77,14 @@ pub struct Switchboard {
     directory: Directory,
     budget: DialBudget,
     next_id: ConnectionId,
+    arbiter_count: usize,
+    /// Started with the actor; held by it and by every connection handle.
+    arbiters: Option<Arc<ConnectionArbiters>>,
 }
 
 impl Default for Switchboard {
     fn default() -> Self {
-        Switchboard::new(Switchboard::DEFAULT_DIALS_PER_SECOND)
+        Switchboard::builder().build()
     }
 }
 
@@ -88,12 +92,26 @@ impl Switchboard {
     /// Default pace of the dial budget: dials per second across all connections.
     pub const DEFAULT_DIALS_PER_SECOND: u32 = 500;
 
-    /// A switchboard whose connections share a budget of `dials_per_second`.
+    /// A switchboard whose connections share a budget of `dials_per_second`
+    /// (on one arbiter per core).
     pub fn new(dials_per_second: u32) -> Switchboard {
+        Switchboard::builder()
+            .dials_per_second(dials_per_second)
+            .build()
+    }
+
+    /// Starts building a switchboard: its arbiters and its dial budget.
+    pub fn builder() -> SwitchboardBuilder {
+        SwitchboardBuilder::default()
+    }
+
+    pub(crate) fn from_parts(arbiter_count: usize, dials_per_second: u32) -> Switchboard {
         Switchboard {
             directory: Arc::new(DashMap::new()),
             budget: DialBudget::new(dials_per_second),
             next_id: 1,
+            arbiter_count: arbiter_count.max(1),
+            arbiters: None,
         }
     }
 
@@ -102,114 +120,31 @@ impl Switchboard {
         self.directory.clone()
     }
 
-    /// Starts the connection actor over `peers` and lists it in the directory.
-    fn start_connection(&mut self, peers: Peers, parts: Shared) -> ConnectionHandle {
-        let id = self.next_id;
+    /// Runs `start` on the next arbiter with the new connection's seat, and
+    /// answers what it made.
+    fn on_next_arbiter<H, F>(&mut self, start: F) -> impl Future<Output = Result<H, OpenError>>
+    where
+        H: Send + 'static,
+        F: FnOnce(Seat) -> H + Send + 'static,
+    {
+        let (made, answer) = oneshot::channel();
+        let spawned = self.arbiters.clone().is_some_and(|arbiters| {
+            let seat = Seat {
+                id: self.next_id,
+                budget: self.budget.clone(),
+                directory: self.directory.clone(),
+                arbiters: arbiters.clone(),
+            };
+            arbiters.next().spawn_fn(move || {
+                let _ = made.send(start(seat));
+            })
+        });
         self.next_id += 1;
-        let connection_parts = ConnectionParts {
-            config: parts.config.clone(),
-            peers,
-            announcer: parts.announcer.clone(),
-            budget: self.budget.clone(),
-            refs: parts.refs,
-            gauges: parts.gauges.clone(),
-        };
-        let connection = Supervisor::start(move |_| Connection::new(connection_parts));
-        let link = ConnectionHandle {
-            id,
-            url: parts.config.url.clone(),
-            shutdown: connection.clone().recipient(),
-            restart: connection.recipient(),
-            announcer: parts.announcer,
-            gauges: parts.gauges,
-        };
-        self.directory.insert(id, link.clone());
-        link
-    }
-
-    fn open_phoenix(&mut self, config: ConnectionConfig) -> PhoenixHandle {
-        let shared = Shared::new(config);
-        let correlator = Correlator::new(&shared.slots, "client").start();
-        let direct = DirectWriters::default();
-        let subscription = Subscription::start_for(
-            shared.config.clone(),
-            correlator.clone(),
-            shared.slots.clone(),
-            shared.refs.clone(),
-            shared.announcer.clone(),
-            direct.clone(),
-            shared.positions.clone(),
-        );
-        let peers = Peers::Phoenix {
-            subscription: subscription.clone(),
-            correlator,
-        };
-        let (slots, refs, positions) = (
-            shared.slots.clone(),
-            shared.refs.clone(),
-            shared.positions.clone(),
-        );
-        let join_wait = shared.config.buffer_deadline + shared.config.join_timeout;
-        let producer = Arc::from(shared.config.producer.as_str());
-        PhoenixHandle {
-            link: self.start_connection(peers, shared),
-            subscription,
-            slots,
-            join_wait,
-            positions,
-            producer,
-            publish_order: Arc::default(),
-            direct,
-            refs,
-        }
-    }
-
-    fn open_producer(&mut self, mut config: ConnectionConfig) -> ProducerHandle {
-        config.protocol = WireProtocol::Envelope;
-        let shared = Shared::new(config);
-        let correlator = Correlator::new(&shared.slots, "client").start();
-        let producer = Producer::new(
-            shared.config.clone(),
-            correlator.clone(),
-            shared.slots.clone(),
-        )
-        .start();
-        let peers = Peers::Envelope {
-            producer: producer.clone(),
-            correlator,
-        };
-        let positions = shared.positions.clone();
-        let name = Arc::from(shared.config.producer.as_str());
-        ProducerHandle {
-            link: self.start_connection(peers, shared),
-            producer,
-            positions,
-            name,
-            publish_order: Arc::default(),
-            identity: Arc::default(),
-        }
-    }
-}
-
-/// The pieces a connection's actors share, made from its config.
-struct Shared {
-    config: Arc<ConnectionConfig>,
-    announcer: Announcer,
-    gauges: Arc<TimerGauges>,
-    slots: RequestSlots,
-    refs: RefCounter,
-    positions: Positions,
-}
-
-impl Shared {
-    fn new(config: ConnectionConfig) -> Shared {
-        Shared {
-            positions: Positions::new(config.snapshotter.clone(), Arbiter::current()),
-            slots: RequestSlots::new(config.max_concurrent_requests),
-            config: Arc::new(config),
-            announcer: Announcer::new(),
-            gauges: Arc::default(),
-            refs: RefCounter::default(),
+        async move {
+            if !spawned {
+                return Err(OpenError::Stopped);
+            }
+            answer.await.map_err(|_| OpenError::Stopped)
         }
     }
 }
@@ -244,6 +179,11 @@ fn first_connect_wait(config: &ConnectionConfig) -> Option<Duration> {
 
 impl Actor for Switchboard {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        let arbiters = ConnectionArbiters::start(self.arbiter_count);
+        self.arbiters = Some(Arc::new(arbiters));
+    }
 }
 
 impl Handler<Open> for Switchboard {
@@ -251,8 +191,9 @@ impl Handler<Open> for Switchboard {
 
     fn handle(&mut self, msg: Open, _: &mut Context<Self>) -> Self::Result {
         let wait = first_connect_wait(&msg.0);
-        let handle = self.open_phoenix(msg.0);
-        Box::pin(opened(handle, wait, self.directory.clone()))
+        let started = self.on_next_arbiter(move |seat| assembly::phoenix(msg.0, seat));
+        let directory = self.directory.clone();
+        Box::pin(async move { opened(started.await?, wait, directory).await })
     }
 }
 
@@ -261,8 +202,9 @@ impl Handler<OpenProducer> for Switchboard {
 
     fn handle(&mut self, msg: OpenProducer, _: &mut Context<Self>) -> Self::Result {
         let wait = first_connect_wait(&msg.0);
-        let handle = self.open_producer(msg.0);
-        Box::pin(opened(handle, wait, self.directory.clone()))
+        let started = self.on_next_arbiter(move |seat| assembly::producer(msg.0, seat));
+        let directory = self.directory.clone();
+        Box::pin(async move { opened(started.await?, wait, directory).await })
     }
 }
 

@@ -117,6 +117,12 @@ impl Config {
     /// Checks every value; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let server = &self.server;
+        if server.workers == Some(0) {
+            return Err(invalid(
+                "server.workers",
+                "must be > 0 (unset: one per core)",
+            ));
+        }
         positive("server.max_connections", server.max_connections)?;
         positive("server.max_frame_bytes", server.max_frame_bytes)?;
         positive(

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 pub struct ServerConfig {
     /// Address to listen on, e.g. `127.0.0.1:4000`.
     pub listen: String,
+    /// HTTP worker threads of the hub's own server (`switchboard serve`,
+    /// [`HubBuilder::start`](crate::server::HubBuilder::start)); unset:
+    /// actix-web's default, one per core. A hub mounted on an app's own
+    /// `HttpServer` runs on that server's workers instead.
+    pub workers: Option<usize>,
     /// Path of the Phoenix V2 endpoint.
     pub path: String,
     /// Path of the envelope v1 ingest endpoint.
@@ -135,6 +140,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:4000".to_owned(),
+            workers: None,
             path: "/socket/websocket".to_owned(),
             ingest_path: "/ingest".to_owned(),
             max_connections: 10_000,

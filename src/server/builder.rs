@@ -31,6 +31,9 @@ pub enum BuildError {
     /// `[server.tls]` names files that do not make a TLS server.
     #[error(transparent)]
     Tls(#[from] super::tls::TlsError),
+    /// `server.workers` (or [`HubBuilder::workers`]) is 0.
+    #[error("server.workers must be > 0 (unset: one per core)")]
+    Workers,
 }
 
 /// Builds a [`HubService`]: the config, then optionally the channels, the
@@ -108,9 +111,31 @@ impl HubBuilder {
         self
     }
 
+    /// How many HTTP worker threads [`start`](HubBuilder::start) serves
+    /// the hub with, instead of `server.workers` (unset: actix-web's
+    /// default, one per core; 0 is refused by the build). Every worker
+    /// serves the same hub: one registry, one ingest queue.
+    ///
+    /// ```no_run
+    /// use switchboard::config::Config;
+    /// use switchboard::server::HubService;
+    ///
+    /// # #[actix_web::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = HubService::builder(&Config::default()).workers(2).start()?;
+    /// println!("two workers serve {}", hub.socket_url());
+    /// # Ok(()) }
+    /// ```
+    pub fn workers(mut self, count: usize) -> HubBuilder {
+        self.config.server.workers = Some(count);
+        self
+    }
+
     /// Checks what the build would refuse (secrets, the snapshot file)
     /// without starting anything.
     pub fn check(&self) -> Result<(), BuildError> {
+        if self.config.server.workers == Some(0) {
+            return Err(BuildError::Workers);
+        }
         public_origin(&self.config)?;
         if self.admin_token.is_none() {
             Credentials::admin(&self.config.server)?;

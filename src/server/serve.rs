@@ -106,6 +106,10 @@ impl RunningHub {
         // within this (actix-web's default, 1 s, kept browsers waiting).
         .client_disconnect_timeout(CLOSE_LINGER)
         .on_connect(move |io, data| pending.on_connect(io, data));
+        let server = match config.workers {
+            Some(count) => server.workers(count),
+            None => server,
+        };
         let secure = tls.is_some();
         let server = match tls {
             Some(tls) => server.bind_rustls_0_23(listen, tls),

@@ -39,6 +39,10 @@ enum Command {
         /// Listen address, overriding `server.listen`.
         #[arg(long)]
         listen: Option<String>,
+        /// HTTP worker threads, overriding `server.workers` (default: one
+        /// per core).
+        #[arg(long)]
+        workers: Option<usize>,
         /// Where ingested data goes, overriding `sink.type`.
         #[arg(long, value_enum)]
         sink: Option<SinkArg>,
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            workers,
             sink,
             nats_url,
             dashboard,
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
             config,
             Overrides {
                 listen,
+                workers,
                 sink,
                 nats_url,
                 dashboard,
@@ -157,6 +163,7 @@ impl From<SinkArg> for SinkType {
 /// Command-line values that override the config file.
 struct Overrides {
     listen: Option<String>,
+    workers: Option<usize>,
     sink: Option<SinkArg>,
     nats_url: Option<String>,
     dashboard: bool,
@@ -172,6 +179,9 @@ fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, St
     };
     if let Some(listen) = overrides.listen {
         config.server.listen = listen;
+    }
+    if let Some(workers) = overrides.workers {
+        config.server.workers = Some(workers);
     }
     if let Some(sink) = overrides.sink {
         config.sink.kind = sink.into();

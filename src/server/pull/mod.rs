@@ -86,7 +86,9 @@ impl Pull {
         }
         let (config, ingest, started) = (config.clone(), ingest.clone(), pull.clone());
         actix::spawn(async move {
-            let board = started.board.get_or_init(|| Switchboard::default().start());
+            let board = started
+                .board
+                .get_or_init(|| Switchboard::builder().arbiters(1).build().start());
             let opened = match config.protocol {
                 WireProtocol::Phoenix => pull_topics(board, connection, &config.topics, &ingest)
                     .await
