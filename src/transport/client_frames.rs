@@ -37,6 +37,8 @@ pub(super) struct ClientFrames {
     read: BytesMut,
     write: BytesMut,
     eof: bool,
+    /// A write failed: the socket is gone, closing it again is a no-op.
+    broken: bool,
 }
 
 impl ClientFrames {
@@ -48,18 +50,25 @@ impl ClientFrames {
             read: BytesMut::from(already_read),
             write: BytesMut::new(),
             eof: false,
+            broken: false,
         }
     }
 
     /// Writes out what is encoded.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsProtocolError>> {
         while !self.write.is_empty() {
-            let written = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write))?;
-            if written == 0 {
-                let zero = std::io::Error::from(std::io::ErrorKind::WriteZero);
-                return Poll::Ready(Err(zero.into()));
+            let written = match ready!(Pin::new(&mut self.io).poll_write(cx, &self.write)) {
+                Ok(0) => Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                written => written,
+            };
+            match written {
+                Ok(written) => self.write.advance(written),
+                Err(error) => {
+                    self.broken = true;
+                    self.write = BytesMut::new();
+                    return Poll::Ready(Err(error.into()));
+                }
             }
-            self.write.advance(written);
         }
         if self.write.capacity() > WRITE_KEEP {
             self.write = BytesMut::new();
@@ -125,6 +134,9 @@ impl Sink<WsMessage> for ClientFrames {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Ok(()));
+        }
         ready!(this.poll_write_out(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx).map_err(Into::into)
     }

@@ -87,3 +87,12 @@ async fn the_end_of_the_socket_ends_the_stream() {
     drop(server);
     assert!(frames.next().await.is_none());
 }
+
+#[tokio::test]
+async fn closing_a_socket_whose_write_failed_is_not_an_error_again() {
+    let (mut frames, server) = pipe();
+    drop(server);
+    let sent = frames.send(Message::Text("lost".into())).await;
+    assert!(sent.is_err(), "the peer is gone");
+    assert!(frames.close().await.is_ok(), "nothing more to say");
+}

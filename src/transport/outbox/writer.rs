@@ -58,11 +58,12 @@ where
         dropped("closed");
     }
     // A peer that stopped reading may never make room for the close frame.
+    // A sink that failed is not polled again (an error may end it for good).
     let close = async {
-        let _ = sink
-            .send(Message::Close(reason.map(Close::from_actix)))
-            .await;
-        let _ = sink.close().await;
+        let frame = Message::Close(reason.map(Close::from_actix));
+        if sink.send(frame).await.is_ok() {
+            let _ = sink.close().await;
+        }
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
 }
