@@ -34,6 +34,11 @@ pub enum Target {
         /// The bound.
         bound: f64,
     },
+    /// `switchboard / protocol floor` must be at least this.
+    FloorRatioAtLeast {
+        /// The bound.
+        bound: f64,
+    },
 }
 
 impl Target {
@@ -43,6 +48,7 @@ impl Target {
             Target::RatioAtLeast { bound } => row.ratio >= bound,
             Target::RatioAtMost { bound } => row.ratio <= bound,
             Target::ValueAtMost { bound } => row.switchboard <= bound,
+            Target::FloorRatioAtLeast { bound } => row.floor_ratio.is_some_and(|r| r >= bound),
         }
     }
 
@@ -52,6 +58,7 @@ impl Target {
             Target::RatioAtLeast { bound } => format!("ratio >= {bound}"),
             Target::RatioAtMost { bound } => format!("ratio <= {bound}"),
             Target::ValueAtMost { bound } => format!("value <= {bound}"),
+            Target::FloorRatioAtLeast { bound } => format!("floor ratio >= {bound}"),
         }
     }
 }
@@ -127,14 +134,15 @@ impl Row {
     pub fn with_floor(mut self, floor: f64) -> Row {
         self.floor = Some(round(floor));
         self.floor_ratio = Some(ratio(self.switchboard, floor));
+        self.met = self.evaluate();
         self
     }
 
-    /// Adds the second peer's (`phoenix_channels_client`) figure; `met`
-    /// stays about the ezsockets peer.
+    /// Adds the second peer's (`phoenix_channels_client`) figure.
     pub fn with_peer2(mut self, peer2: f64) -> Row {
         self.peer2 = Some(round(peer2));
         self.peer2_ratio = Some(ratio(self.switchboard, peer2));
+        self.met = self.evaluate();
         self
     }
 
@@ -159,12 +167,16 @@ impl Row {
         self
     }
 
-    /// Target met and, where a peer was measured, ahead of it.
+    /// Target met and, where peers were measured, ahead of every one.
     fn evaluate(&self) -> Option<bool> {
         let target = self.target.map(|target| target.met(self));
-        let ahead = self.peer.map(|peer| match self.better {
-            Better::Higher => self.switchboard >= peer,
-            Better::Lower => self.switchboard <= peer,
+        let peers = [self.peer, self.peer2];
+        let mut measured = peers.iter().flatten().peekable();
+        let ahead = measured.peek().is_some().then(|| {
+            measured.all(|peer| match self.better {
+                Better::Higher => self.switchboard >= *peer,
+                Better::Lower => self.switchboard <= *peer,
+            })
         });
         match (target, ahead) {
             (None, None) => None,
@@ -271,6 +283,23 @@ mod tests {
         let slow = Row::new("rtt_p50", "us", Better::Lower, 130.0, 100.0)
             .with_target(Target::RatioAtMost { bound: 1.2 });
         assert_eq!(slow.met, Some(false));
+    }
+
+    #[test]
+    fn every_peer_must_be_behind_and_a_floor_target_reads_the_floor_ratio() {
+        let row = Row::new("rtt_p50", "us", Better::Lower, 100.0, 95.0)
+            .with_target(Target::RatioAtMost { bound: 1.1 })
+            .with_peer(110.0);
+        assert_eq!(row.met, Some(true));
+        assert_eq!(
+            row.with_peer2(99.0).met,
+            Some(false),
+            "the second peer is ahead"
+        );
+        let ingest = Row::new("one_way_ingest", "msgs/s", Better::Higher, 60.0, 1000.0)
+            .with_target(Target::FloorRatioAtLeast { bound: 0.6 });
+        assert_eq!(ingest.met, Some(false), "no floor measured: not met");
+        assert_eq!(ingest.with_floor(90.0).met, Some(true), "60 of 90");
     }
 
     #[test]

@@ -94,6 +94,11 @@ fn target_ratio(row: &Row) -> Option<f64> {
         Target::RatioAtLeast { bound } | Target::RatioAtMost { bound } => Some(bound),
         Target::ValueAtMost { bound } if row.baseline > 0.0 => Some(bound / row.baseline),
         Target::ValueAtMost { .. } => None,
+        // A bound on the floor ratio, drawn on the raw ratio's scale.
+        Target::FloorRatioAtLeast { bound } => row
+            .floor_ratio
+            .filter(|floor| *floor > 0.0)
+            .map(|floor| bound * row.ratio / floor),
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
             base,
         )
         .with_floor(floor)
-        .with_target(Target::RatioAtLeast { bound: 0.5 })
+        .with_target(Target::RatioAtLeast { bound: 0.35 })
         .with_note(format!(
             "hub -> supervised switchboard connections (PhoenixHandle::incoming); {size}"
         )),
@@ -90,6 +90,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
             base,
         )
         .with_floor(floor)
+        .with_target(Target::RatioAtLeast { bound: 0.6 })
         .with_note(format!(
             "hub -> raw tokio-tungstenite sockets joined with Phoenix frames (the hub alone); {size}"
         )),

@@ -54,7 +54,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
                 first(&clients[1]),
                 first(&clients[0]),
             )
-            .with_target(Target::RatioAtMost { bound: 2.0 })
+            .with_target(Target::RatioAtMost { bound: 1.5 })
             .with_note("supervised connections (default ConnectionConfig) or raw sockets in a child process"),
         );
     }

@@ -63,7 +63,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
             .with_floor(floor.p50)
             .with_peer(peer.p50)
             .with_peer2(peer2.p50)
-            .with_target(Target::RatioAtMost { bound: 1.2 })
+            .with_target(Target::RatioAtMost { bound: 1.1 })
             .with_note(note),
         Row::new("rtt_p99", "µs", Better::Lower, sw.p99, base.p99)
             .with_floor(floor.p99)
