@@ -1,8 +1,11 @@
-//! The arbiters a switchboard runs its connections on: threads of their
-//! own, started with the switchboard. Each connection is placed whole on
-//! one of them, in turn. They stop once nothing can reach a connection any
-//! more: the switchboard stopped and the last handle of its connections
-//! dropped (every handle holds them).
+//! The arbiters a switchboard runs its connections on: the one it was
+//! started on, and threads of its own started with it. Each connection is
+//! placed whole on one of them, in turn, the first on the switchboard's
+//! own (an application that opens one connection keeps it on its thread:
+//! no hop between the caller and the connection). The started ones stop
+//! once nothing can reach a connection any more: the switchboard stopped
+//! and the last handle of its connections dropped (every handle holds
+//! them).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,19 +15,19 @@ use actix::{Arbiter, ArbiterHandle};
 pub(crate) struct ConnectionArbiters {
     /// The arbiters started (stopped on drop).
     owned: Vec<Arbiter>,
-    /// Where connections go: the owned arbiters, or the current one when
-    /// no thread could be started.
+    /// Where connections go: the current arbiter, then the owned ones.
     handles: Vec<ArbiterHandle>,
     next: AtomicUsize,
 }
 
 impl ConnectionArbiters {
-    /// Starts `count` arbiters (at least one). Call inside a running actix
-    /// system. Should the system refuse a thread, connections go to the
-    /// arbiters that did start, or to the current one.
+    /// `count` arbiters (at least one): the current one and `count - 1`
+    /// started now. Call inside a running actix system. Should the system
+    /// refuse a thread, connections go to the arbiters there are.
     pub(crate) fn start(count: usize) -> ConnectionArbiters {
-        let mut owned = Vec::with_capacity(count.max(1));
-        for _ in 0..count.max(1) {
+        let extra = count.max(1) - 1;
+        let mut owned = Vec::with_capacity(extra);
+        for _ in 0..extra {
             match Arbiter::try_new() {
                 Ok(arbiter) => owned.push(arbiter),
                 Err(error) => {
@@ -33,10 +36,9 @@ impl ConnectionArbiters {
                 }
             }
         }
-        let mut handles: Vec<_> = owned.iter().map(Arbiter::handle).collect();
-        if handles.is_empty() {
-            handles.push(Arbiter::current());
-        }
+        let handles = std::iter::once(Arbiter::current())
+            .chain(owned.iter().map(Arbiter::handle))
+            .collect();
         ConnectionArbiters {
             owned,
             handles,

@@ -7,18 +7,20 @@ use super::switchboard::Switchboard;
 
 /// Builds a [`Switchboard`]; start from [`Switchboard::builder`].
 ///
-/// A switchboard runs its connections on arbiters of its own (threads,
-/// each with its own event loop), by default one per core
-/// ([`std::thread::available_parallelism`]). Each connection is placed
-/// whole on one of them (its socket, topics and pending requests), the
-/// next connection on the next arbiter, in turn. The arbiters start with
-/// the switchboard; they stop, and their threads end, once the switchboard
-/// stopped (its last address dropped, or its system stopping) and no
-/// handle of its connections is left (the directory's included): a
-/// connection whose handle the application keeps goes on working after
-/// the switchboard's address is dropped. `arbiters(1)` runs every
-/// connection on one thread apart from the application's; `arbiters(0)`
-/// counts as 1.
+/// A switchboard runs its connections on arbiters (threads, each with its
+/// own event loop), by default one per core
+/// ([`std::thread::available_parallelism`]): the one it was started on and
+/// the others started with it. Each connection is placed whole on one of
+/// them (its socket, topics and pending requests), the first on the
+/// switchboard's own arbiter, the next on the next, in turn. The started
+/// arbiters stop, and their threads end, once the switchboard stopped (its
+/// last address dropped, or its system stopping) and no handle of its
+/// connections is left (the directory's included): a connection whose
+/// handle the application keeps goes on working after the switchboard's
+/// address is dropped. Connections on the switchboard's own arbiter live,
+/// as any actor there, until closed ([`Close`](crate::client::Close)) or
+/// until their system stops. `arbiters(1)` runs every connection on the
+/// switchboard's own arbiter; `arbiters(0)` counts as 1.
 ///
 /// ```no_run
 /// use actix::Actor;
@@ -32,7 +34,7 @@ use super::switchboard::Switchboard;
 ///     .start();
 /// let url = "ws://127.0.0.1:4000/socket/websocket";
 /// for _ in 0..8 {
-///     // two connections on each of the four arbiters
+///     // two connections on each of the four arbiters (this one and three more)
 ///     board.send(Open(ConnectionConfig::new(url))).await??;
 /// }
 /// # Ok(()) }
