@@ -11,6 +11,7 @@ use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::{HeaderValue, Subject};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::error::Elapsed;
 
 use super::{Accepted, AcceptedBatch, ItemKind, SinkError, SinkItem};
 
@@ -49,6 +50,27 @@ impl Outcomes {
     fn unsent(&mut self, error: &SinkError) {
         for slot in &mut self.slots[self.reached..] {
             *slot = Some(Err(error.clone()));
+        }
+    }
+
+    /// Records that item `index` failed; `Err` when the rest must not be
+    /// sent (a retryable failure: they are retried, in order, with it).
+    fn fail(&mut self, index: usize, error: SinkError) -> Result<(), SinkError> {
+        let stop = error.is_retryable();
+        self.slots[index] = Some(Err(error.clone()));
+        if stop {
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// After a hand-over ended (or its deadline did): what it did not send
+    /// fails as the hand-over did.
+    fn handed_over(&mut self, ended: Result<Result<(), SinkError>, Elapsed>, limit: Duration) {
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => self.unsent(&error),
+            Err(_) => self.unsent(&SinkError::Timeout(limit)),
         }
     }
 
@@ -95,22 +117,13 @@ pub(super) async fn jetstream_batch(
             };
             match handed {
                 Ok(ack) => acks.push((index, ack)),
-                Err(error) => {
-                    let stop = error.is_retryable();
-                    outcomes.slots[index] = Some(Err(error.clone()));
-                    if stop {
-                        return Err(error);
-                    }
-                }
+                Err(error) => outcomes.fail(index, error)?,
             }
         }
         Ok(())
     };
-    match tokio::time::timeout(limit, handing).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => outcomes.unsent(&error),
-        Err(_) => outcomes.unsent(&SinkError::Timeout(limit)),
-    }
+    let ended = tokio::time::timeout(limit, handing).await;
+    outcomes.handed_over(ended, limit);
     Box::pin(async move {
         let mut acks: FuturesUnordered<_> = acks
             .into_iter()
@@ -142,23 +155,13 @@ pub(super) async fn core_batch(target: Target, items: Vec<SinkItem>) -> Accepted
             let subject = target.subject(item.kind);
             match target.client.publish(subject, item.payload).await {
                 Ok(()) => published.push(index),
-                Err(error) => {
-                    let error = core_error(error);
-                    let stop = error.is_retryable();
-                    outcomes.slots[index] = Some(Err(error.clone()));
-                    if stop {
-                        return Err(error);
-                    }
-                }
+                Err(error) => outcomes.fail(index, core_error(error))?,
             }
         }
         Ok(())
     };
-    match tokio::time::timeout(limit, handing).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => outcomes.unsent(&error),
-        Err(_) => outcomes.unsent(&SinkError::Timeout(limit)),
-    }
+    let ended = tokio::time::timeout(limit, handing).await;
+    outcomes.handed_over(ended, limit);
     let client = target.client;
     Box::pin(async move {
         if !published.is_empty() {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod server;
+pub mod thread;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::thread::serve_on_this_thread;
 use super::ws_config;
 use crate::counter::Counter;
 
@@ -159,36 +160,7 @@ fn serve_thread(
     shutdown: oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<anyhow::Result<SocketAddr>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let _ = ready.send(Err(error.into()));
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = match TcpListener::bind(listen).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                let _ = ready.send(Err(
-                    anyhow::Error::new(error).context(format!("binding {listen}"))
-                ));
-                return;
-            }
-        };
-        match listener.local_addr() {
-            Ok(addr) => {
-                let _ = ready.send(Ok(addr));
-            }
-            Err(error) => {
-                let _ = ready.send(Err(error.into()));
-                return;
-            }
-        }
+    serve_on_this_thread(listen, ready, shutdown, |listener| async move {
         let shared = Rc::new(Shared {
             mode: parts.mode,
             counter: parts.counter,
@@ -198,13 +170,8 @@ fn serve_thread(
             next_member: std::cell::Cell::new(0),
         });
         tokio::task::spawn_local(broadcaster(broadcasts, shared.clone()));
-        tokio::select! {
-            _ = accept_loop(listener, shared) => {}
-            _ = shutdown => {}
-        }
+        accept_loop(listener, shared).await;
     });
-    // Dropping the LocalSet drops every connection task: the sockets close.
-    drop(local);
 }
 
 /// Accepts connections and serves each on a task of its own.

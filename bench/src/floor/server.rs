@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{ingest, phoenix};
+use crate::baseline::thread::serve_on_this_thread;
 use crate::baseline::ws_config;
 use crate::counter::Counter;
 use crate::payload::{COUNT_EVENT, PING_EVENT};
@@ -153,35 +154,7 @@ fn serve_thread(
     shutdown: oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<anyhow::Result<SocketAddr>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let _ = ready.send(Err(error.into()));
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let bound = async {
-            let listener = TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let addr = listener.local_addr()?;
-            anyhow::Ok((listener, addr))
-        };
-        let listener = match bound.await {
-            Ok((listener, addr)) => {
-                let _ = ready.send(Ok(addr));
-                listener
-            }
-            Err(error) => {
-                let _ = ready.send(Err(error));
-                return;
-            }
-        };
+    serve_on_this_thread(listen, ready, shutdown, |listener| async move {
         let shared = Rc::new(shared);
         let broadcaster = shared.clone();
         tokio::task::spawn_local(async move {
@@ -189,13 +162,8 @@ fn serve_thread(
                 broadcaster.fan_out(&b.topic, &b.event, &b.payload);
             }
         });
-        tokio::select! {
-            _ = accept_loop(listener, shared) => {}
-            _ = shutdown => {}
-        }
+        accept_loop(listener, shared).await;
     });
-    // Dropping the LocalSet drops every socket task: the sockets close.
-    drop(local);
 }
 
 /// Accepts connections and serves each on a task of its own.

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::protocol::history::HISTORY_EVENT;
 use crate::protocol::phoenix::{self, Frame, Reply, ReplyStatus};
-use crate::protocol::{ChannelErrorCode, DecodeError, Payload};
+use crate::protocol::{ChannelErrorCode, DecodeError};
 use crate::server::channel::{Channel, ChannelContext, ChannelRouter, Outcome, SocketInfo};
 use crate::server::registry::Registry;
 use crate::server::session::{Protocol, ServerSession};
@@ -228,11 +228,20 @@ impl PhoenixSocket {
         }));
         let failure = match handled {
             Ok(Ok(Outcome::Ok(response))) => {
+                // The response's bytes as the channel gave them (an echo is
+                // the inbound payload's own).
                 let reply = Reply::raw(ReplyStatus::Ok, &response);
-                let join_ref = join_ref.as_deref();
-                let msg_ref = frame.msg_ref.as_deref();
-                let topic = &frame.topic;
-                return self.send_raw(join_ref, msg_ref, topic, phoenix::PHX_REPLY, &reply);
+                let (join_ref, msg_ref) = (join_ref.as_deref(), frame.msg_ref.as_deref());
+                let reply = phoenix::encode_raw(
+                    join_ref,
+                    msg_ref,
+                    &frame.topic,
+                    phoenix::PHX_REPLY,
+                    &reply,
+                );
+                // On overflow the session is told through SlowConsumer and closes.
+                let _ = self.outbox.push(ByteString::from(reply));
+                return;
             }
             Ok(Ok(Outcome::Error(code))) => {
                 return self.reply(join_ref.as_deref(), &frame, Reply::error(&code));
@@ -295,20 +304,6 @@ impl PhoenixSocket {
         payload: &Value,
     ) {
         let frame = phoenix::encode_parts(join_ref, msg_ref, topic, event, payload);
-        // On overflow the session is told through SlowConsumer and closes.
-        let _ = self.outbox.push(ByteString::from(frame));
-    }
-
-    /// [`send`](Self::send) of a raw payload, its bytes as they are.
-    fn send_raw(
-        &self,
-        join_ref: Option<&str>,
-        msg_ref: Option<&str>,
-        topic: &str,
-        event: &str,
-        payload: &Payload,
-    ) {
-        let frame = phoenix::encode_raw(join_ref, msg_ref, topic, event, payload);
         // On overflow the session is told through SlowConsumer and closes.
         let _ = self.outbox.push(ByteString::from(frame));
     }
