@@ -3,7 +3,8 @@
 //! which an idle connection pays for as long as it lives.
 //!
 //! Reads go into a buffer grown 4 KiB at a time (and as far as the frame
-//! limit when a large frame needs it); writes are encoded into a buffer
+//! limit when a large frame needs it), let go whenever it is empty and the
+//! socket has nothing more to read; writes are encoded into a buffer
 //! that is flushed once it holds 16 KiB or when the writer asks, and
 //! dropped when it grew past 4 KiB and emptied.
 
@@ -96,11 +97,18 @@ impl Stream for ClientFrames {
             if this.read.capacity() - this.read.len() < READ_LOW {
                 this.read.reserve(READ_CHUNK);
             }
-            let read = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut this.io),
-                cx,
-                &mut this.read
-            ));
+            let read =
+                match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.read) {
+                    Poll::Ready(read) => read,
+                    Poll::Pending => {
+                        // Nothing more to read now: an idle connection keeps no
+                        // read buffer (the next read allocates one again).
+                        if this.read.is_empty() {
+                            this.read = BytesMut::new();
+                        }
+                        return Poll::Pending;
+                    }
+                };
             match read {
                 Ok(0) => this.eof = true,
                 Ok(_) => {}

@@ -96,3 +96,16 @@ async fn closing_a_socket_whose_write_failed_is_not_an_error_again() {
     assert!(sent.is_err(), "the peer is gone");
     assert!(frames.close().await.is_ok(), "nothing more to say");
 }
+
+#[tokio::test]
+async fn an_idle_connection_keeps_no_read_buffer() {
+    let (mut frames, mut server) = pipe();
+    server
+        .write_all(&server_frame("once"))
+        .await
+        .expect("written");
+    assert!(matches!(frames.next().await, Some(Ok(Frame::Text(_)))));
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(20), frames.next()).await;
+    assert!(waited.is_err(), "nothing more came");
+    assert_eq!(frames.read.capacity(), 0, "the empty buffer was let go");
+}
