@@ -244,11 +244,7 @@ async fn peer(plan: &Plan, path: Path) -> anyhow::Result<f64> {
     })
     .await;
     hub.kill().await;
-    let rate = rate?;
-    if rate == 0.0 {
-        bail!("the ezsockets peer delivered nothing");
-    }
-    Ok(rate)
+    delivered(rate?, "ezsockets")
 }
 
 /// The Phoenix floor: `count` pushes (with refs, as switchboard's client
@@ -334,9 +330,14 @@ async fn peer2(plan: &Plan) -> anyhow::Result<f64> {
     })
     .await;
     hub.kill().await;
-    let rate = rate?;
+    delivered(rate?, "phoenix_channels_client")
+}
+
+/// A peer's rate, refused when it delivered nothing (a peer that never got
+/// going must not read as a measurement).
+fn delivered(rate: f64, peer: &str) -> anyhow::Result<f64> {
     if rate == 0.0 {
-        bail!("the phoenix_channels_client peer delivered nothing");
+        bail!("the {peer} peer delivered nothing");
     }
     Ok(rate)
 }
